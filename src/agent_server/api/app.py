@@ -1,0 +1,67 @@
+"""The HTTP application: routes, error mapping, and the process lifecycle."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..config import Settings
+from ..errors import AgentServerError
+from ..runtime import Runtime
+from . import assistants, runs, system, threads
+from .common import JSONResponse
+
+log = logging.getLogger(__name__)
+
+
+def _field(loc) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(request: Request, exc: RequestValidationError):
+    errors = exc.errors()
+    detail = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in errors[:5])
+    return JSONResponse({"detail": detail or "invalid request"}, status_code=422)
+
+
+async def _server_error(request: Request, exc: AgentServerError):
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException):
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """`runtime` given: the caller owns it (tests). Otherwise the app starts and stops its own."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from ..queue import QueueWorker
+
+        rt = runtime or await Runtime.start(settings)
+        app.state.runtime = rt
+        worker = QueueWorker(rt) if settings.run_queue else None
+        if worker:
+            await worker.start()
+        log.info("serving graphs %s", ", ".join(rt.graphs.ids()))
+        try:
+            yield
+        finally:
+            if worker:
+                await worker.stop()
+            if runtime is None:
+                await rt.close()
+
+    app = FastAPI(title="Agent Server", version=__version__, lifespan=lifespan, default_response_class=JSONResponse)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(AgentServerError, _server_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for module in (system, assistants, threads, runs):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,40 @@
+"""Helpers every resource module shares: JSON responses, the runtime, id resolution."""
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from ..errors import NotFound
+from ..graphs import default_assistant_id
+from ..runtime import Runtime
+from ..serde import dumps
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def resolve_assistant_id(rt: Runtime, value: str | UUID) -> UUID:
+    """An assistant id, or a graph id standing for that graph's default assistant."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(value)
+    except ValueError:
+        if value in rt.graphs:
+            return default_assistant_id(value)
+        raise NotFound(f"Assistant {value} not found") from None
+
+
+def no_content() -> Response:
+    return Response(status_code=204)

@@ -1,0 +1,220 @@
+"""Runs: background, wait, stream, join, cancel; on a thread or stateless."""
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from langgraph.checkpoint.base.id import uuid6
+from pydantic import BaseModel, Field, field_validator
+
+from .. import runs as service
+from .common import JSONResponse, no_content, resolve_assistant_id, runtime
+from .sse import sse_response
+
+router = APIRouter(tags=["runs"], default_response_class=JSONResponse)
+
+StreamMode = Literal[
+    "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints",
+]
+RunStatus = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
+
+
+class CommandModel(BaseModel):
+    resume: Any = None
+    update: Any = None
+    goto: Any = None
+
+
+class RunCreate(BaseModel):
+    assistant_id: str
+    input: Any = None
+    command: CommandModel | None = None
+    config: dict = Field(default_factory=dict)
+    context: dict | None = None
+    metadata: dict = Field(default_factory=dict)
+    stream_mode: list[StreamMode] = Field(default_factory=lambda: ["values"])
+    stream_subgraphs: bool = False
+    stream_resumable: bool = False
+    interrupt_before: Literal["*"] | list[str] | None = None
+    interrupt_after: Literal["*"] | list[str] | None = None
+    checkpoint: dict | None = None
+    checkpoint_id: str | None = None
+    checkpoint_during: bool | None = None
+    durability: Literal["async", "sync", "exit"] | None = None
+    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] | None = None
+    if_not_exists: Literal["create", "reject"] | None = None
+    on_disconnect: Literal["cancel", "continue"] | None = None
+    on_completion: Literal["delete", "keep"] | None = None
+    after_seconds: float | None = Field(None, ge=0)
+    webhook: str | None = None
+    feedback_keys: list[str] | None = None
+
+    @field_validator("stream_mode", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
+class CancelMany(BaseModel):
+    thread_id: UUID | None = None
+    run_ids: list[UUID] | None = None
+    status: Literal["pending", "running", "all"] | None = None
+
+
+def _payload(body: RunCreate) -> dict:
+    data = body.model_dump(exclude_none=True)
+    if body.durability is None and body.checkpoint_during is False:
+        data["durability"] = "exit"
+    return data
+
+
+async def _create(request: Request, thread_id: UUID | None, body: RunCreate, run_id: UUID | None = None) -> dict:
+    rt = runtime(request)
+    return await service.create_run(
+        rt, run_id or uuid6(), thread_id, resolve_assistant_id(rt, body.assistant_id), _payload(body)
+    )
+
+
+def _location(run: dict) -> dict[str, str]:
+    path = f"/threads/{run['thread_id']}/runs/{run['run_id']}"
+    return {"Location": f"{path}/stream", "Content-Location": path}
+
+
+async def _stream(request: Request, thread_id: UUID | None, body: RunCreate):
+    rt = runtime(request)
+    run_id = uuid6()
+    follower = await service.RunFollower(rt, run_id).__aenter__()
+    try:
+        run = await _create(request, thread_id, body, run_id)
+    except BaseException:
+        await follower.__aexit__(None, None, None)
+        raise
+    cancel_on_disconnect = (body.on_disconnect or "cancel") == "cancel"
+    return sse_response(_follow(rt, follower, run_id, cancel_on_disconnect), _location(run))
+
+
+async def _follow(rt, follower: service.RunFollower, run_id: UUID, cancel_on_disconnect: bool, check_first=False):
+    finished = False
+    try:
+        async for item in follower.events(check_first):
+            yield item
+        finished = True
+    finally:
+        await follower.__aexit__(None, None, None)
+        if not finished and cancel_on_disconnect:
+            service.spawn_cancel(rt, run_id)
+
+
+async def _wait(request: Request, thread_id: UUID | None, body: RunCreate):
+    rt = runtime(request)
+    run_id = uuid6()
+    async with service.RunFollower(rt, run_id) as follower:
+        run = await _create(request, thread_id, body, run_id)
+        result = await follower.wait()
+    return JSONResponse(result.get("output"), headers=_location(run))
+
+
+# ---- on a thread -----------------------------------------------------------------------------------
+
+@router.post("/threads/{thread_id}/runs")
+async def create_run(request: Request, thread_id: UUID, body: RunCreate):
+    run = await _create(request, thread_id, body)
+    return JSONResponse(run, headers=_location(run))
+
+
+@router.post("/threads/{thread_id}/runs/stream")
+async def stream_run(request: Request, thread_id: UUID, body: RunCreate):
+    return await _stream(request, thread_id, body)
+
+
+@router.post("/threads/{thread_id}/runs/wait")
+async def wait_run(request: Request, thread_id: UUID, body: RunCreate):
+    return await _wait(request, thread_id, body)
+
+
+@router.get("/threads/{thread_id}/runs")
+async def list_runs(
+    request: Request, thread_id: UUID, limit: int = Query(10, ge=1, le=1000), offset: int = Query(0, ge=0),
+    status: RunStatus | None = None,
+):
+    rt = runtime(request)
+    await rt.threads.get(thread_id)
+    return await rt.runs.list(thread_id, status=status, limit=limit, offset=offset)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def get_run(request: Request, thread_id: UUID, run_id: UUID):
+    return await runtime(request).runs.get(run_id, thread_id)
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
+async def delete_run(request: Request, thread_id: UUID, run_id: UUID):
+    await runtime(request).runs.delete(run_id, thread_id)
+    return no_content()
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join_run(request: Request, thread_id: UUID, run_id: UUID):
+    rt = runtime(request)
+    async with service.RunFollower(rt, run_id) as follower:
+        await rt.runs.get(run_id, thread_id)
+        result = await follower.wait(check_first=True)
+    return result.get("output")
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def join_stream(request: Request, thread_id: UUID, run_id: UUID, cancel_on_disconnect: bool = False):
+    rt = runtime(request)
+    follower = await service.RunFollower(rt, run_id).__aenter__()
+    try:
+        await rt.runs.get(run_id, thread_id)
+    except BaseException:
+        await follower.__aexit__(None, None, None)
+        raise
+    return sse_response(_follow(rt, follower, run_id, cancel_on_disconnect, check_first=True))
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(
+    request: Request, thread_id: UUID, run_id: UUID, wait: bool = False,
+    action: Literal["interrupt", "rollback"] = "interrupt",
+):
+    rt = runtime(request)
+    async with service.RunFollower(rt, run_id) as follower:
+        await rt.runs.get(run_id, thread_id)
+        await service.cancel_runs(rt, thread_id, [run_id], action)
+        if wait:
+            await follower.wait(check_first=True)
+    return no_content() if wait else JSONResponse(None, status_code=202)
+
+
+# ---- stateless -------------------------------------------------------------------------------------
+
+@router.post("/runs")
+async def create_stateless_run(request: Request, body: RunCreate):
+    run = await _create(request, None, body)
+    return JSONResponse(run, headers=_location(run))
+
+
+@router.post("/runs/stream")
+async def stream_stateless_run(request: Request, body: RunCreate):
+    return await _stream(request, None, body)
+
+
+@router.post("/runs/wait")
+async def wait_stateless_run(request: Request, body: RunCreate):
+    return await _wait(request, None, body)
+
+
+@router.post("/runs/batch")
+async def batch_runs(request: Request, body: list[RunCreate]):
+    return [await _create(request, None, item) for item in body]
+
+
+@router.post("/runs/cancel", status_code=204)
+async def cancel_many(request: Request, body: CancelMany, action: Literal["interrupt", "rollback"] = "interrupt"):
+    status = None if body.status in (None, "all") else body.status
+    await service.cancel_runs(runtime(request), body.thread_id, body.run_ids, action, status)
+    return no_content()
+

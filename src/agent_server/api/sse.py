@@ -1,0 +1,24 @@
+"""Server-sent events: the framing of the official server, heartbeats on idle streams."""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from fastapi.responses import StreamingResponse
+
+HEARTBEAT = b": heartbeat\n\n"
+
+
+def frame(event: str, data: bytes) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def sse_response(events: AsyncIterator[tuple[str, bytes]], headers: dict[str, str] | None = None) -> StreamingResponse:
+    async def body():
+        async for event, data in events:
+            yield frame(event, data) if event else HEARTBEAT
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **(headers or {})},
+    )

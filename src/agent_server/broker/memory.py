@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from collections import defaultdict
+from contextlib import asynccontextmanager
+
+from .base import Broker, Subscription
+
+
+class MemoryBroker(Broker):
+    """For one process: the API and its queue worker share this object."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, set[Subscription]] = defaultdict(set)
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        for sub in self._subs.get(channel, ()):
+            sub.queue.put_nowait(message)
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str):
+        sub = Subscription()
+        self._subs[channel].add(sub)
+        try:
+            yield sub
+        finally:
+            subs = self._subs.get(channel)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[channel]

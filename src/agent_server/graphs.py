@@ -1,0 +1,152 @@
+"""Load the graphs named in langgraph.json: compiled graphs, StateGraphs and factories."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from uuid import UUID, uuid5
+
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
+
+from .errors import ConfigError, NotFound
+
+log = logging.getLogger(__name__)
+
+# Default assistants get a stable id derived from the graph id, as the official server derives it.
+ASSISTANT_NAMESPACE = UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+
+def default_assistant_id(graph_id: str) -> UUID:
+    return uuid5(ASSISTANT_NAMESPACE, graph_id)
+
+
+@dataclass
+class GraphEntry:
+    graph_id: str
+    spec: str
+    compiled: Pregel | None = None  # loaded once at start
+    factory: Callable[..., Any] | None = None  # called per run with the run's config
+    injected: Pregel | None = None  # `compiled` with the server's checkpointer and store
+
+    async def build(self, config: dict) -> Pregel:
+        if self.compiled is not None:
+            return self.compiled
+        assert self.factory is not None
+        params = inspect.signature(self.factory).parameters
+        result = self.factory(config) if params else self.factory()
+        if inspect.isawaitable(result):
+            result = await result
+        if isinstance(result, StateGraph):
+            result = result.compile()
+        if not isinstance(result, Pregel):
+            raise TypeError(f"graph factory {self.spec} returned {type(result).__name__}, not a graph")
+        return result
+
+
+def _import(spec: str, base_dir: Path, graph_id: str):
+    target, _, attr = spec.rpartition(":")
+    if target.endswith(".py") or "/" in target:
+        path = (base_dir / target).resolve()
+        if not path.is_file():
+            raise ConfigError(f"graph '{graph_id}': file {path} not found")
+        name = f"agent_server_graphs.{graph_id}"
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        module_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"graph '{graph_id}': {target} has no attribute '{attr}'") from None
+
+
+class GraphRegistry:
+    def __init__(self, entries: dict[str, GraphEntry]) -> None:
+        self.entries = entries
+
+    @classmethod
+    def load(cls, graphs: dict[str, str], base_dir: Path, dependencies: list[Path] = ()) -> "GraphRegistry":
+        for dep in [base_dir, *dependencies]:
+            if str(dep) not in sys.path:
+                sys.path.insert(0, str(dep))
+        entries = {}
+        for graph_id, spec in graphs.items():
+            try:
+                obj = _import(spec, base_dir, graph_id)
+            except ConfigError:
+                raise
+            except Exception as exc:
+                raise ConfigError(f"graph '{graph_id}' ({spec}) failed to load: {type(exc).__name__}: {exc}") from exc
+            entry = GraphEntry(graph_id, spec)
+            if isinstance(obj, Pregel):
+                entry.compiled = obj
+            elif isinstance(obj, StateGraph):
+                entry.compiled = obj.compile()
+            elif callable(obj):
+                entry.factory = obj
+            else:
+                raise ConfigError(f"graph '{graph_id}' ({spec}) is a {type(obj).__name__}, not a graph or factory")
+            entries[graph_id] = entry
+            log.info("loaded graph %s from %s", graph_id, spec)
+        return cls(entries)
+
+    def __contains__(self, graph_id: str) -> bool:
+        return graph_id in self.entries
+
+    def ids(self) -> list[str]:
+        return list(self.entries)
+
+    async def get(self, graph_id: str, config: dict | None = None, *, checkpointer=None, store=None) -> Pregel:
+        """The graph to run, with the server's checkpointer and store injected."""
+        entry = self.entries.get(graph_id)
+        if entry is None:
+            raise NotFound(f"Graph '{graph_id}' not found")
+        if checkpointer is None and store is None:
+            return await entry.build(config or {})
+        if entry.compiled is not None:  # inject once: a per-run copy of a static graph is waste
+            if entry.injected is None:
+                entry.injected = entry.compiled.copy(update={"checkpointer": checkpointer, "store": store})
+            return entry.injected
+        graph = await entry.build(config or {})
+        return graph.copy(update={"checkpointer": checkpointer, "store": store})
+
+
+def _state_jsonschema(graph: Pregel) -> dict | None:
+    builder = getattr(graph, "builder", None)
+    state = getattr(builder, "state_schema", None)
+    if state is None:
+        return graph.get_output_jsonschema()
+    try:
+        from pydantic import TypeAdapter
+
+        schema = TypeAdapter(state).json_schema()
+        schema.setdefault("title", getattr(state, "__name__", "State"))
+        return schema
+    except Exception:
+        return graph.get_output_jsonschema()
+
+
+def _safe(fn):
+    try:
+        return fn()
+    except Exception as exc:  # a schema that cannot be rendered must not break the endpoint
+        log.warning("schema unavailable: %s", exc)
+        return None
+
+
+def graph_schemas(graph: Pregel) -> dict[str, Any]:
+    return {
+        "input_schema": _safe(graph.get_input_jsonschema),
+        "output_schema": _safe(graph.get_output_jsonschema),
+        "state_schema": _safe(lambda: _state_jsonschema(graph)),
+        "config_schema": _safe(graph.get_config_jsonschema),
+        "context_schema": _safe(graph.get_context_jsonschema),
+    }

@@ -1,0 +1,138 @@
+"""The durable run queue's consumer: claim runs from PostgreSQL, execute them, keep their leases."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+
+from ..broker import CANCEL, WAKE
+from ..runtime import Runtime
+from ..worker.executor import execute
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 30.0
+HEARTBEAT_SECONDS = 5.0
+IDLE_POLL_SECONDS = 2.0  # a safety net only: new runs wake the loop through the broker
+
+
+class QueueWorker:
+    def __init__(self, rt: Runtime, concurrency: int | None = None) -> None:
+        self.rt = rt
+        self.concurrency = concurrency or rt.settings.n_jobs_per_worker
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.active: dict[uuid.UUID, asyncio.Task] = {}
+        self.cancel_reason: dict[uuid.UUID, str] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        swept = await self.rt.runs.sweep_expired()
+        if swept:
+            log.warning("requeued %d runs whose worker stopped renewing its lease", len(swept))
+        ready = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._listen(ready), name="queue-listen"),
+            asyncio.create_task(self._loop(), name="queue-loop"),
+            asyncio.create_task(self._heartbeat(), name="queue-heartbeat"),
+        ]
+        await ready.wait()
+
+    async def stop(self, drain_seconds: float = 0) -> None:
+        """Stop claiming; give active runs `drain_seconds`, then hand the rest back to the queue."""
+        self._stopping = True
+        self._wake.set()
+        if self.active and drain_seconds:
+            await asyncio.wait(list(self.active.values()), timeout=drain_seconds)
+        for run_id, task in list(self.active.items()):
+            self.cancel_reason[run_id] = "release"
+            task.cancel()
+        if self.active:
+            await asyncio.wait(list(self.active.values()), timeout=10)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def cancel(self, run_id: uuid.UUID, action: str) -> bool:
+        task = self.active.get(run_id)
+        if task is None or task.done():
+            return False
+        self.cancel_reason[run_id] = action
+        task.cancel()
+        return True
+
+    async def _listen(self, ready: asyncio.Event) -> None:
+        broker = self.rt.broker
+        async with broker.subscribe(WAKE) as wakes, broker.subscribe(CANCEL) as cancels:
+            ready.set()
+
+            async def on_wake():
+                async for _ in wakes:
+                    self._wake.set()
+
+            async def on_cancel():
+                async for message in cancels:
+                    run_id, _, action = message.decode().partition(" ")
+                    self.cancel(uuid.UUID(run_id), action or "interrupt")
+
+            await asyncio.gather(on_wake(), on_cancel())
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            free = self.concurrency - len(self.active)
+            claimed = []
+            if free > 0:
+                try:
+                    claimed = await self.rt.runs.claim(self.worker_id, free, LEASE_SECONDS)
+                except Exception:
+                    log.exception("claiming runs failed; retrying")
+                    await asyncio.sleep(1)
+                    continue
+            for run in claimed:
+                log.info("run %s on thread %s started (attempt %s)", run["run_id"], run["thread_id"], run["attempt"])
+                task = asyncio.create_task(execute(self.rt, run, self.cancel_reason), name=f"run-{run['run_id']}")
+                self.active[run["run_id"]] = task
+                task.add_done_callback(self._on_done(run["run_id"]))
+            if claimed and len(claimed) == free:
+                continue  # maybe more waiting
+            self._wake.clear()
+            timeout = IDLE_POLL_SECONDS
+            if free > len(claimed):
+                delay = await self.rt.runs.next_available_in()
+                if delay is not None:
+                    timeout = min(timeout, delay + 0.01)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    def _on_done(self, run_id: uuid.UUID):
+        def done(task: asyncio.Task) -> None:
+            self.active.pop(run_id, None)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("run %s crashed in the worker", run_id, exc_info=task.exception())
+            self._wake.set()  # a slot is free; and a run waiting on this thread can start
+
+        return done
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                if self.active:
+                    held = await self.rt.runs.heartbeat(self.worker_id, list(self.active), LEASE_SECONDS)
+                    for run_id in list(self.active):
+                        if run_id not in held:
+                            log.warning("run %s: lease lost, stopping it", run_id)
+                            self.cancel(run_id, "release")
+                        elif held[run_id]:
+                            self.cancel(run_id, held[run_id])
+                swept = await self.rt.runs.sweep_expired()
+                if swept:
+                    log.warning("requeued runs %s whose worker stopped renewing its lease", swept)
+                    self._wake.set()
+            except Exception:
+                log.exception("heartbeat failed")

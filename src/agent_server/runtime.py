@@ -1,0 +1,69 @@
+"""Everything a process shares: settings, the pool, repositories, checkpointer, store, broker, graphs."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from psycopg_pool import AsyncConnectionPool
+
+from .broker import Broker, open_broker
+from .config import Settings
+from .graphs import GraphRegistry, default_assistant_id
+from .storage import database
+from .storage.assistants import AssistantRepo
+from .storage.runs import RunRepo
+from .storage.threads import ThreadRepo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: AsyncConnectionPool
+    broker: Broker
+    graphs: GraphRegistry
+    checkpointer: AsyncPostgresSaver
+    store: AsyncPostgresStore
+    assistants: AssistantRepo
+    threads: ThreadRepo
+    runs: RunRepo
+
+    @classmethod
+    async def start(cls, settings: Settings, graphs: GraphRegistry | None = None) -> "Runtime":
+        graphs = graphs or GraphRegistry.load(settings.graphs, settings.base_dir, settings.dependencies)
+        pool = await database.connect(
+            settings.database_uri, settings.data_dir, max_size=max(10, settings.n_jobs_per_worker * 2 + 10)
+        )
+        try:
+            await database.migrate(pool)
+            broker = await open_broker(settings.redis_uri)
+        except BaseException:
+            await pool.close()
+            raise
+        rt = cls(
+            settings=settings,
+            pool=pool,
+            broker=broker,
+            graphs=graphs,
+            checkpointer=AsyncPostgresSaver(pool),
+            store=AsyncPostgresStore(pool),
+            assistants=AssistantRepo(pool),
+            threads=ThreadRepo(pool),
+            runs=RunRepo(pool),
+        )
+        await rt.ensure_default_assistants()
+        return rt
+
+    async def ensure_default_assistants(self) -> None:
+        for graph_id in self.graphs.ids():
+            await self.assistants.create(
+                default_assistant_id(graph_id), graph_id, config={}, context={},
+                metadata={"created_by": "system"}, name=graph_id, description=None, if_exists="do_nothing",
+            )
+
+    async def close(self) -> None:
+        await self.broker.close()
+        await self.pool.close()

@@ -1,0 +1,155 @@
+"""Assistants and their versions."""
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from ..errors import Conflict, NotFound
+from .base import Repository, jsonb, order_clause, select_clause
+
+COLUMNS = [
+    "assistant_id", "graph_id", "config", "context", "created_at", "updated_at",
+    "metadata", "version", "name", "description",
+]
+SORTABLE = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
+
+
+class AssistantRepo(Repository):
+    async def create(
+        self,
+        assistant_id: UUID,
+        graph_id: str,
+        *,
+        config: dict,
+        context: dict,
+        metadata: dict,
+        name: str,
+        description: str | None,
+        if_exists: str = "raise",
+    ) -> dict:
+        params = {
+            "id": assistant_id, "graph_id": graph_id, "config": jsonb(config), "context": jsonb(context),
+            "metadata": jsonb(metadata), "name": name, "description": description,
+        }
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await self.one(
+                """INSERT INTO assistant (assistant_id, graph_id, config, context, metadata, name, description)
+                   VALUES (%(id)s, %(graph_id)s, %(config)s, %(context)s, %(metadata)s, %(name)s, %(description)s)
+                   ON CONFLICT (assistant_id) DO NOTHING RETURNING *""",
+                params,
+                conn,
+            )
+            if row is None:
+                if if_exists == "do_nothing":
+                    return await self.get(assistant_id, conn)
+                raise Conflict(f"Assistant {assistant_id} already exists")
+            await self._snapshot(row, conn)
+            return row
+
+    async def _snapshot(self, row: dict, conn) -> None:
+        await conn.execute(
+            """INSERT INTO assistant_version
+                 (assistant_id, version, graph_id, name, description, config, context, metadata)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+            (
+                row["assistant_id"], row["version"], row["graph_id"], row["name"], row["description"],
+                jsonb(row["config"]), jsonb(row["context"]), jsonb(row["metadata"]),
+            ),
+        )
+
+    async def get(self, assistant_id: UUID, conn=None) -> dict:
+        row = await self.one("SELECT * FROM assistant WHERE assistant_id = %s", (assistant_id,), conn)
+        if row is None:
+            raise NotFound(f"Assistant {assistant_id} not found")
+        return row
+
+    async def update(self, assistant_id: UUID, changes: dict[str, Any]) -> dict:
+        """Every update is a new version that becomes the latest."""
+        async with self.pool.connection() as conn, conn.transaction():
+            current = await self.one(
+                "SELECT * FROM assistant WHERE assistant_id = %s FOR UPDATE", (assistant_id,), conn
+            )
+            if current is None:
+                raise NotFound(f"Assistant {assistant_id} not found")
+            latest = await self.scalar(
+                "SELECT max(version) FROM assistant_version WHERE assistant_id = %s", (assistant_id,), conn
+            )
+            new = {**current, **{k: v for k, v in changes.items() if v is not None}, "version": latest + 1}
+            row = await self.one(
+                """UPDATE assistant SET graph_id = %s, name = %s, description = %s, config = %s, context = %s,
+                       metadata = %s, version = %s, updated_at = now()
+                   WHERE assistant_id = %s RETURNING *""",
+                (
+                    new["graph_id"], new["name"], new["description"], jsonb(new["config"]), jsonb(new["context"]),
+                    jsonb(new["metadata"]), new["version"], assistant_id,
+                ),
+                conn,
+            )
+            await self._snapshot(row, conn)
+            return row
+
+    async def delete(self, assistant_id: UUID) -> None:
+        if await self.one("DELETE FROM assistant WHERE assistant_id = %s RETURNING 1", (assistant_id,)) is None:
+            raise NotFound(f"Assistant {assistant_id} not found")
+
+    @staticmethod
+    def _where(graph_id: str | None, name: str | None, metadata: dict | None) -> tuple[str, dict]:
+        clauses, params = ["true"], {}
+        if graph_id:
+            clauses.append("graph_id = %(graph_id)s")
+            params["graph_id"] = graph_id
+        if name:
+            clauses.append("name ILIKE %(name)s")
+            params["name"] = f"%{name}%"
+        if metadata:
+            clauses.append("metadata @> %(metadata)s")
+            params["metadata"] = jsonb(metadata)
+        return " AND ".join(clauses), params
+
+    async def search(
+        self,
+        *,
+        graph_id: str | None = None,
+        name: str | None = None,
+        metadata: dict | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str | None = None,
+        sort_order: str | None = None,
+        select: list[str] | None = None,
+    ) -> list[dict]:
+        where, params = self._where(graph_id, name, metadata)
+        order = order_clause(sort_by, sort_order, SORTABLE, "created_at")
+        return await self.all(
+            f"SELECT {select_clause(select, COLUMNS)} FROM assistant WHERE {where} {order}"
+            " LIMIT %(limit)s OFFSET %(offset)s",
+            {**params, "limit": limit, "offset": offset},
+        )
+
+    async def count(self, *, graph_id: str | None = None, name: str | None = None, metadata: dict | None = None) -> int:
+        where, params = self._where(graph_id, name, metadata)
+        return await self.scalar(f"SELECT count(*) FROM assistant WHERE {where}", params)
+
+    async def versions(self, assistant_id: UUID, *, metadata: dict | None, limit: int, offset: int) -> list[dict]:
+        await self.get(assistant_id)
+        return await self.all(
+            """SELECT * FROM assistant_version WHERE assistant_id = %(id)s
+                 AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s)
+               ORDER BY version DESC LIMIT %(limit)s OFFSET %(offset)s""",
+            {"id": assistant_id, "metadata": jsonb(metadata) if metadata else None, "limit": limit, "offset": offset},
+        )
+
+    async def set_latest(self, assistant_id: UUID, version: int) -> dict:
+        row = await self.one(
+            """UPDATE assistant a SET graph_id = v.graph_id, name = v.name, description = v.description,
+                   config = v.config, context = v.context, metadata = v.metadata, version = v.version,
+                   updated_at = now()
+               FROM assistant_version v
+               WHERE a.assistant_id = %s AND v.assistant_id = a.assistant_id AND v.version = %s
+               RETURNING a.*""",
+            (assistant_id, version),
+        )
+        if row is None:
+            await self.get(assistant_id)
+            raise NotFound(f"Assistant {assistant_id} has no version {version}")
+        return row

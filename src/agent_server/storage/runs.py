@@ -1,0 +1,274 @@
+"""Runs and the durable queue: creation with multitask strategies, claims, leases, completion."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from ..errors import Conflict, NotFound
+from .base import Repository, jsonb
+
+COLUMNS = [
+    "run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata", "kwargs",
+    "multitask_strategy",
+]
+PUBLIC = ", ".join(f"run.{c}" for c in COLUMNS)
+INFLIGHT = ("pending", "running")
+
+
+@dataclass
+class NewRun:
+    run_id: UUID
+    thread_id: UUID
+    assistant_id: UUID
+    graph_id: str
+    kwargs: dict
+    metadata: dict = field(default_factory=dict)
+    multitask_strategy: str = "enqueue"
+    after_seconds: float = 0
+    if_not_exists: str = "reject"
+    ephemeral: bool = False  # a stateless run's own thread
+
+
+@dataclass
+class Created:
+    run: dict
+    cancelled: list[UUID]  # running runs asked to stop (interrupt/rollback strategies)
+
+
+class RunRepo(Repository):
+    async def create(self, new: NewRun) -> Created:
+        """Queue a run. The run row and the thread's status change commit together."""
+        async with self.pool.connection() as conn, conn.transaction():
+            if new.ephemeral or new.if_not_exists == "create":
+                await conn.execute(
+                    "INSERT INTO thread (thread_id, ephemeral) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (new.thread_id, new.ephemeral),
+                )
+            thread = await self.one("SELECT thread_id FROM thread WHERE thread_id = %s FOR UPDATE", (new.thread_id,), conn)
+            if thread is None:
+                raise NotFound(f"Thread {new.thread_id} not found")
+            inflight = await self.all(
+                "SELECT run_id, status FROM run WHERE thread_id = %s AND status = ANY(%s) ORDER BY created_at",
+                (new.thread_id, list(INFLIGHT)),
+                conn,
+            )
+            cancelled: list[UUID] = []
+            if inflight:
+                strategy = new.multitask_strategy
+                if strategy == "reject":
+                    raise Conflict("Thread is already running a task. Wait for it to finish or choose a different multitask strategy.")
+                if strategy in ("interrupt", "rollback"):
+                    cancelled = await self._cancel(conn, new.thread_id, [r["run_id"] for r in inflight], strategy)
+            row = await self.one(
+                f"""INSERT INTO run (run_id, thread_id, assistant_id, metadata, kwargs, multitask_strategy, available_at)
+                    VALUES (%s, %s, %s, %s, %s, %s, now() + %s * interval '1 second')
+                    RETURNING {PUBLIC}""",
+                (
+                    new.run_id, new.thread_id, new.assistant_id, jsonb(new.metadata), jsonb(new.kwargs),
+                    new.multitask_strategy, new.after_seconds,
+                ),
+                conn,
+            )
+            await conn.execute(
+                """UPDATE thread SET status = 'busy', updated_at = now(),
+                       metadata = metadata || jsonb_build_object('graph_id', %s::text, 'assistant_id', %s::text)
+                   WHERE thread_id = %s""",
+                (new.graph_id, str(new.assistant_id), new.thread_id),
+            )
+            return Created(row, cancelled)
+
+    async def _cancel(self, conn, thread_id: UUID, run_ids: list[UUID], action: str) -> list[UUID]:
+        """Pending runs end at once; running ones are flagged for their worker. Returns the running ones."""
+        if action == "rollback":
+            await conn.execute(
+                "DELETE FROM run WHERE thread_id = %s AND run_id = ANY(%s) AND status = 'pending'", (thread_id, run_ids)
+            )
+        else:
+            await conn.execute(
+                """UPDATE run SET status = 'interrupted', updated_at = now()
+                   WHERE thread_id = %s AND run_id = ANY(%s) AND status = 'pending'""",
+                (thread_id, run_ids),
+            )
+        rows = await self.all(
+            """UPDATE run SET cancel_action = %s, updated_at = now()
+               WHERE thread_id = %s AND run_id = ANY(%s) AND status = 'running' RETURNING run_id""",
+            (action, thread_id, run_ids),
+            conn,
+        )
+        await self._settle_thread(conn, thread_id)
+        return [r["run_id"] for r in rows]
+
+    async def _settle_thread(self, conn, thread_id: UUID, outcome: str | None = None) -> None:
+        """A thread is busy while it has runs in flight; otherwise it takes the last run's outcome."""
+        await conn.execute(
+            """UPDATE thread SET updated_at = now(), status = CASE
+                   WHEN active_run_id IS NOT NULL
+                        OR EXISTS (SELECT 1 FROM run WHERE run.thread_id = thread.thread_id AND status = 'pending')
+                   THEN 'busy'
+                   ELSE coalesce(%s, CASE WHEN status = 'busy' THEN 'idle' ELSE status END) END
+               WHERE thread_id = %s""",
+            (outcome, thread_id),
+        )
+
+    async def cancel(self, thread_id: UUID | None, run_ids: list[UUID] | None, action: str, status: str | None = None) -> list[UUID]:
+        """Cancel runs by ids (on a thread) or by thread or by status. Returns running runs to signal."""
+        async with self.pool.connection() as conn, conn.transaction():
+            rows = await self.all(
+                """SELECT run_id, thread_id FROM run
+                   WHERE (%(thread)s::uuid IS NULL OR thread_id = %(thread)s)
+                     AND (%(ids)s::uuid[] IS NULL OR run_id = ANY(%(ids)s))
+                     AND status = ANY(%(statuses)s)
+                   ORDER BY thread_id FOR UPDATE""",
+                {"thread": thread_id, "ids": run_ids, "statuses": [status] if status else list(INFLIGHT)},
+                conn,
+            )
+            running: list[UUID] = []
+            by_thread: dict[UUID, list[UUID]] = {}
+            for r in rows:
+                by_thread.setdefault(r["thread_id"], []).append(r["run_id"])
+            for tid, ids in by_thread.items():
+                running += await self._cancel(conn, tid, ids, action)
+            return running
+
+    async def get(self, run_id: UUID, thread_id: UUID | None = None) -> dict:
+        row = await self.one(
+            f"SELECT {PUBLIC} FROM run WHERE run_id = %s AND (%s::uuid IS NULL OR thread_id = %s)",
+            (run_id, thread_id, thread_id),
+        )
+        if row is None:
+            raise NotFound(f"Run {run_id} not found")
+        return row
+
+    async def get_for_execution(self, run_id: UUID) -> dict | None:
+        return await self.one("SELECT * FROM run WHERE run_id = %s", (run_id,))
+
+    async def list(self, thread_id: UUID, *, status: str | None, limit: int, offset: int) -> list[dict]:
+        return await self.all(
+            f"""SELECT {PUBLIC} FROM run WHERE thread_id = %s AND (%s::text IS NULL OR status = %s)
+                ORDER BY created_at DESC LIMIT %s OFFSET %s""",
+            (thread_id, status, status, limit, offset),
+        )
+
+    async def delete(self, run_id: UUID, thread_id: UUID) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await self.one(
+                "SELECT status FROM run WHERE run_id = %s AND thread_id = %s FOR UPDATE", (run_id, thread_id), conn
+            )
+            if row is None:
+                raise NotFound(f"Run {run_id} not found")
+            if row["status"] == "running":
+                raise Conflict(f"Run {run_id} is running; cancel it first")
+            await conn.execute("DELETE FROM run WHERE run_id = %s", (run_id,))
+            await self._settle_thread(conn, thread_id)
+
+    # ---- queue ---------------------------------------------------------------------------------
+
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[dict]:
+        """Start up to `limit` runs, the oldest pending run of each idle thread.
+
+        The thread row is locked (SKIP LOCKED) and re-checked to have no active run, so at most one
+        run per thread is ever running, whatever the number of workers."""
+        return await self.all(
+            """WITH candidate AS (
+                   SELECT DISTINCT ON (thread_id) run_id, thread_id, available_at
+                   FROM run WHERE status = 'pending'
+                   ORDER BY thread_id, created_at
+               ), ready AS (
+                   SELECT t.thread_id, c.run_id FROM thread t JOIN candidate c USING (thread_id)
+                   WHERE t.active_run_id IS NULL AND c.available_at <= now()
+                   ORDER BY c.available_at LIMIT %(limit)s
+                   FOR UPDATE OF t SKIP LOCKED
+               ), taken AS (
+                   UPDATE thread SET active_run_id = ready.run_id, status = 'busy', updated_at = now()
+                   FROM ready WHERE thread.thread_id = ready.thread_id
+               )
+               UPDATE run SET status = 'running', attempt = attempt + 1, lease_owner = %(worker)s,
+                   lease_expires_at = now() + %(lease)s * interval '1 second', updated_at = now()
+               FROM ready WHERE run.run_id = ready.run_id
+               RETURNING run.*""",
+            {"limit": limit, "worker": worker_id, "lease": lease_seconds},
+        )
+
+    async def next_available_in(self) -> float | None:
+        """Seconds until the earliest delayed run becomes available (None when nothing waits)."""
+        return await self.scalar(
+            "SELECT greatest(0, extract(epoch FROM min(available_at) - now()))::float FROM run WHERE status = 'pending'"
+        )
+
+    async def heartbeat(self, worker_id: str, run_ids: list[UUID], lease_seconds: float) -> dict[UUID, str | None]:
+        """Renew leases; returns, for each run this worker still holds, the cancel asked of it (or None)."""
+        rows = await self.all(
+            """UPDATE run SET lease_expires_at = now() + %s * interval '1 second'
+               WHERE run_id = ANY(%s) AND lease_owner = %s AND status = 'running'
+               RETURNING run_id, cancel_action""",
+            (lease_seconds, run_ids, worker_id),
+        )
+        return {r["run_id"]: r["cancel_action"] for r in rows}
+
+    async def finish(
+        self,
+        run_id: UUID,
+        thread_id: UUID,
+        *,
+        status: str,
+        output,
+        thread_status: str | None,
+        values,
+        interrupts: dict | None,
+        error=None,
+        rollback: bool = False,
+        delete_thread: bool = False,
+    ) -> None:
+        """End a run, free its thread and record the thread's new state, in one transaction."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM thread WHERE thread_id = %s FOR UPDATE", (thread_id,))
+            if rollback:
+                await conn.execute("DELETE FROM run WHERE run_id = %s", (run_id,))
+            else:
+                await conn.execute(
+                    """UPDATE run SET status = %s, output = %s, updated_at = now(), lease_owner = NULL,
+                           lease_expires_at = NULL WHERE run_id = %s""",
+                    (status, jsonb(output), run_id),
+                )
+            if delete_thread:
+                await conn.execute("DELETE FROM thread WHERE thread_id = %s", (thread_id,))
+                return
+            await conn.execute(
+                """UPDATE thread SET active_run_id = NULL,
+                       "values" = CASE WHEN %s THEN %s ELSE "values" END,
+                       interrupts = coalesce(%s, interrupts), error = %s
+                   WHERE thread_id = %s AND (active_run_id = %s OR active_run_id IS NULL)""",
+                (values is not None, jsonb(values), jsonb(interrupts) if interrupts is not None else None,
+                 jsonb(error) if error is not None else None, thread_id, run_id),
+            )
+            await self._settle_thread(conn, thread_id, thread_status)
+
+    async def release(self, run_id: UUID, thread_id: UUID, worker_id: str) -> None:
+        """Give a claimed run back to the queue (shutdown); another worker resumes it."""
+        async with self.pool.connection() as conn, conn.transaction():
+            released = await self.one(
+                """UPDATE run SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+                   WHERE run_id = %s AND status = 'running' AND lease_owner = %s RETURNING 1""",
+                (run_id, worker_id),
+                conn,
+            )
+            if released is None:  # the lease had passed to another worker already
+                return
+            await conn.execute(
+                "UPDATE thread SET active_run_id = NULL WHERE thread_id = %s AND active_run_id = %s", (thread_id, run_id)
+            )
+
+    async def sweep_expired(self) -> list[UUID]:
+        """Runs whose worker stopped renewing its lease go back to the queue, to resume from their checkpoint."""
+        rows = await self.all(
+            """WITH lost AS (
+                   UPDATE run SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+                   WHERE status = 'running' AND lease_expires_at < now() RETURNING run_id, thread_id)
+               UPDATE thread SET active_run_id = NULL FROM lost
+               WHERE thread.thread_id = lost.thread_id AND thread.active_run_id = lost.run_id
+               RETURNING lost.run_id"""
+        )
+        return [r["run_id"] for r in rows]
+
+    async def output(self, run_id: UUID) -> dict | None:
+        return await self.one("SELECT status, output FROM run WHERE run_id = %s", (run_id,))

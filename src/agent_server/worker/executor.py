@@ -1,0 +1,149 @@
+"""Execute one claimed run: build its config, stream its graph, record how it ended."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from langgraph.errors import GraphInterrupt
+from langgraph.types import Command
+
+from ..broker import DONE, pack, run_channel
+from ..runtime import Runtime
+from ..serde import dumps, to_jsonable
+from ..state import interrupts_by_task
+from .stream import RunStream
+
+log = logging.getLogger(__name__)
+
+# Keys the server owns in `configurable`; a client's values for them are overwritten.
+RESERVED = ("thread_id", "run_id", "assistant_id", "graph_id", "checkpoint_ns")
+
+
+def build_config(assistant: dict, run: dict) -> dict:
+    """Assistant config, then the run's config on top, then what the server knows of the run."""
+    kwargs = run["kwargs"]
+    a_cfg, r_cfg = assistant.get("config") or {}, kwargs.get("config") or {}
+    config = {**a_cfg, **r_cfg}
+    configurable = {**(a_cfg.get("configurable") or {}), **(r_cfg.get("configurable") or {})}
+    configurable.update(
+        thread_id=str(run["thread_id"]),
+        run_id=str(run["run_id"]),
+        assistant_id=str(run["assistant_id"]),
+        graph_id=assistant["graph_id"],
+        checkpoint_ns="",
+    )
+    checkpoint = kwargs.get("checkpoint") or {}
+    checkpoint_id = kwargs.get("checkpoint_id") or checkpoint.get("checkpoint_id")
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    if checkpoint.get("checkpoint_ns"):
+        configurable["checkpoint_ns"] = checkpoint["checkpoint_ns"]
+    config["configurable"] = configurable
+    config["metadata"] = {
+        **(a_cfg.get("metadata") or {}),
+        **(r_cfg.get("metadata") or {}),
+        **(run.get("metadata") or {}),
+        "run_id": str(run["run_id"]),
+        "thread_id": str(run["thread_id"]),
+        "assistant_id": str(run["assistant_id"]),
+        "graph_id": assistant["graph_id"],
+        "run_attempt": run["attempt"],
+    }
+    return config
+
+
+def graph_input(kwargs: dict) -> Any:
+    command = kwargs.get("command")
+    if command:
+        goto = command.get("goto")
+        return Command(resume=command.get("resume"), update=command.get("update"), goto=goto or ())
+    return kwargs.get("input")
+
+
+async def execute(rt: Runtime, run: dict, cancel_reason: dict) -> None:
+    """Run to the end. `cancel_reason[run_id]` says why, when the task gets cancelled."""
+    run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
+    channel = run_channel(run_id)
+
+    async def publish(event: str, data: bytes) -> None:
+        await rt.broker.publish(channel, pack(event, data))
+
+    status, error, graph, config = "success", None, None, None
+    await publish("metadata", dumps({"run_id": str(run_id), "attempt": run["attempt"]}))
+    try:
+        async with asyncio.timeout(rt.settings.bg_job_timeout_secs):
+            assistant = await rt.assistants.get(run["assistant_id"])
+            config = build_config(assistant, run)
+            graph = await rt.graphs.get(assistant["graph_id"], config, checkpointer=rt.checkpointer, store=rt.store)
+            stream = RunStream(kwargs.get("stream_mode") or ["values"], bool(kwargs.get("stream_subgraphs")))
+            context = {**(assistant.get("context") or {}), **(kwargs.get("context") or {})}
+            extra = {
+                "interrupt_before": kwargs.get("interrupt_before"),
+                "interrupt_after": kwargs.get("interrupt_after"),
+                "durability": kwargs.get("durability") or "async",
+            }
+            if context:
+                extra["context"] = context
+            value = await _input_for_attempt(rt, graph, config, run)
+            async for event, data in stream.events(graph, value, config, **extra):
+                await publish(event, data)
+    except asyncio.CancelledError:
+        asyncio.current_task().uncancel()
+        status = "rollback" if cancel_reason.get(run_id) == "rollback" else "interrupted"
+        if cancel_reason.get(run_id) == "release":
+            await rt.runs.release(run_id, thread_id, run["lease_owner"])
+            return
+    except TimeoutError:
+        status, error = "timeout", {"error": "TimeoutError", "message": "Run exceeded BG_JOB_TIMEOUT_SECS"}
+    except GraphInterrupt:  # interrupt() outside a node's normal flow still leaves a resumable state
+        pass
+    except Exception as exc:
+        log.exception("run %s failed", run_id)
+        status, error = "error", {"error": type(exc).__name__, "message": str(exc)}
+    finally:
+        cancel_reason.pop(run_id, None)
+    if error is not None:
+        await publish("error", dumps(error))
+    result = await _finish(rt, run, status, error, graph, config)
+    await publish(DONE, dumps(result))
+
+
+async def _input_for_attempt(rt: Runtime, graph, config: dict, run: dict) -> Any:
+    """A retried run resumes from its last checkpoint instead of starting over."""
+    if run["attempt"] > 1:
+        latest = await rt.checkpointer.aget_tuple({"configurable": {"thread_id": str(run["thread_id"]), "checkpoint_ns": ""}})
+        if latest and (latest.metadata or {}).get("run_id") == str(run["run_id"]):
+            log.info("run %s attempt %s resumes from checkpoint %s", run["run_id"], run["attempt"], latest.config["configurable"]["checkpoint_id"])
+            return None
+    return graph_input(run["kwargs"])
+
+
+async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph, config: dict | None) -> dict:
+    run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
+    values, interrupts = None, None
+    thread_status = {"error": "error", "timeout": "error"}.get(status)
+    if status == "rollback":
+        await rt.threads.delete_run_checkpoints(thread_id, run_id)
+    if graph is not None and config is not None:
+        try:
+            snapshot = await graph.aget_state({"configurable": {"thread_id": str(thread_id)}})
+            values, interrupts = to_jsonable(snapshot.values), interrupts_by_task(snapshot)
+            if interrupts and status == "success":
+                thread_status = "interrupted"
+        except Exception:
+            log.exception("run %s: could not read the final state", run_id)
+    output = {"__error__": error} if error else values
+    await rt.runs.finish(
+        run_id, thread_id,
+        status="interrupted" if status == "rollback" else status,
+        output=output,
+        thread_status=thread_status,
+        values=values,
+        interrupts=interrupts,
+        error=error,
+        rollback=status == "rollback",
+        delete_thread=kwargs.get("on_completion") == "delete" and kwargs.get("stateless", False),
+    )
+    log.info("run %s on thread %s ended: %s", run_id, thread_id, status)
+    return {"status": status, "output": output}
