@@ -5,9 +5,10 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 from typing import Any, AsyncIterator
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from .broker import CANCEL, DONE, WAKE, Subscription, run_channel, unpack
+from .errors import NotFound
 from .runtime import Runtime
 from .serde import loads
 from .storage.runs import NewRun
@@ -18,25 +19,68 @@ FINISHED = ("success", "error", "timeout", "interrupted")
 CHECK_SECONDS = 5.0  # how often a waiter double-checks PostgreSQL in case a broker message was lost
 
 
+def run_kwargs(assistant: dict, run_id: UUID, thread_id: UUID, metadata: dict, payload: dict, temporary: bool) -> dict:
+    """The run's kwargs as the official server records them: the config is merged here, once."""
+    a_cfg, r_cfg = assistant.get("config") or {}, payload.get("config") or {}
+    configurable = {
+        **(a_cfg.get("configurable") or {}),
+        **(r_cfg.get("configurable") or {}),
+        "run_id": str(run_id),
+        "thread_id": str(thread_id),
+        "graph_id": assistant["graph_id"],
+        "assistant_id": str(assistant["assistant_id"]),
+        "user_id": "",
+    }
+    checkpoint = payload.get("checkpoint") or {}
+    checkpoint_id = payload.get("checkpoint_id") or checkpoint.get("checkpoint_id")
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    if checkpoint.get("checkpoint_ns"):
+        configurable["checkpoint_ns"] = checkpoint["checkpoint_ns"]
+    return {
+        "input": payload.get("input"),
+        "command": payload.get("command"),
+        "config": {**a_cfg, **r_cfg, "configurable": configurable, "metadata": metadata},
+        "context": {**(assistant.get("context") or {}), **(payload.get("context") or {})},
+        "stream_mode": payload.get("stream_mode") or ["values"],
+        "interrupt_before": payload.get("interrupt_before"),
+        "interrupt_after": payload.get("interrupt_after"),
+        "webhook": payload.get("webhook"),
+        "feedback_keys": payload.get("feedback_keys"),
+        "temporary": temporary,
+        "subgraphs": bool(payload.get("stream_subgraphs")),
+        "resumable": bool(payload.get("stream_resumable")),
+        "checkpoint_during": payload.get("durability", "async") != "exit",
+        "durability": payload.get("durability") or "async",
+    }
+
+
 async def create_run(rt: Runtime, run_id: UUID, thread_id: UUID | None, assistant_id: UUID, payload: dict) -> dict:
     """Queue a run; `thread_id=None` makes a stateless run on a thread of its own."""
-    assistant = await rt.assistants.get(assistant_id)
+    try:
+        assistant = await rt.assistants.get(assistant_id)
+    except NotFound:
+        raise NotFound("Thread or assistant not found.") from None
     stateless = thread_id is None
-    kwargs = {k: v for k, v in payload.items() if k not in ("metadata", "multitask_strategy", "after_seconds", "if_not_exists")}
-    if stateless:
-        kwargs["stateless"] = True
-        kwargs["on_completion"] = payload.get("on_completion") or "delete"
+    temporary = stateless and (payload.get("on_completion") or "delete") == "delete"
+    thread_id = thread_id or uuid4()
+    metadata = {
+        **(assistant.get("metadata") or {}),
+        "graph_id": assistant["graph_id"],
+        "assistant_id": str(assistant_id),
+        **(payload.get("metadata") or {}),
+    }
     new = NewRun(
         run_id=run_id,
-        thread_id=thread_id or run_id,
+        thread_id=thread_id,
         assistant_id=assistant_id,
         graph_id=assistant["graph_id"],
-        kwargs=kwargs,
-        metadata=payload.get("metadata") or {},
+        kwargs=run_kwargs(assistant, run_id, thread_id, metadata, payload, temporary),
+        metadata=metadata,
         multitask_strategy=payload.get("multitask_strategy") or "enqueue",
         after_seconds=payload.get("after_seconds") or 0,
-        if_not_exists=payload.get("if_not_exists") or "reject",
-        ephemeral=stateless,
+        if_not_exists="create" if stateless else payload.get("if_not_exists") or "reject",
+        ephemeral=temporary,
     )
     created = await rt.runs.create(new)
     for cancelled in created.cancelled:
@@ -45,8 +89,20 @@ async def create_run(rt: Runtime, run_id: UUID, thread_id: UUID | None, assistan
     return created.run
 
 
-async def cancel_runs(rt: Runtime, thread_id: UUID | None, run_ids: list[UUID] | None, action: str, status: str | None = None) -> None:
-    for run_id in await rt.runs.cancel(thread_id, run_ids, action, status):
+async def cancel_runs(
+    rt: Runtime, thread_id: UUID | None, run_ids: list[UUID] | None, action: str, status: str | None = None,
+    *, must_match: bool = False,
+) -> None:
+    """Pending runs end at once; workers running the others get a signal (and see a flag in PostgreSQL)."""
+    matched, running = await rt.runs.cancel(thread_id, run_ids, action, status)
+    if must_match and not matched:
+        if run_ids and await rt.runs.count_existing(run_ids):
+            raise NotFound(
+                "No matching runs to cancel. Please verify the thread ID and run IDs are correct, "
+                "and the runs haven't been deleted or completed."
+            )
+        raise NotFound("No runs found to cancel.")
+    for run_id in running:
         await rt.broker.publish(CANCEL, f"{run_id} {action}".encode())
 
 

@@ -8,15 +8,12 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from langgraph.types import Interrupt
 from pydantic import BaseModel
 
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _default(obj: Any) -> Any:
-    if isinstance(obj, Interrupt):
-        return {"value": obj.value, "id": obj.id}
     if isinstance(obj, BaseModel):
         return obj.model_dump(mode="json")
     if hasattr(obj, "to_json") and callable(obj.to_json) and hasattr(obj, "lc_serializable"):

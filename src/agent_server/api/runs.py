@@ -1,12 +1,12 @@
 """Runs: background, wait, stream, join, cancel; on a thread or stateless."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from langgraph.checkpoint.base.id import uuid6
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .. import runs as service
 from .common import JSONResponse, no_content, resolve_assistant_id, runtime
@@ -57,9 +57,18 @@ class RunCreate(BaseModel):
 
 
 class CancelMany(BaseModel):
+    """Either a thread and some of its runs, or every run in a status."""
+
     thread_id: UUID | None = None
     run_ids: list[UUID] | None = None
     status: Literal["pending", "running", "all"] | None = None
+
+    @model_validator(mode="after")
+    def _one_selection(self):
+        by_ids = self.thread_id is not None and bool(self.run_ids)
+        if (self.status is not None) != by_ids:
+            return self
+        raise ValueError("give either thread_id with run_ids, or status")
 
 
 def _payload(body: RunCreate) -> dict:
@@ -76,9 +85,9 @@ async def _create(request: Request, thread_id: UUID | None, body: RunCreate, run
     )
 
 
-def _location(run: dict) -> dict[str, str]:
+def _location(run: dict, suffix: str) -> dict[str, str]:
     path = f"/threads/{run['thread_id']}/runs/{run['run_id']}"
-    return {"Location": f"{path}/stream", "Content-Location": path}
+    return {"Location": f"{path}/{suffix}", "Content-Location": path}
 
 
 async def _stream(request: Request, thread_id: UUID | None, body: RunCreate):
@@ -91,7 +100,7 @@ async def _stream(request: Request, thread_id: UUID | None, body: RunCreate):
         await follower.__aexit__(None, None, None)
         raise
     cancel_on_disconnect = (body.on_disconnect or "cancel") == "cancel"
-    return sse_response(_follow(rt, follower, run_id, cancel_on_disconnect), _location(run))
+    return sse_response(_follow(rt, follower, run_id, cancel_on_disconnect), _location(run, "stream"))
 
 
 async def _follow(rt, follower: service.RunFollower, run_id: UUID, cancel_on_disconnect: bool, check_first=False):
@@ -112,7 +121,7 @@ async def _wait(request: Request, thread_id: UUID | None, body: RunCreate):
     async with service.RunFollower(rt, run_id) as follower:
         run = await _create(request, thread_id, body, run_id)
         result = await follower.wait()
-    return JSONResponse(result.get("output"), headers=_location(run))
+    return JSONResponse(result.get("output"), headers=_location(run, "join"))
 
 
 # ---- on a thread -----------------------------------------------------------------------------------
@@ -120,7 +129,7 @@ async def _wait(request: Request, thread_id: UUID | None, body: RunCreate):
 @router.post("/threads/{thread_id}/runs")
 async def create_run(request: Request, thread_id: UUID, body: RunCreate):
     run = await _create(request, thread_id, body)
-    return JSONResponse(run, headers=_location(run))
+    return JSONResponse(run, headers={"Content-Location": f"/threads/{thread_id}/runs/{run['run_id']}"})
 
 
 @router.post("/threads/{thread_id}/runs/stream")
@@ -158,9 +167,9 @@ async def delete_run(request: Request, thread_id: UUID, run_id: UUID):
 async def join_run(request: Request, thread_id: UUID, run_id: UUID):
     rt = runtime(request)
     async with service.RunFollower(rt, run_id) as follower:
-        await rt.runs.get(run_id, thread_id)
+        run = await rt.runs.get(run_id, thread_id)
         result = await follower.wait(check_first=True)
-    return result.get("output")
+    return JSONResponse(result.get("output"), headers=_location(run, "join"))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
@@ -182,11 +191,10 @@ async def cancel_run(
 ):
     rt = runtime(request)
     async with service.RunFollower(rt, run_id) as follower:
-        await rt.runs.get(run_id, thread_id)
-        await service.cancel_runs(rt, thread_id, [run_id], action)
+        await service.cancel_runs(rt, thread_id, [run_id], action, must_match=True)
         if wait:
             await follower.wait(check_first=True)
-    return no_content() if wait else JSONResponse(None, status_code=202)
+    return JSONResponse({}) if wait else Response(status_code=202)
 
 
 # ---- stateless -------------------------------------------------------------------------------------
@@ -194,7 +202,7 @@ async def cancel_run(
 @router.post("/runs")
 async def create_stateless_run(request: Request, body: RunCreate):
     run = await _create(request, None, body)
-    return JSONResponse(run, headers=_location(run))
+    return JSONResponse(run, headers={"Content-Location": f"/runs/{run['run_id']}"})
 
 
 @router.post("/runs/stream")
@@ -208,13 +216,13 @@ async def wait_stateless_run(request: Request, body: RunCreate):
 
 
 @router.post("/runs/batch")
-async def batch_runs(request: Request, body: list[RunCreate]):
+async def batch_runs(request: Request, body: Annotated[list[RunCreate], Field(min_length=1)]):
     return [await _create(request, None, item) for item in body]
 
 
 @router.post("/runs/cancel", status_code=204)
 async def cancel_many(request: Request, body: CancelMany, action: Literal["interrupt", "rollback"] = "interrupt"):
     status = None if body.status in (None, "all") else body.status
-    await service.cancel_runs(runtime(request), body.thread_id, body.run_ids, action, status)
+    await service.cancel_runs(runtime(request), body.thread_id, body.run_ids, action, status, must_match=True)
     return no_content()
 

@@ -26,7 +26,7 @@ class NewRun:
     multitask_strategy: str = "enqueue"
     after_seconds: float = 0
     if_not_exists: str = "reject"
-    ephemeral: bool = False  # a stateless run's own thread
+    ephemeral: bool = False  # a stateless run's own thread, deleted with the run
 
 
 @dataclass
@@ -39,14 +39,14 @@ class RunRepo(Repository):
     async def create(self, new: NewRun) -> Created:
         """Queue a run. The run row and the thread's status change commit together."""
         async with self.pool.connection() as conn, conn.transaction():
-            if new.ephemeral or new.if_not_exists == "create":
+            if new.if_not_exists == "create":
                 await conn.execute(
                     "INSERT INTO thread (thread_id, ephemeral) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                     (new.thread_id, new.ephemeral),
                 )
             thread = await self.one("SELECT thread_id FROM thread WHERE thread_id = %s FOR UPDATE", (new.thread_id,), conn)
             if thread is None:
-                raise NotFound(f"Thread {new.thread_id} not found")
+                raise NotFound("Thread or assistant not found.")
             inflight = await self.all(
                 "SELECT run_id, status FROM run WHERE thread_id = %s AND status = ANY(%s) ORDER BY created_at",
                 (new.thread_id, list(INFLIGHT)),
@@ -110,8 +110,12 @@ class RunRepo(Repository):
             (outcome, thread_id),
         )
 
-    async def cancel(self, thread_id: UUID | None, run_ids: list[UUID] | None, action: str, status: str | None = None) -> list[UUID]:
-        """Cancel runs by ids (on a thread) or by thread or by status. Returns running runs to signal."""
+    async def cancel(
+        self, thread_id: UUID | None, run_ids: list[UUID] | None, action: str, status: str | None = None
+    ) -> tuple[int, list[UUID]]:
+        """Cancel in-flight runs by ids (on a thread), by thread, or by status.
+
+        Returns how many matched, and the running ones, whose workers must be signalled."""
         async with self.pool.connection() as conn, conn.transaction():
             rows = await self.all(
                 """SELECT run_id, thread_id FROM run
@@ -128,7 +132,10 @@ class RunRepo(Repository):
                 by_thread.setdefault(r["thread_id"], []).append(r["run_id"])
             for tid, ids in by_thread.items():
                 running += await self._cancel(conn, tid, ids, action)
-            return running
+            return len(rows), running
+
+    async def count_existing(self, run_ids: list[UUID]) -> int:
+        return await self.scalar("SELECT count(*) FROM run WHERE run_id = ANY(%s)", (run_ids,))
 
     async def get(self, run_id: UUID, thread_id: UUID | None = None) -> dict:
         row = await self.one(

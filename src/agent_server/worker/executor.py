@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from importlib.metadata import version
 from typing import Any
 
 from langgraph.errors import GraphInterrupt
@@ -15,40 +16,18 @@ from ..state import interrupts_by_task
 from .stream import RunStream
 
 log = logging.getLogger(__name__)
+LANGGRAPH_VERSION = version("langgraph")
 
-# Keys the server owns in `configurable`; a client's values for them are overwritten.
-RESERVED = ("thread_id", "run_id", "assistant_id", "graph_id", "checkpoint_ns")
-
-
-def build_config(assistant: dict, run: dict) -> dict:
-    """Assistant config, then the run's config on top, then what the server knows of the run."""
-    kwargs = run["kwargs"]
-    a_cfg, r_cfg = assistant.get("config") or {}, kwargs.get("config") or {}
-    config = {**a_cfg, **r_cfg}
-    configurable = {**(a_cfg.get("configurable") or {}), **(r_cfg.get("configurable") or {})}
-    configurable.update(
-        thread_id=str(run["thread_id"]),
-        run_id=str(run["run_id"]),
-        assistant_id=str(run["assistant_id"]),
-        graph_id=assistant["graph_id"],
-        checkpoint_ns="",
-    )
-    checkpoint = kwargs.get("checkpoint") or {}
-    checkpoint_id = kwargs.get("checkpoint_id") or checkpoint.get("checkpoint_id")
-    if checkpoint_id:
-        configurable["checkpoint_id"] = checkpoint_id
-    if checkpoint.get("checkpoint_ns"):
-        configurable["checkpoint_ns"] = checkpoint["checkpoint_ns"]
-    config["configurable"] = configurable
+def run_config(run: dict) -> dict:
+    """The config recorded at creation, plus what only the execution knows (the attempt)."""
+    config = dict(run["kwargs"]["config"])
     config["metadata"] = {
-        **(a_cfg.get("metadata") or {}),
-        **(r_cfg.get("metadata") or {}),
-        **(run.get("metadata") or {}),
-        "run_id": str(run["run_id"]),
-        "thread_id": str(run["thread_id"]),
-        "assistant_id": str(run["assistant_id"]),
-        "graph_id": assistant["graph_id"],
+        **(config.get("metadata") or {}),
         "run_attempt": run["attempt"],
+        "langgraph_version": LANGGRAPH_VERSION,
+        "langgraph_host": "self-hosted",
+        "thread_id": str(run["thread_id"]),
+        "run_id": str(run["run_id"]),
     }
     return config
 
@@ -73,18 +52,17 @@ async def execute(rt: Runtime, run: dict, cancel_reason: dict) -> None:
     await publish("metadata", dumps({"run_id": str(run_id), "attempt": run["attempt"]}))
     try:
         async with asyncio.timeout(rt.settings.bg_job_timeout_secs):
-            assistant = await rt.assistants.get(run["assistant_id"])
-            config = build_config(assistant, run)
-            graph = await rt.graphs.get(assistant["graph_id"], config, checkpointer=rt.checkpointer, store=rt.store)
-            stream = RunStream(kwargs.get("stream_mode") or ["values"], bool(kwargs.get("stream_subgraphs")))
-            context = {**(assistant.get("context") or {}), **(kwargs.get("context") or {})}
+            config = run_config(run)
+            graph_id = config["configurable"]["graph_id"]
+            graph = await rt.graphs.get(graph_id, config, checkpointer=rt.checkpointer, store=rt.store)
+            stream = RunStream(kwargs["stream_mode"], kwargs["subgraphs"])
             extra = {
                 "interrupt_before": kwargs.get("interrupt_before"),
                 "interrupt_after": kwargs.get("interrupt_after"),
                 "durability": kwargs.get("durability") or "async",
             }
-            if context:
-                extra["context"] = context
+            if kwargs.get("context"):
+                extra["context"] = kwargs["context"]
             value = await _input_for_attempt(rt, graph, config, run)
             async for event, data in stream.events(graph, value, config, **extra):
                 await publish(event, data)
@@ -121,7 +99,7 @@ async def _input_for_attempt(rt: Runtime, graph, config: dict, run: dict) -> Any
 
 async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph, config: dict | None) -> dict:
     run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
-    values, interrupts = None, None
+    values, interrupts, pending = None, None, None
     thread_status = {"error": "error", "timeout": "error"}.get(status)
     if status == "rollback":
         await rt.threads.delete_run_checkpoints(thread_id, run_id)
@@ -129,11 +107,17 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
         try:
             snapshot = await graph.aget_state({"configurable": {"thread_id": str(thread_id)}})
             values, interrupts = to_jsonable(snapshot.values), interrupts_by_task(snapshot)
-            if interrupts and status == "success":
+            if snapshot.interrupts and status == "success":
                 thread_status = "interrupted"
+                pending = to_jsonable(list(snapshot.interrupts))
         except Exception:
             log.exception("run %s: could not read the final state", run_id)
-    output = {"__error__": error} if error else values
+    if error:
+        output = {"__error__": error}
+    elif pending and isinstance(values, dict):  # as the official server: the values, plus what waits for an answer
+        output = {**values, "__interrupt__": pending}
+    else:
+        output = values
     await rt.runs.finish(
         run_id, thread_id,
         status="interrupted" if status == "rollback" else status,
@@ -143,7 +127,7 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
         interrupts=interrupts,
         error=error,
         rollback=status == "rollback",
-        delete_thread=kwargs.get("on_completion") == "delete" and kwargs.get("stateless", False),
+        delete_thread=kwargs.get("temporary", False),
     )
     log.info("run %s on thread %s ended: %s", run_id, thread_id, status)
     return {"status": status, "output": output}
