@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import Request
 from fastapi.responses import Response
 
-from ..errors import NotFound
+from ..errors import Invalid
 from ..graphs import default_assistant_id
 from ..runtime import Runtime
 from ..serde import dumps
@@ -33,7 +33,10 @@ def resolve_assistant_id(rt: Runtime, value: str | UUID) -> UUID:
     except ValueError:
         if value in rt.graphs:
             return default_assistant_id(value)
-        raise NotFound(f"Assistant {value} not found") from None
+        raise Invalid(
+            f"Invalid assistant: '{value}'. Must be either:\n- A valid assistant UUID, or\n"
+            f"- One of the registered graphs: {', '.join(rt.graphs.ids())}"
+        ) from None
 
 
 def no_content() -> Response:

@@ -11,7 +11,7 @@ COLUMNS = [
     "run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata", "kwargs",
     "multitask_strategy",
 ]
-PUBLIC = ", ".join(f"run.{c}" for c in COLUMNS)
+PUBLIC = ", ".join(f"run.{c}" for c in COLUMNS) + ", NULL AS langsmith_session_name"
 INFLIGHT = ("pending", "running")
 
 

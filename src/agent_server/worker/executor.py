@@ -48,13 +48,15 @@ async def execute(rt: Runtime, run: dict, cancel_reason: dict) -> None:
     async def publish(event: str, data: bytes) -> None:
         await rt.broker.publish(channel, pack(event, data))
 
-    status, error, graph, config = "success", None, None, None
+    status, error, graph, stream = "success", None, None, None
     await publish("metadata", dumps({"run_id": str(run_id), "attempt": run["attempt"]}))
     try:
         async with asyncio.timeout(rt.settings.bg_job_timeout_secs):
             config = run_config(run)
             graph_id = config["configurable"]["graph_id"]
-            graph = await rt.graphs.get(graph_id, config, checkpointer=rt.checkpointer, store=rt.store)
+            # A temporary thread dies with its run: no checkpoints, as the official server does.
+            checkpointer = None if kwargs.get("temporary") else rt.checkpointer
+            graph = await rt.graphs.get(graph_id, config, checkpointer=checkpointer, store=rt.store)
             stream = RunStream(kwargs["stream_mode"], kwargs["subgraphs"])
             extra = {
                 "interrupt_before": kwargs.get("interrupt_before"),
@@ -83,7 +85,7 @@ async def execute(rt: Runtime, run: dict, cancel_reason: dict) -> None:
         cancel_reason.pop(run_id, None)
     if error is not None:
         await publish("error", dumps(error))
-    result = await _finish(rt, run, status, error, graph, config)
+    result = await _finish(rt, run, status, error, graph, stream)
     await publish(DONE, dumps(result))
 
 
@@ -97,13 +99,15 @@ async def _input_for_attempt(rt: Runtime, graph, config: dict, run: dict) -> Any
     return graph_input(run["kwargs"])
 
 
-async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph, config: dict | None) -> dict:
+async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph, stream: RunStream | None) -> dict:
     run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
     values, interrupts, pending = None, None, None
     thread_status = {"error": "error", "timeout": "error"}.get(status)
     if status == "rollback":
         await rt.threads.delete_run_checkpoints(thread_id, run_id)
-    if graph is not None and config is not None:
+    if kwargs.get("temporary"):
+        values = to_jsonable(stream.last_values) if stream else None  # carries __interrupt__ already
+    elif graph is not None:
         try:
             snapshot = await graph.aget_state({"configurable": {"thread_id": str(thread_id)}})
             values, interrupts = to_jsonable(snapshot.values), interrupts_by_task(snapshot)

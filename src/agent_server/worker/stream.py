@@ -24,8 +24,10 @@ class RunStream:
     def __init__(self, modes: list[str], subgraphs: bool) -> None:
         self.modes = modes
         self.subgraphs = subgraphs
-        self.graph_modes = list(dict.fromkeys(GRAPH_MODES[m] for m in modes if m in GRAPH_MODES))
+        # "values" always: the last root values are the output of a run without a checkpointer.
+        self.graph_modes = list(dict.fromkeys(["values", *(GRAPH_MODES[m] for m in modes if m in GRAPH_MODES)]))
         self.messages: dict[str, BaseMessage] = {}
+        self.last_values: Any = None
 
     async def events(self, graph, graph_input, config: dict, **kwargs) -> AsyncIterator[tuple[str, bytes]]:
         """Yield (event name, JSON payload) for every chunk in the requested modes."""
@@ -41,8 +43,12 @@ class RunStream:
             if mode == "messages":
                 for item in self._messages(chunk, ns):
                     yield item
-            else:
-                yield event_name(mode, ns), dumps(chunk)
+                continue
+            if mode == "values" and not ns:
+                self.last_values = chunk
+                if "values" not in self.modes:
+                    continue
+            yield event_name(mode, ns), dumps(chunk)
 
     def _messages(self, chunk: tuple[BaseMessage, dict], ns: tuple[str, ...]):
         message, metadata = chunk
