@@ -131,3 +131,43 @@ def http(server):
     """Plain HTTP for what the SDK does not expose (status codes of bad requests)."""
     with httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
+
+
+# ---- Redis: the local one when reachable, else a redis-server this test run starts ------------------
+
+def _redis_reachable(uri: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(uri, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_uri(tmp_path_factory):
+    uri = os.environ.get("TEST_REDIS_URI", "redis://127.0.0.1:6379/0")
+    if _redis_reachable(uri):
+        yield uri
+        return
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("no Redis on 127.0.0.1:6379 and no redis-server binary to start one (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path_factory.mktemp("redis"))],
+        stdout=subprocess.DEVNULL,
+    )
+    uri = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not _redis_reachable(uri):
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+    yield uri
+    proc.terminate()
+    proc.wait()
