@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0
 HEARTBEAT_SECONDS = 5.0
 IDLE_POLL_SECONDS = 2.0  # a safety net only: new runs wake the loop through the broker
+MAX_ATTEMPTS = 3  # a run whose worker dies this many times ends in error
 
 
 class QueueWorker:
@@ -30,7 +31,7 @@ class QueueWorker:
         self._stopping = False
 
     async def start(self) -> None:
-        swept = await self.rt.runs.sweep_expired()
+        swept = await self.rt.runs.sweep_expired(MAX_ATTEMPTS)
         if swept:
             log.warning("requeued %d runs whose worker stopped renewing its lease", len(swept))
         ready = asyncio.Event()
@@ -130,7 +131,7 @@ class QueueWorker:
                             self.cancel(run_id, "release")
                         elif held[run_id]:
                             self.cancel(run_id, held[run_id])
-                swept = await self.rt.runs.sweep_expired()
+                swept = await self.rt.runs.sweep_expired(MAX_ATTEMPTS)
                 if swept:
                     log.warning("requeued runs %s whose worker stopped renewing its lease", swept)
                     self._wake.set()

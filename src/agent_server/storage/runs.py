@@ -216,6 +216,7 @@ class RunRepo(Repository):
         self,
         run_id: UUID,
         thread_id: UUID,
+        worker_id: str,
         *,
         status: str,
         output,
@@ -225,21 +226,24 @@ class RunRepo(Repository):
         error=None,
         rollback: bool = False,
         delete_thread: bool = False,
-    ) -> None:
-        """End a run, free its thread and record the thread's new state, in one transaction."""
+    ) -> bool:
+        """End a run, free its thread and record the thread's new state, in one transaction.
+
+        Only the worker holding the run's lease may; False when the lease had passed to another."""
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT 1 FROM thread WHERE thread_id = %s FOR UPDATE", (thread_id,))
+            held = "run_id = %(run)s AND status = 'running' AND lease_owner = %(worker)s"
+            params = {"run": run_id, "worker": worker_id, "status": status, "output": jsonb(output)}
             if rollback:
-                await conn.execute("DELETE FROM run WHERE run_id = %s", (run_id,))
+                sql = f"DELETE FROM run WHERE {held} RETURNING 1"
             else:
-                await conn.execute(
-                    """UPDATE run SET status = %s, output = %s, updated_at = now(), lease_owner = NULL,
-                           lease_expires_at = NULL WHERE run_id = %s""",
-                    (status, jsonb(output), run_id),
-                )
+                sql = f"""UPDATE run SET status = %(status)s, output = %(output)s, updated_at = now(),
+                              lease_owner = NULL, lease_expires_at = NULL WHERE {held} RETURNING 1"""
+            if await self.one(sql, params, conn) is None:
+                return False
             if delete_thread:
                 await conn.execute("DELETE FROM thread WHERE thread_id = %s", (thread_id,))
-                return
+                return True
             await conn.execute(
                 """UPDATE thread SET active_run_id = NULL,
                        "values" = CASE WHEN %s THEN %s ELSE "values" END,
@@ -249,6 +253,7 @@ class RunRepo(Repository):
                  jsonb(error) if error is not None else None, thread_id, run_id),
             )
             await self._settle_thread(conn, thread_id, thread_status)
+            return True
 
     async def release(self, run_id: UUID, thread_id: UUID, worker_id: str) -> None:
         """Give a claimed run back to the queue (shutdown); another worker resumes it."""
@@ -265,17 +270,38 @@ class RunRepo(Repository):
                 "UPDATE thread SET active_run_id = NULL WHERE thread_id = %s AND active_run_id = %s", (thread_id, run_id)
             )
 
-    async def sweep_expired(self) -> list[UUID]:
-        """Runs whose worker stopped renewing its lease go back to the queue, to resume from their checkpoint."""
-        rows = await self.all(
-            """WITH lost AS (
-                   UPDATE run SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-                   WHERE status = 'running' AND lease_expires_at < now() RETURNING run_id, thread_id)
-               UPDATE thread SET active_run_id = NULL FROM lost
-               WHERE thread.thread_id = lost.thread_id AND thread.active_run_id = lost.run_id
-               RETURNING lost.run_id"""
-        )
-        return [r["run_id"] for r in rows]
+    async def sweep_expired(self, max_attempts: int) -> list[UUID]:
+        """Runs whose worker stopped renewing its lease go back to the queue, to resume from their
+        last checkpoint; a run that already had `max_attempts` ends in error instead."""
+        async with self.pool.connection() as conn, conn.transaction():
+            lost = await self.all(
+                """SELECT run_id, thread_id, attempt FROM run
+                   WHERE status = 'running' AND lease_expires_at < now() FOR UPDATE SKIP LOCKED""",
+                conn=conn,
+            )
+            if not lost:
+                return []
+            retry = [r["run_id"] for r in lost if r["attempt"] < max_attempts]
+            failed = [r["run_id"] for r in lost if r["attempt"] >= max_attempts]
+            await conn.execute(
+                """UPDATE run SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+                   WHERE run_id = ANY(%s)""",
+                (retry,),
+            )
+            error = {"error": "WorkerLost", "message": f"the run's worker was lost {max_attempts} times; giving up"}
+            await conn.execute(
+                """UPDATE run SET status = 'error', output = %s, lease_owner = NULL, lease_expires_at = NULL,
+                       updated_at = now() WHERE run_id = ANY(%s)""",
+                (jsonb({"__error__": error}), failed),
+            )
+            await conn.execute(
+                """UPDATE thread SET active_run_id = NULL, error = CASE WHEN active_run_id = ANY(%s) THEN %s ELSE error END
+                   WHERE active_run_id = ANY(%s)""",
+                (failed, jsonb(error), [r["run_id"] for r in lost]),
+            )
+            for tid in {r["thread_id"] for r in lost if r["run_id"] in failed}:
+                await self._settle_thread(conn, tid, "error")
+            return [r["run_id"] for r in lost]
 
     async def output(self, run_id: UUID) -> dict | None:
         return await self.one("SELECT status, output FROM run WHERE run_id = %s", (run_id,))

@@ -86,7 +86,8 @@ async def execute(rt: Runtime, run: dict, cancel_reason: dict) -> None:
     if error is not None:
         await publish("error", dumps(error))
     result = await _finish(rt, run, status, error, graph, stream)
-    await publish(DONE, dumps(result))
+    if result is not None:
+        await publish(DONE, dumps(result))
 
 
 async def _input_for_attempt(rt: Runtime, graph, config: dict, run: dict) -> Any:
@@ -99,7 +100,7 @@ async def _input_for_attempt(rt: Runtime, graph, config: dict, run: dict) -> Any
     return graph_input(run["kwargs"])
 
 
-async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph, stream: RunStream | None) -> dict:
+async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph, stream: RunStream | None) -> dict | None:
     run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
     values, interrupts, pending = None, None, None
     thread_status = {"error": "error", "timeout": "error"}.get(status)
@@ -122,8 +123,8 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
         output = {**values, "__interrupt__": pending}
     else:
         output = values
-    await rt.runs.finish(
-        run_id, thread_id,
+    held = await rt.runs.finish(
+        run_id, thread_id, run["lease_owner"],
         status="interrupted" if status == "rollback" else status,
         output=output,
         thread_status=thread_status,
@@ -133,5 +134,8 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
         rollback=status == "rollback",
         delete_thread=kwargs.get("temporary", False),
     )
+    if not held:
+        log.warning("run %s: lease lost to another worker; its outcome here is dropped", run_id)
+        return None
     log.info("run %s on thread %s ended: %s", run_id, thread_id, status)
     return {"status": status, "output": output}
