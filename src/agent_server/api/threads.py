@@ -1,10 +1,10 @@
 """Threads: metadata, status, state and history."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from .. import runs as run_service
@@ -16,17 +16,34 @@ router = APIRouter(tags=["threads"], default_response_class=JSONResponse)
 
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 ThreadColumn = Literal[
-    "thread_id", "created_at", "updated_at", "metadata", "config", "status", "values", "interrupts", "error",
+    "thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "config", "status", "values", "interrupts",
 ]
 
 
+def _thread_id(thread_id: str) -> UUID:
+    try:
+        return UUID(thread_id)
+    except ValueError:
+        raise Invalid("Invalid thread ID: must be a UUID") from None
+
+
+ThreadId = Annotated[UUID, Depends(_thread_id)]
+"""A thread id in the path: a non-UUID is a 422 naming the thread, as the official server answers."""
+
+
 class TTL(BaseModel):
-    strategy: Literal["delete"] = "delete"
+    strategy: Literal["delete", "keep_latest"] = "delete"
     ttl: float = Field(gt=0, description="minutes")
 
 
+class SuperstepUpdate(BaseModel):
+    values: dict[str, Any] | list[Any] | None = None
+    command: dict[str, Any] | None = None
+    as_node: str
+
+
 class Superstep(BaseModel):
-    updates: list[dict[str, Any]]
+    updates: list[SuperstepUpdate]
 
 
 class ThreadCreate(BaseModel):
@@ -42,23 +59,20 @@ class ThreadPatch(BaseModel):
     ttl: TTL | None = None
 
 
-class ThreadSearch(BaseModel):
+class ThreadFilter(BaseModel):
     ids: list[UUID] | None = None
     metadata: dict | None = None
     values: dict | None = None
     status: ThreadStatus | None = None
+
+
+class ThreadSearch(ThreadFilter):
     limit: int = Field(10, ge=1, le=1000)
     offset: int = Field(0, ge=0)
-    sort_by: Literal["thread_id", "status", "created_at", "updated_at"] | None = None
+    sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[ThreadColumn] | None = None
-
-
-class ThreadCount(BaseModel):
-    ids: list[UUID] | None = None
-    metadata: dict | None = None
-    values: dict | None = None
-    status: ThreadStatus | None = None
+    extract: dict[str, str] | None = Field(None, max_length=10)
 
 
 class ThreadPrune(BaseModel):
@@ -86,14 +100,14 @@ class StateAtCheckpoint(BaseModel):
 
 
 class HistoryQuery(BaseModel):
-    limit: int = Field(10, ge=1, le=1000)
+    limit: int = Field(1, ge=1, le=1000)  # the official server's default, for GET and POST alike
     before: Checkpoint | str | None = None
     metadata: dict | None = None
     checkpoint: Checkpoint | None = None
 
 
-def _checkpoint(cp: Checkpoint | None, checkpoint_id: str | None = None) -> dict | None:
-    out = cp.model_dump(exclude_none=True) if cp else {}
+def _checkpoint(cp: Checkpoint | str | None, checkpoint_id: str | None = None) -> dict | None:
+    out = {"checkpoint_id": cp} if isinstance(cp, str) else cp.model_dump(exclude_none=True) if cp else {}
     if checkpoint_id:
         out["checkpoint_id"] = checkpoint_id
     return out or None
@@ -103,74 +117,83 @@ def _checkpoint(cp: Checkpoint | None, checkpoint_id: str | None = None) -> dict
 async def create_thread(request: Request, body: ThreadCreate):
     rt = runtime(request)
     thread_id = body.thread_id or uuid4()
+    graph_id = body.metadata.get("graph_id")
+    if body.supersteps and graph_id not in rt.graphs:
+        raise Invalid("supersteps need metadata.graph_id naming one of this server's graphs")
+    ttl = body.ttl.model_dump() if body.ttl else None
+    thread = await rt.threads.create(thread_id, metadata=body.metadata, if_exists=body.if_exists, ttl=ttl)
     if body.supersteps:
-        graph_id = body.metadata.get("graph_id")
-        if graph_id not in rt.graphs:
-            raise Invalid("supersteps need metadata.graph_id naming one of this server's graphs")
-    thread = await rt.threads.create(
-        thread_id, metadata=body.metadata, if_exists=body.if_exists, ttl_minutes=body.ttl.ttl if body.ttl else None
-    )
-    if body.supersteps:
-        await state.bulk_update(rt, thread_id, body.metadata["graph_id"], [s.model_dump() for s in body.supersteps])
+        try:
+            await state.bulk_update(rt, thread_id, graph_id, [s.model_dump() for s in body.supersteps])
+        except Exception:
+            await run_service.delete_thread(rt, thread_id)  # all or nothing
+            raise
         thread = await rt.threads.get(thread_id)
     return thread
 
 
 @router.post("/threads/search")
-async def search_threads(request: Request, body: ThreadSearch):
-    return await runtime(request).threads.search(**body.model_dump())
+async def search_threads(request: Request, response: Response, body: ThreadSearch):
+    threads = await runtime(request).threads.search(**{**body.model_dump(), "limit": body.limit + 1})
+    more = len(threads) > body.limit
+    # as the official server: the total counts one past this page when there are more
+    response.headers["x-pagination-total"] = str(body.offset + len(threads))
+    if more:
+        response.headers["x-pagination-next"] = str(body.offset + body.limit)
+    return threads[: body.limit]
 
 
 @router.post("/threads/count")
-async def count_threads(request: Request, body: ThreadCount):
+async def count_threads(request: Request, body: ThreadFilter):
     return await runtime(request).threads.count(**body.model_dump())
 
 
 @router.post("/threads/prune")
 async def prune_threads(request: Request, body: ThreadPrune):
     rt = runtime(request)
+    existing = [t for t in dict.fromkeys(body.thread_ids) if await rt.threads.exists(t)]
     if body.strategy == "delete":
-        pruned = 0
-        for thread_id in body.thread_ids:
-            if await rt.threads.exists(thread_id):
-                await run_service.delete_thread(rt, thread_id)
-                pruned += 1
-        return {"pruned_count": pruned}
-    existing = [t["thread_id"] for t in await rt.threads.search(ids=body.thread_ids, limit=len(body.thread_ids))]
-    await rt.checkpointer.aprune([str(t) for t in existing], strategy="keep_latest")
+        for thread_id in existing:
+            await run_service.delete_thread(rt, thread_id)
+    else:
+        await rt.checkpointer.aprune([str(t) for t in existing], strategy="keep_latest")
     return {"pruned_count": len(existing)}
 
 
 @router.get("/threads/{thread_id}")
-async def get_thread(request: Request, thread_id: UUID):
-    return await runtime(request).threads.get(thread_id)
+async def get_thread(request: Request, thread_id: ThreadId, include: str = ""):
+    return await runtime(request).threads.get(thread_id, include_ttl="ttl" in include.split(","))
 
 
 @router.patch("/threads/{thread_id}")
-async def patch_thread(request: Request, thread_id: UUID, body: ThreadPatch):
-    return await runtime(request).threads.update(
-        thread_id, metadata=body.metadata, ttl_minutes=body.ttl.ttl if body.ttl else None
-    )
+async def patch_thread(request: Request, thread_id: ThreadId, body: ThreadPatch):
+    ttl = body.ttl.model_dump() if body.ttl else None
+    return await runtime(request).threads.update(thread_id, metadata=body.metadata, ttl=ttl)
 
 
 @router.delete("/threads/{thread_id}", status_code=204)
-async def delete_thread(request: Request, thread_id: UUID):
+async def delete_thread(request: Request, thread_id: ThreadId):
     await run_service.delete_thread(runtime(request), thread_id)
     return no_content()
 
 
 @router.post("/threads/{thread_id}/copy")
-async def copy_thread(request: Request, thread_id: UUID):
+async def copy_thread(request: Request, thread_id: ThreadId):
     return await runtime(request).threads.copy(thread_id, uuid4())
 
 
+@router.get("/threads/{thread_id}/storage")
+async def thread_storage(request: Request, thread_id: ThreadId):
+    return await runtime(request).threads.storage(thread_id)
+
+
 @router.get("/threads/{thread_id}/state")
-async def get_state(request: Request, thread_id: UUID, subgraphs: bool = False):
+async def get_state(request: Request, thread_id: ThreadId, subgraphs: bool = False):
     return await state.get_state(runtime(request), thread_id, subgraphs=subgraphs)
 
 
 @router.post("/threads/{thread_id}/state")
-async def update_state(request: Request, thread_id: UUID, body: StateUpdate):
+async def update_state(request: Request, thread_id: ThreadId, body: StateUpdate):
     return await state.update_state(
         runtime(request), thread_id, body.values, as_node=body.as_node,
         checkpoint=_checkpoint(body.checkpoint, body.checkpoint_id),
@@ -178,26 +201,25 @@ async def update_state(request: Request, thread_id: UUID, body: StateUpdate):
 
 
 @router.post("/threads/{thread_id}/state/checkpoint")
-async def get_state_at(request: Request, thread_id: UUID, body: StateAtCheckpoint):
+async def get_state_at(request: Request, thread_id: ThreadId, body: StateAtCheckpoint):
     return await state.get_state(runtime(request), thread_id, _checkpoint(body.checkpoint), body.subgraphs)
 
 
 @router.get("/threads/{thread_id}/state/{checkpoint_id}")
-async def get_state_at_id(request: Request, thread_id: UUID, checkpoint_id: str, subgraphs: bool = False):
+async def get_state_at_id(request: Request, thread_id: ThreadId, checkpoint_id: str, subgraphs: bool = False):
     return await state.get_state(runtime(request), thread_id, {"checkpoint_id": checkpoint_id}, subgraphs)
 
 
 @router.get("/threads/{thread_id}/history")
 async def get_history(
-    request: Request, thread_id: UUID, limit: int = Query(10, ge=1, le=1000), before: str | None = None
+    request: Request, thread_id: ThreadId, limit: int = Query(1, ge=1, le=1000), before: str | None = None
 ):
-    return await state.history(runtime(request), thread_id, limit=limit, before=before, metadata=None, checkpoint=None)
+    return await post_history(request, thread_id, HistoryQuery(limit=limit, before=before))
 
 
 @router.post("/threads/{thread_id}/history")
-async def post_history(request: Request, thread_id: UUID, body: HistoryQuery):
-    before = body.before if isinstance(body.before, str) else _checkpoint(body.before)
+async def post_history(request: Request, thread_id: ThreadId, body: HistoryQuery):
     return await state.history(
-        runtime(request), thread_id, limit=body.limit, before=before, metadata=body.metadata,
-        checkpoint=_checkpoint(body.checkpoint),
+        runtime(request), thread_id, limit=body.limit, before=_checkpoint(body.before),
+        metadata=body.metadata, checkpoint=_checkpoint(body.checkpoint),
     )

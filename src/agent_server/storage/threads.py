@@ -1,16 +1,42 @@
 """Threads: metadata, status and the latest values; their checkpoints live in the checkpointer's tables."""
 from __future__ import annotations
 
+import re
 from uuid import UUID
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, Invalid, NotFound
 from .base import Repository, jsonb, order_clause, select_clause
 
 COLUMNS = [
-    "thread_id", "created_at", "updated_at", "metadata", "status", "config", "values", "interrupts", "error",
+    "thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "status", "config", "values",
+    "interrupts", "error",
 ]
-SORTABLE = {"thread_id", "status", "created_at", "updated_at"}
+SELECTABLE = [c for c in COLUMNS if c != "error"]
+SORTABLE = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
+EXTRACTABLE = {"values", "metadata", "config", "interrupts"}
 PUBLIC = ", ".join(f'"{c}"' for c in COLUMNS)
+TTL = """CASE WHEN expires_at IS NULL THEN NULL ELSE jsonb_build_object(
+    'strategy', ttl_strategy, 'ttl_minutes', ttl_minutes, 'expires_at', expires_at) END AS ttl"""
+EXPIRES = "now() + %(ttl_minutes)s * interval '1 minute'"
+
+
+def _ttl_params(ttl: dict | None) -> dict:
+    ttl = ttl or {}
+    return {"ttl_strategy": ttl.get("strategy"), "ttl_minutes": ttl.get("ttl")}
+
+
+def _extract_clause(extract: dict[str, str] | None, params: dict) -> str:
+    """`{"alias": "values.messages[-1].content"}` as one jsonb column `extracted` (paths become parameters)."""
+    if not extract:
+        return ""
+    pairs = []
+    for i, (alias, path) in enumerate(extract.items()):
+        column, *keys = re.findall(r"[^.\[\]]+", path) or [""]
+        if column not in EXTRACTABLE:
+            raise Invalid(f"extract path {path!r} must start with one of {sorted(EXTRACTABLE)}")
+        params[f"alias{i}"], params[f"path{i}"] = alias, keys
+        pairs.append(f'%(alias{i})s::text, "{column}" #> %(path{i})s::text[]')
+    return f", jsonb_build_object({', '.join(pairs)}) AS extracted"
 
 
 class ThreadRepo(Repository):
@@ -20,54 +46,58 @@ class ThreadRepo(Repository):
         *,
         metadata: dict,
         if_exists: str = "raise",
-        ttl_minutes: float | None = None,
+        ttl: dict | None = None,
         ephemeral: bool = False,
         conn=None,
     ) -> dict:
+        """`ttl`: {"strategy": "delete" | "keep_latest", "ttl": minutes} or None."""
         row = await self.one(
-            f"""INSERT INTO thread (thread_id, metadata, ephemeral, expires_at)
-                VALUES (%s, %s, %s, now() + %s * interval '1 minute')
+            f"""INSERT INTO thread (thread_id, metadata, ephemeral, ttl_strategy, ttl_minutes, expires_at)
+                VALUES (%(thread_id)s, %(metadata)s, %(ephemeral)s, %(ttl_strategy)s, %(ttl_minutes)s, {EXPIRES})
                 ON CONFLICT (thread_id) DO NOTHING RETURNING {PUBLIC}""",
-            (thread_id, jsonb(metadata), ephemeral, ttl_minutes),
+            {"thread_id": thread_id, "metadata": jsonb(metadata), "ephemeral": ephemeral, **_ttl_params(ttl)},
             conn,
         )
         if row is None:
             if if_exists == "do_nothing":
                 return await self.get(thread_id, conn)
-            raise Conflict(f"Thread {thread_id} already exists")
+            raise Conflict(f"Thread with ID {thread_id} already exists")
         return row
 
-    async def get(self, thread_id: UUID, conn=None) -> dict:
-        row = await self.one(f"SELECT {PUBLIC} FROM thread WHERE thread_id = %s", (thread_id,), conn)
+    async def get(self, thread_id: UUID, conn=None, *, include_ttl: bool = False) -> dict:
+        extra = f", {TTL}" if include_ttl else ""
+        row = await self.one(f"SELECT {PUBLIC}{extra} FROM thread WHERE thread_id = %s", (thread_id,), conn)
         if row is None:
-            raise NotFound(f"Thread {thread_id} not found")
+            raise NotFound(f"Thread with ID {thread_id} not found")
         return row
 
     async def exists(self, thread_id: UUID) -> bool:
         return await self.one("SELECT 1 FROM thread WHERE thread_id = %s", (thread_id,)) is not None
 
-    async def update(self, thread_id: UUID, *, metadata: dict | None, ttl_minutes: float | None = None) -> dict:
+    async def update(self, thread_id: UUID, *, metadata: dict | None, ttl: dict | None = None) -> dict:
         row = await self.one(
-            f"""UPDATE thread SET metadata = metadata || %s, updated_at = now(),
-                    expires_at = coalesce(now() + %s * interval '1 minute', expires_at)
-                WHERE thread_id = %s RETURNING {PUBLIC}""",
-            (jsonb(metadata or {}), ttl_minutes, thread_id),
+            f"""UPDATE thread SET metadata = metadata || %(metadata)s, updated_at = now(),
+                    ttl_strategy = coalesce(%(ttl_strategy)s, ttl_strategy),
+                    ttl_minutes = coalesce(%(ttl_minutes)s, ttl_minutes),
+                    expires_at = coalesce({EXPIRES}, expires_at)
+                WHERE thread_id = %(thread_id)s RETURNING {PUBLIC}""",
+            {"metadata": jsonb(metadata or {}), "thread_id": thread_id, **_ttl_params(ttl)},
         )
         if row is None:
-            raise NotFound(f"Thread {thread_id} not found")
+            raise NotFound(f"Thread with ID {thread_id} not found")
         return row
 
     async def delete(self, thread_id: UUID, conn=None) -> None:
         if await self.one("DELETE FROM thread WHERE thread_id = %s RETURNING 1", (thread_id,), conn) is None:
-            raise NotFound(f"Thread {thread_id} not found")
+            raise NotFound(f"Thread with ID {thread_id} not found")
 
     async def set_state(self, thread_id: UUID, *, values, interrupts: dict, status: str | None = None, conn=None) -> None:
-        """Record the thread's latest values (after a run or a state update)."""
+        """Record the thread's latest values (after a state update); a thread running a run stays busy."""
         await self.all(
             """UPDATE thread SET "values" = %s, interrupts = %s, updated_at = now(),
                    status = CASE WHEN active_run_id IS NOT NULL THEN status
                                  ELSE coalesce(%s, CASE WHEN %s THEN 'interrupted' ELSE 'idle' END) END
-               WHERE thread_id = %s""",
+               WHERE thread_id = %s RETURNING 1""",
             (jsonb(values), jsonb(interrupts), status, bool(interrupts), thread_id),
             conn,
         )
@@ -91,12 +121,14 @@ class ThreadRepo(Repository):
 
     async def search(
         self, *, ids=None, metadata=None, values=None, status=None, limit=10, offset=0,
-        sort_by=None, sort_order=None, select=None,
+        sort_by=None, sort_order=None, select=None, extract=None,
     ) -> list[dict]:
         where, params = self._where(ids, metadata, values, status)
-        order = order_clause(sort_by, sort_order, SORTABLE, "created_at")
+        columns = select_clause(select, SELECTABLE) if select else PUBLIC
+        order = order_clause(sort_by, sort_order, SORTABLE, "updated_at")
         return await self.all(
-            f"SELECT {select_clause(select, COLUMNS)} FROM thread WHERE {where} {order} LIMIT %(limit)s OFFSET %(offset)s",
+            f"""SELECT {columns}{_extract_clause(extract, params)} FROM thread WHERE {where}
+                {order}, thread_id LIMIT %(limit)s OFFSET %(offset)s""",
             {**params, "limit": limit, "offset": offset},
         )
 
@@ -116,7 +148,7 @@ class ThreadRepo(Repository):
                 conn,
             )
             if row is None:
-                raise NotFound(f"Thread {thread_id} not found")
+                raise NotFound(f"Thread with ID {thread_id} not found")
             old, new = str(thread_id), str(new_id)
             await conn.execute(
                 """INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
@@ -153,7 +185,42 @@ class ThreadRepo(Repository):
         )
 
     async def delete_expired(self) -> list[UUID]:
+        """Threads past their TTL with the `delete` strategy, idle, are deleted."""
         rows = await self.all(
-            "DELETE FROM thread WHERE expires_at < now() AND active_run_id IS NULL RETURNING thread_id"
+            """DELETE FROM thread WHERE expires_at < now() AND coalesce(ttl_strategy, 'delete') = 'delete'
+                   AND active_run_id IS NULL RETURNING thread_id"""
         )
         return [r["thread_id"] for r in rows]
+
+    async def storage(self, thread_id: UUID) -> dict:
+        """Bytes the thread's checkpoints occupy, as stored (compressed) by PostgreSQL."""
+        await self.get(thread_id)
+        tid = str(thread_id)
+        sizes = await self.one(
+            """SELECT
+                 (SELECT jsonb_build_object('count', count(*), 'bytes',
+                         coalesce(sum(pg_column_size(checkpoint) + pg_column_size(metadata)), 0))
+                  FROM checkpoints WHERE thread_id = %(tid)s) AS checkpoints,
+                 (SELECT jsonb_build_object('count', count(*), 'bytes', coalesce(sum(pg_column_size(blob)), 0))
+                  FROM checkpoint_writes WHERE thread_id = %(tid)s) AS pending_writes""",
+            {"tid": tid},
+        )
+        channels = await self.all(
+            """SELECT channel, count(*) AS versions, coalesce(sum(pg_column_size(blob)), 0) AS bytes
+               FROM checkpoint_blobs WHERE thread_id = %(tid)s GROUP BY channel ORDER BY channel""",
+            {"tid": tid},
+        )
+        by_channel = {c["channel"]: {"versions": c["versions"], "bytes": int(c["bytes"])} for c in channels}
+        channel_values = {
+            "count": sum(c["versions"] for c in by_channel.values()),
+            "bytes": sum(c["bytes"] for c in by_channel.values()),
+            "by_channel": by_channel,
+        }
+        parts = (sizes["checkpoints"], channel_values, sizes["pending_writes"])
+        return {
+            "thread_id": thread_id,
+            "total_bytes": sum(p["bytes"] for p in parts),
+            "checkpoints": sizes["checkpoints"],
+            "channel_values": channel_values,
+            "pending_writes": sizes["pending_writes"],
+        }
