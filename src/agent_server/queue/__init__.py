@@ -13,8 +13,6 @@ from ..worker.executor import execute
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 30.0
-HEARTBEAT_SECONDS = 5.0
 IDLE_POLL_SECONDS = 2.0  # a safety net only: new runs wake the loop through the broker
 MAX_ATTEMPTS = 3  # a run whose worker dies this many times ends in error
 
@@ -23,6 +21,7 @@ class QueueWorker:
     def __init__(self, rt: Runtime, concurrency: int | None = None) -> None:
         self.rt = rt
         self.concurrency = concurrency or rt.settings.n_jobs_per_worker
+        self.lease = rt.settings.lease_secs
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.active: dict[uuid.UUID, asyncio.Task] = {}
         self.cancel_reason: dict[uuid.UUID, str] = {}
@@ -87,7 +86,7 @@ class QueueWorker:
             claimed = []
             if free > 0:
                 try:
-                    claimed = await self.rt.runs.claim(self.worker_id, free, LEASE_SECONDS)
+                    claimed = await self.rt.runs.claim(self.worker_id, free, self.lease)
                 except Exception:
                     log.exception("claiming runs failed; retrying")
                     await asyncio.sleep(1)
@@ -121,10 +120,10 @@ class QueueWorker:
 
     async def _heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(self.lease / 6)
             try:
                 if self.active:
-                    held = await self.rt.runs.heartbeat(self.worker_id, list(self.active), LEASE_SECONDS)
+                    held = await self.rt.runs.heartbeat(self.worker_id, list(self.active), self.lease)
                     for run_id in list(self.active):
                         if run_id not in held:
                             log.warning("run %s: lease lost, stopping it", run_id)
