@@ -6,6 +6,7 @@ import importlib.util
 import inspect
 import logging
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -119,19 +120,21 @@ class GraphRegistry:
         return graph.copy(update={"checkpointer": checkpointer, "store": store})
 
 
-def _state_jsonschema(graph: Pregel) -> dict | None:
-    builder = getattr(graph, "builder", None)
-    state = getattr(builder, "state_schema", None)
-    if state is None:
-        return graph.get_output_jsonschema()
-    try:
-        from pydantic import TypeAdapter
+def _state_jsonschema(graph: Pregel, name: str | None) -> dict:
+    """Every state key, each optional: the shape a client may send or read back."""
+    from langgraph.channels.base import BaseChannel
+    from pydantic import create_model
 
-        schema = TypeAdapter(state).json_schema()
-        schema.setdefault("title", getattr(state, "__name__", "State"))
-        return schema
-    except Exception:
-        return graph.get_output_jsonschema()
+    keys = getattr(getattr(graph, "builder", None), "channels", None) or [
+        k for k in graph.channels if not k.startswith(("__", "branch:"))
+    ]
+    fields = {k: (c.UpdateType, None) for k in keys if isinstance(c := graph.channels.get(k), BaseChannel)}
+    return create_model(graph.get_name("State", name=name), **fields).model_json_schema()
+
+
+def _config_jsonschema(graph: Pregel) -> dict:
+    schema = graph.get_config_jsonschema()
+    return schema if schema.get("properties") else {}
 
 
 def _safe(fn):
@@ -142,11 +145,14 @@ def _safe(fn):
         return None
 
 
-def graph_schemas(graph: Pregel) -> dict[str, Any]:
-    return {
-        "input_schema": _safe(graph.get_input_jsonschema),
-        "output_schema": _safe(graph.get_output_jsonschema),
-        "state_schema": _safe(lambda: _state_jsonschema(graph)),
-        "config_schema": _safe(graph.get_config_jsonschema),
-        "context_schema": _safe(graph.get_context_jsonschema),
-    }
+def graph_schemas(graph: Pregel, name: str | None = None) -> dict[str, Any]:
+    """The five JSON schemas of a graph; `name` (the graph id) titles the state schema."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # get_config_jsonschema is deprecated, and still what clients read
+        return {
+            "input_schema": _safe(graph.get_input_jsonschema),
+            "output_schema": _safe(graph.get_output_jsonschema),
+            "state_schema": _safe(lambda: _state_jsonschema(graph, name)),
+            "config_schema": _safe(lambda: _config_jsonschema(graph)),
+            "context_schema": _safe(graph.get_context_jsonschema),
+        }

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -14,19 +15,19 @@ from ..errors import AgentServerError
 from ..runtime import Runtime
 from . import assistants, runs, system, threads
 from .common import JSONResponse
+from .validation import INVALID_JSON, describe
 
 log = logging.getLogger(__name__)
 
 
-def _field(loc) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    return ".".join(parts) or "body"
-
-
 async def _validation_error(request: Request, exc: RequestValidationError):
     errors = exc.errors()
-    detail = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in errors[:5])
-    return JSONResponse({"detail": detail or "invalid request"}, status_code=422)
+    return JSONResponse({"detail": describe(errors[0]) if errors else INVALID_JSON}, status_code=422)
+
+
+async def _data_error(request: Request, exc: psycopg.DataError):
+    """Values PostgreSQL cannot store (a NUL character, an out-of-range number) are bad input."""
+    return JSONResponse({"detail": f"Invalid value: {exc.diag.message_primary or exc}"}, status_code=422)
 
 
 async def _server_error(request: Request, exc: AgentServerError):
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app = FastAPI(title="Agent Server", version=__version__, lifespan=lifespan, default_response_class=JSONResponse)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(AgentServerError, _server_error)
+    app.add_exception_handler(psycopg.DataError, _data_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for module in (system, assistants, threads, runs):
         app.include_router(module.router)

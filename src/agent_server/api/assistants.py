@@ -1,15 +1,18 @@
-"""Assistants: a graph plus configuration, versioned."""
+"""Assistants: a graph plus configuration, versioned.
+
+As in the official server, path ids must be UUIDs (422 otherwise), except for drawing a graph,
+where a graph id stands for that graph's default assistant."""
 from __future__ import annotations
 
 from typing import Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from ..errors import NotFound
-from ..graphs import graph_schemas
-from .common import JSONResponse, no_content, resolve_assistant_id, runtime
+from ..errors import BadRequest, Invalid, NotFound
+from ..graphs import default_assistant_id, graph_schemas
+from .common import JSONResponse, no_content, runtime
 
 router = APIRouter(tags=["assistants"], default_response_class=JSONResponse)
 
@@ -17,6 +20,10 @@ AssistantColumn = Literal[
     "assistant_id", "graph_id", "name", "description", "config", "context", "created_at", "updated_at",
     "metadata", "version",
 ]
+BOTH_CONFIGURABLE_AND_CONTEXT = (
+    "Cannot specify both configurable and context. Prefer setting context alone. Context was introduced in "
+    "LangGraph 0.6.0 and is the long term planned replacement for configurable."
+)
 
 
 class AssistantCreate(BaseModel):
@@ -39,21 +46,18 @@ class AssistantPatch(BaseModel):
     description: str | None = None
 
 
-class AssistantSearch(BaseModel):
+class AssistantFilter(BaseModel):
     metadata: dict | None = None
     graph_id: str | None = None
     name: str | None = None
+
+
+class AssistantSearch(AssistantFilter):
     limit: int = Field(10, ge=1, le=1000)
     offset: int = Field(0, ge=0)
-    sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
+    sort_by: Literal["assistant_id", "created_at", "updated_at", "name", "graph_id"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[AssistantColumn] | None = None
-
-
-class AssistantCount(BaseModel):
-    metadata: dict | None = None
-    graph_id: str | None = None
-    name: str | None = None
 
 
 class VersionSearch(BaseModel):
@@ -63,50 +67,83 @@ class VersionSearch(BaseModel):
 
 
 class SetLatest(BaseModel):
-    version: int
+    version: int | None = None
 
 
-def _check_graph(request: Request, graph_id: str) -> None:
-    if graph_id not in runtime(request).graphs:
-        raise NotFound(f"Graph '{graph_id}' not found")
+def _check_graph(request: Request, graph_id: str | None) -> None:
+    ids = runtime(request).graphs.ids()
+    if graph_id is not None and graph_id not in ids:
+        raise NotFound(f"Graph '{graph_id}' not found. Expected one of: {sorted(ids)}")
+
+
+def _mirror(config: dict | None, context: dict | None) -> tuple[dict | None, dict | None]:
+    """`config.configurable` and `context` are two views of one thing: set one, both follow."""
+    configurable = (config or {}).get("configurable")
+    if configurable and context:
+        raise BadRequest(BOTH_CONFIGURABLE_AND_CONTEXT)
+    if configurable:
+        return config, configurable
+    if context:
+        return {**(config or {}), "configurable": context}, context
+    return config, context
 
 
 @router.post("/assistants")
 async def create_assistant(request: Request, body: AssistantCreate):
     _check_graph(request, body.graph_id)
+    config, context = _mirror(body.config, body.context)
     return await runtime(request).assistants.create(
-        body.assistant_id or uuid4(), body.graph_id, config=body.config, context=body.context,
-        metadata=body.metadata, name=body.name or "Untitled", description=body.description,
-        if_exists=body.if_exists,
+        body.assistant_id or uuid4(), body.graph_id, config=config, context=context, metadata=body.metadata,
+        name=body.name or "Untitled", description=body.description, if_exists=body.if_exists,
     )
 
 
 @router.post("/assistants/search")
-async def search_assistants(request: Request, body: AssistantSearch):
-    return await runtime(request).assistants.search(**body.model_dump())
+async def search_assistants(request: Request, body: AssistantSearch, response: Response):
+    _check_graph(request, body.graph_id)
+    rows, more = await runtime(request).assistants.search(**body.model_dump())
+    response.headers["X-Pagination-Total"] = str(body.offset + len(rows) + more)
+    if more:
+        response.headers["X-Pagination-Next"] = str(body.offset + body.limit)
+    return rows
 
 
 @router.post("/assistants/count")
-async def count_assistants(request: Request, body: AssistantCount):
+async def count_assistants(request: Request, body: AssistantFilter):
+    _check_graph(request, body.graph_id)
     return await runtime(request).assistants.count(**body.model_dump())
 
 
+async def _fetch(request: Request, assistant_id: UUID) -> dict:
+    """Reading endpoints answer a bare 'Not Found' for an unknown id, as the official server does."""
+    try:
+        return await runtime(request).assistants.get(assistant_id)
+    except NotFound:
+        raise NotFound("Not Found") from None
+
+
 @router.get("/assistants/{assistant_id}")
-async def get_assistant(request: Request, assistant_id: str):
-    rt = runtime(request)
-    return await rt.assistants.get(resolve_assistant_id(rt, assistant_id))
+async def get_assistant(request: Request, assistant_id: UUID):
+    return await _fetch(request, assistant_id)
 
 
 @router.patch("/assistants/{assistant_id}")
 async def patch_assistant(request: Request, assistant_id: UUID, body: AssistantPatch):
-    if body.graph_id is not None:
-        _check_graph(request, body.graph_id)
-    return await runtime(request).assistants.update(assistant_id, body.model_dump())
+    _check_graph(request, body.graph_id)
+    config, context = _mirror(body.config, body.context)
+    changes = {**body.model_dump(), "config": config, "context": context}
+    return await runtime(request).assistants.update(assistant_id, changes)
 
 
 @router.delete("/assistants/{assistant_id}", status_code=204)
-async def delete_assistant(request: Request, assistant_id: UUID):
-    await runtime(request).assistants.delete(assistant_id)
+async def delete_assistant(request: Request, assistant_id: UUID, delete_threads: bool = False):
+    rt = runtime(request)
+    thread_ids = await rt.assistants.delete(assistant_id, with_threads=delete_threads)
+    for thread_id in thread_ids:
+        try:
+            await rt.threads.delete(thread_id)
+        except NotFound:  # deleted meanwhile
+            pass
     return no_content()
 
 
@@ -120,27 +157,51 @@ async def set_latest(request: Request, assistant_id: UUID, body: SetLatest):
     return await runtime(request).assistants.set_latest(assistant_id, body.version)
 
 
-async def _graph(request: Request, assistant_id: str):
-    rt = runtime(request)
-    assistant = await rt.assistants.get(resolve_assistant_id(rt, assistant_id))
-    return assistant, await rt.graphs.get(assistant["graph_id"], assistant["config"])
+async def _graph(request: Request, assistant_id: UUID):
+    assistant = await _fetch(request, assistant_id)
+    return assistant, await runtime(request).graphs.get(assistant["graph_id"], assistant["config"])
+
+
+def _xray(value: str) -> int | bool:
+    if value in ("true", "True"):
+        return True
+    if value in ("", "false", "False"):
+        return False
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise Invalid("Invalid xray value")
 
 
 @router.get("/assistants/{assistant_id}/graph")
 async def get_graph(request: Request, assistant_id: str, xray: str = "false"):
-    _, graph = await _graph(request, assistant_id)
-    level: int | bool = int(xray) if xray.isdigit() else xray.lower() == "true"
-    return (await graph.aget_graph(xray=level)).to_json()
+    level = _xray(xray)
+    try:
+        uuid = UUID(assistant_id)
+    except ValueError:
+        if assistant_id not in runtime(request).graphs:
+            raise Invalid("Invalid assistant ID: must be a UUID") from None
+        uuid = default_assistant_id(assistant_id)
+    _, graph = await _graph(request, uuid)
+    drawing = (await graph.aget_graph(xray=level)).to_json()
+    for node in drawing["nodes"]:  # the official drawing names runnables without their class path
+        if node.get("type") == "runnable":
+            node["data"].pop("id", None)
+    return drawing
 
 
 @router.get("/assistants/{assistant_id}/schemas")
-async def get_schemas(request: Request, assistant_id: str):
+async def get_schemas(request: Request, assistant_id: UUID):
     assistant, graph = await _graph(request, assistant_id)
-    return {"graph_id": assistant["graph_id"], **graph_schemas(graph)}
+    return {"graph_id": assistant["graph_id"], **graph_schemas(graph, assistant["graph_id"])}
+
+
+def _flag(value: str) -> bool:
+    return value.lower() in ("true", "1", "yes")
 
 
 @router.get("/assistants/{assistant_id}/subgraphs")
 @router.get("/assistants/{assistant_id}/subgraphs/{namespace}")
-async def get_subgraphs(request: Request, assistant_id: str, namespace: str | None = None, recurse: bool = False):
+async def get_subgraphs(request: Request, assistant_id: UUID, namespace: str | None = None, recurse: str = "false"):
     _, graph = await _graph(request, assistant_id)
-    return {ns: graph_schemas(sub) async for ns, sub in graph.aget_subgraphs(namespace=namespace, recurse=recurse)}
+    subgraphs = graph.aget_subgraphs(namespace=namespace, recurse=_flag(recurse))
+    return {ns: graph_schemas(sub) async for ns, sub in subgraphs}

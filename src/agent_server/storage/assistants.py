@@ -74,7 +74,10 @@ class AssistantRepo(Repository):
             latest = await self.scalar(
                 "SELECT max(version) FROM assistant_version WHERE assistant_id = %s", (assistant_id,), conn
             )
-            new = {**current, **{k: v for k, v in changes.items() if v is not None}, "version": latest + 1}
+            given = {k: v for k, v in changes.items() if v is not None}
+            if "metadata" in given:  # metadata merges; everything else replaces
+                given["metadata"] = {**current["metadata"], **given["metadata"]}
+            new = {**current, **given, "version": latest + 1}
             row = await self.one(
                 """UPDATE assistant SET graph_id = %s, name = %s, description = %s, config = %s, context = %s,
                        metadata = %s, version = %s, updated_at = now()
@@ -88,9 +91,16 @@ class AssistantRepo(Repository):
             await self._snapshot(row, conn)
             return row
 
-    async def delete(self, assistant_id: UUID) -> None:
+    async def delete(self, assistant_id: UUID, *, with_threads: bool = False) -> list[UUID]:
+        """Delete the assistant; with_threads: also return the ids of its threads, for the caller to delete."""
         if await self.one("DELETE FROM assistant WHERE assistant_id = %s RETURNING 1", (assistant_id,)) is None:
-            raise NotFound(f"Assistant {assistant_id} not found")
+            raise NotFound(f"Assistant with ID {assistant_id} not found")
+        if not with_threads:
+            return []
+        rows = await self.all(
+            "SELECT thread_id FROM thread WHERE metadata->>'assistant_id' = %s", (str(assistant_id),)
+        )
+        return [r["thread_id"] for r in rows]
 
     @staticmethod
     def _where(graph_id: str | None, name: str | None, metadata: dict | None) -> tuple[str, dict]:
@@ -98,9 +108,9 @@ class AssistantRepo(Repository):
         if graph_id:
             clauses.append("graph_id = %(graph_id)s")
             params["graph_id"] = graph_id
-        if name:
+        if name:  # a case-insensitive substring, wildcards taken literally
             clauses.append("name ILIKE %(name)s")
-            params["name"] = f"%{name}%"
+            params["name"] = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         if metadata:
             clauses.append("metadata @> %(metadata)s")
             params["metadata"] = jsonb(metadata)
@@ -117,14 +127,16 @@ class AssistantRepo(Repository):
         sort_by: str | None = None,
         sort_order: str | None = None,
         select: list[str] | None = None,
-    ) -> list[dict]:
+    ) -> tuple[list[dict], bool]:
+        """One page of assistants, and whether more follow it."""
         where, params = self._where(graph_id, name, metadata)
         order = order_clause(sort_by, sort_order, SORTABLE, "created_at")
-        return await self.all(
-            f"SELECT {select_clause(select, COLUMNS)} FROM assistant WHERE {where} {order}"
+        rows = await self.all(
+            f"SELECT {select_clause(select, COLUMNS)} FROM assistant WHERE {where} {order}, assistant_id"
             " LIMIT %(limit)s OFFSET %(offset)s",
-            {**params, "limit": limit, "offset": offset},
+            {**params, "limit": limit + 1, "offset": offset},
         )
+        return rows[:limit], len(rows) > limit
 
     async def count(self, *, graph_id: str | None = None, name: str | None = None, metadata: dict | None = None) -> int:
         where, params = self._where(graph_id, name, metadata)
@@ -139,7 +151,7 @@ class AssistantRepo(Repository):
             {"id": assistant_id, "metadata": jsonb(metadata) if metadata else None, "limit": limit, "offset": offset},
         )
 
-    async def set_latest(self, assistant_id: UUID, version: int) -> dict:
+    async def set_latest(self, assistant_id: UUID, version: int | None) -> dict:
         row = await self.one(
             """UPDATE assistant a SET graph_id = v.graph_id, name = v.name, description = v.description,
                    config = v.config, context = v.context, metadata = v.metadata, version = v.version,
@@ -151,5 +163,5 @@ class AssistantRepo(Repository):
         )
         if row is None:
             await self.get(assistant_id)
-            raise NotFound(f"Assistant {assistant_id} has no version {version}")
+            raise NotFound(f"Version {version} not found for assistant {assistant_id}")
         return row
