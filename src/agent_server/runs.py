@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator
 from uuid import UUID, uuid4
 
 from .broker import CANCEL, DONE, WAKE, Subscription, run_channel, unpack
-from .errors import NotFound
+from .errors import BadRequest, NotFound
 from .runtime import Runtime
 from .serde import loads
 from .storage.runs import NewRun
@@ -22,8 +22,15 @@ CHECK_SECONDS = 5.0  # how often a waiter double-checks PostgreSQL in case a bro
 def run_kwargs(assistant: dict, run_id: UUID, thread_id: UUID, metadata: dict, payload: dict, temporary: bool) -> dict:
     """The run's kwargs as the official server records them: the config is merged here, once."""
     a_cfg, r_cfg = assistant.get("config") or {}, payload.get("config") or {}
+    context = payload.get("context") or {}
+    if context and r_cfg.get("configurable"):
+        raise BadRequest(
+            "Cannot specify both configurable and context. Prefer setting context alone. Context was introduced "
+            "in LangGraph 0.6.0 and is the long term planned replacement for configurable."
+        )
     configurable = {
         **(a_cfg.get("configurable") or {}),
+        **({**context, "__context_provided__": True} if context else {}),
         **(r_cfg.get("configurable") or {}),
         "run_id": str(run_id),
         "thread_id": str(thread_id),
@@ -41,7 +48,7 @@ def run_kwargs(assistant: dict, run_id: UUID, thread_id: UUID, metadata: dict, p
         "input": payload.get("input"),
         "command": payload.get("command"),
         "config": {**a_cfg, **r_cfg, "configurable": configurable, "metadata": metadata},
-        "context": {**(assistant.get("context") or {}), **(payload.get("context") or {})},
+        "context": {**(assistant.get("context") or {}), **context},
         "stream_mode": payload.get("stream_mode") or ["values"],
         "interrupt_before": payload.get("interrupt_before"),
         "interrupt_after": payload.get("interrupt_after"),

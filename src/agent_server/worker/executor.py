@@ -112,7 +112,7 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
         try:
             snapshot = await graph.aget_state({"configurable": {"thread_id": str(thread_id)}})
             values, interrupts = to_jsonable(snapshot.values), interrupts_by_task(snapshot)
-            if snapshot.interrupts and status == "success":
+            if (snapshot.next or snapshot.interrupts) and status == "success":  # stopped before its end
                 thread_status = "interrupted"
                 pending = to_jsonable(list(snapshot.interrupts))
         except Exception:
