@@ -1,0 +1,402 @@
+"""Load generator for an Agent Server (ours or the official one), with a correctness check on every response.
+
+    python bench/loadgen.py --url http://127.0.0.1:2024 [--pid PID] [--json out.json] [--quick]
+
+Only correct responses count towards a rate: a wrong answer, a non-2xx status or a timeout is an error.
+With --pid, the server's CPU time and peak RSS are sampled with psutil (the process and its children,
+except PostgreSQL).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Awaitable, Callable
+
+import httpx
+import psutil
+
+STEPS = [f"step{i}" for i in range(1, 6)]
+SLOW_CONFIG = {"configurable": {"delay": 0}}
+
+
+class CheckFailed(Exception):
+    """The server answered, but not with what a correct server answers."""
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+# --- server resources ------------------------------------------------------------------------
+
+
+class ServerProbe:
+    """CPU seconds and RSS of a server process tree, PostgreSQL processes excluded."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.root = psutil.Process(pid) if pid else None
+        self.peak_rss = 0
+        self.window_peak_rss = 0
+        self._task: asyncio.Task | None = None
+
+    def procs(self) -> list[psutil.Process]:
+        if self.root is None:
+            return []
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+        return [p for p in procs if "postgres" not in _name(p)]
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for p in self.procs():
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        return total
+
+    def rss(self) -> int:
+        total = 0
+        for p in self.procs():
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    async def _sample(self) -> None:
+        while True:
+            rss = self.rss()
+            self.peak_rss = max(self.peak_rss, rss)
+            self.window_peak_rss = max(self.window_peak_rss, rss)
+            await asyncio.sleep(0.2)
+
+    def start(self) -> None:
+        if self.root is not None:
+            self._task = asyncio.create_task(self._sample())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _name(p: psutil.Process) -> str:
+    try:
+        return p.name().lower()
+    except psutil.Error:
+        return ""
+
+
+# --- scenario runner ---------------------------------------------------------------------------
+
+# An operation: one unit of work (a run, a CRUD cycle) by one client. It raises on a wrong answer and
+# may return extra timings in ms (e.g. time to first event) to report as percentiles.
+Op = Callable[[httpx.AsyncClient, dict], Awaitable[dict[str, float] | None]]
+Setup = Callable[[httpx.AsyncClient], Awaitable[dict]]
+
+
+@dataclass
+class Result:
+    name: str
+    concurrency: int
+    unit: str
+    ok: int
+    errors: int
+    seconds: float
+    rate: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    extra_p50_ms: dict[str, float | None] = field(default_factory=dict)
+    cpu_pct: float | None = None
+    cpu_ms_per_op: float | None = None
+    peak_rss_mb: float | None = None
+    error_samples: list[str] = field(default_factory=list)
+
+
+async def no_setup(_: httpx.AsyncClient) -> dict:
+    return {}
+
+
+async def run_scenario(
+    client: httpx.AsyncClient,
+    probe: ServerProbe,
+    name: str,
+    concurrency: int,
+    op: Op,
+    *,
+    setup: Setup = no_setup,
+    seconds: float = 6.0,
+    warmup: float = 1.0,
+    max_ops: int = 20_000,
+    unit: str = "runs/s",
+    weight: int = 1,
+) -> Result:
+    """Run `op` in a loop from `concurrency` clients: `warmup` seconds unrecorded, then `seconds` recorded
+    (or `max_ops` operations, whichever comes first). `weight` is requests per operation, for rates."""
+    states = await asyncio.gather(*(setup(client) for _ in range(concurrency)))
+    latencies: list[float] = []
+    extras: dict[str, list[float]] = {}
+    errors: list[str] = []
+    t_start = time.perf_counter()
+    measure_from, deadline = t_start + warmup, t_start + warmup + seconds
+    cpu0: list[float] = []
+    started = 0
+
+    async def mark_start() -> None:
+        await asyncio.sleep(warmup)
+        cpu0.append(probe.cpu_seconds())
+        probe.window_peak_rss = 0
+
+    async def worker(state: dict) -> None:
+        nonlocal started
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= deadline or started >= max_ops:
+                return
+            recorded = t0 >= measure_from
+            started += recorded
+            try:
+                extra = await op(client, state)
+            except (CheckFailed, httpx.HTTPError, ValueError, KeyError, TypeError, IndexError) as exc:
+                if recorded:
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                continue
+            if recorded:
+                latencies.append((time.perf_counter() - t0) * 1000)
+                for key, value in (extra or {}).items():
+                    extras.setdefault(key, []).append(value)
+
+    marker = asyncio.create_task(mark_start())
+    await asyncio.gather(*(worker(s) for s in states))
+    elapsed = max(time.perf_counter() - measure_from, 1e-9)
+    await marker
+    cpu = probe.cpu_seconds() - cpu0[0] if probe.root else None
+    ok = len(latencies)
+    return Result(
+        name=name,
+        concurrency=concurrency,
+        unit=unit,
+        ok=ok,
+        errors=len(errors),
+        seconds=round(elapsed, 2),
+        rate=round(ok * weight / elapsed, 1),
+        p50_ms=_r(pct(latencies, 0.50)),
+        p95_ms=_r(pct(latencies, 0.95)),
+        p99_ms=_r(pct(latencies, 0.99)),
+        extra_p50_ms={k: _r(pct(v, 0.50)) for k, v in extras.items()},
+        cpu_pct=None if cpu is None else round(100 * cpu / elapsed, 1),
+        cpu_ms_per_op=None if cpu is None or not ok else round(1000 * cpu / (ok * weight), 2),
+        peak_rss_mb=round(probe.window_peak_rss / 2**20, 1) if probe.root else None,
+        error_samples=sorted(set(errors))[:3],
+    )
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
+
+
+# --- operations --------------------------------------------------------------------------------
+
+
+def tag() -> str:
+    return f"bench-{uuid.uuid4().hex[:12]}"
+
+
+def ok_json(r: httpx.Response) -> Any:
+    check(r.status_code in (200, 201), f"{r.request.method} {r.request.url.path} -> {r.status_code} {r.text[:120]}")
+    return r.json()
+
+
+def check_echo(values: Any, text: str) -> None:
+    check(isinstance(values, dict), f"output is not an object: {str(values)[:120]}")
+    last = values["messages"][-1]
+    check(last.get("type") == "ai" and last.get("content") == f"echo: {text}", f"wrong echo output: {str(last)[:120]}")
+
+
+def echo_input(text: str) -> dict:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+async def stateless_wait(client: httpx.AsyncClient, _: dict) -> None:
+    text = tag()
+    r = await client.post("/runs/wait", json={"assistant_id": "echo", "input": echo_input(text)})
+    check_echo(ok_json(r), text)
+
+
+async def new_thread(client: httpx.AsyncClient) -> dict:
+    thread = ok_json(await client.post("/threads", json={}))
+    return {"thread_id": thread["thread_id"], "steps": 0}
+
+
+async def threaded_slow(client: httpx.AsyncClient, state: dict) -> None:
+    """5-step graph on the client's own thread: steps accumulate, 5 more per run."""
+    prev, state["steps"] = state["steps"], None  # unknown until this run answers correctly
+    body = {"assistant_id": "slow", "input": {}, "config": SLOW_CONFIG}
+    out = ok_json(await client.post(f"/threads/{state['thread_id']}/runs/wait", json=body))
+    steps = out["steps"]
+    check(steps[-5:] == STEPS and len(steps) % 5 == 0, f"wrong steps: {str(steps)[-120:]}")
+    check(prev is None or len(steps) == prev + 5, f"expected {prev} + 5 steps on the thread, got {len(steps)}")
+    state["steps"] = len(steps)
+
+
+async def stream_echo(client: httpx.AsyncClient, _: dict) -> dict[str, float]:
+    """POST /runs/stream: time to the first complete SSE event; the values must end with the echo."""
+    text = tag()
+    body = {"assistant_id": "echo", "input": echo_input(text), "stream_mode": ["values"]}
+    t0 = time.perf_counter()
+    first: float | None = None
+    events: list[tuple[str, str]] = []
+    name, data = "", []
+    async with client.stream("POST", "/runs/stream", json=body) as r:
+        check(r.status_code == 200, f"stream -> {r.status_code}")
+        async for line in r.aiter_lines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif not line and (name or data):
+                first = first or time.perf_counter()
+                events.append((name, "\n".join(data)))
+                name, data = "", []
+    check(first is not None and events[0][0] == "metadata", f"first event is not metadata: {events[:1]}")
+    check(not any(n == "error" for n, _ in events), f"error event: {events[-1]}")
+    values = [json.loads(d) for n, d in events if n == "values"]
+    check(bool(values), "no values event")
+    check_echo(values[-1], text)
+    return {"first_event": (first - t0) * 1000}
+
+
+async def background_join(client: httpx.AsyncClient, state: dict) -> dict[str, float]:
+    """Create a background run on the client's thread, then join it."""
+    text = tag()
+    t0 = time.perf_counter()
+    body = {"assistant_id": "echo", "input": echo_input(text)}
+    run = ok_json(await client.post(f"/threads/{state['thread_id']}/runs", json=body))
+    check(run.get("status") in ("pending", "running", "success"), f"run status {run.get('status')}")
+    created = time.perf_counter()
+    out = ok_json(await client.get(f"/threads/{state['thread_id']}/runs/{run['run_id']}/join"))
+    check_echo(out, text)
+    return {"create": (created - t0) * 1000, "join": (time.perf_counter() - created) * 1000}
+
+
+async def _timed(results: dict[str, float], key: str, call: Awaitable[httpx.Response]) -> httpx.Response:
+    t0 = time.perf_counter()
+    r = await call
+    results[key] = (time.perf_counter() - t0) * 1000
+    return r
+
+
+async def assistant_crud(client: httpx.AsyncClient, _: dict) -> dict[str, float]:
+    t: dict[str, float] = {}
+    name = tag()
+    a = ok_json(await _timed(t, "create", client.post("/assistants", json={"graph_id": "echo", "name": name})))
+    check(a.get("graph_id") == "echo" and a.get("name") == name, f"created: {str(a)[:120]}")
+    path = f"/assistants/{a['assistant_id']}"
+    got = ok_json(await _timed(t, "get", client.get(path)))
+    check(got.get("assistant_id") == a["assistant_id"] and got.get("name") == name, "get returned another assistant")
+    patched = ok_json(await _timed(t, "patch", client.patch(path, json={"metadata": {"bench": name}})))
+    check((patched.get("metadata") or {}).get("bench") == name, f"patch: {str(patched)[:120]}")
+    r = await _timed(t, "delete", client.delete(path))
+    check(r.status_code in (200, 202, 204), f"delete -> {r.status_code}")
+    return t
+
+
+async def thread_crud(client: httpx.AsyncClient, _: dict) -> dict[str, float]:
+    t: dict[str, float] = {}
+    name = tag()
+    th = ok_json(await _timed(t, "create", client.post("/threads", json={"metadata": {"bench": name}})))
+    check((th.get("metadata") or {}).get("bench") == name, f"created: {str(th)[:120]}")
+    path = f"/threads/{th['thread_id']}"
+    got = ok_json(await _timed(t, "get", client.get(path)))
+    check(got.get("thread_id") == th["thread_id"], "get returned another thread")
+    patched = ok_json(await _timed(t, "patch", client.patch(path, json={"metadata": {"step": "patched"}})))
+    check((patched.get("metadata") or {}).get("step") == "patched", f"patch: {str(patched)[:120]}")
+    r = await _timed(t, "delete", client.delete(path))
+    check(r.status_code in (200, 202, 204), f"delete -> {r.status_code}")
+    return t
+
+
+# --- the benchmark -----------------------------------------------------------------------------
+
+
+async def run_all(url: str, pid: int | None, quick: bool = False, log: Callable[[str], None] = print) -> dict:
+    probe = ServerProbe(pid)
+    s = 2.0 if quick else 6.0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        ok_json(await client.get("/ok"))
+        idle_rss = probe.rss()
+        probe.start()
+        plan: list[tuple[str, int, Op, dict[str, Any]]] = [
+            *[("stateless runs/wait echo", c, stateless_wait, {}) for c in (1, 8, 32)],
+            *[("threaded runs/wait slow 5-step", c, threaded_slow, {"setup": new_thread}) for c in (1, 32)],
+            *[("stateless runs/stream echo", c, stream_echo, {"seconds": s * 0.75}) for c in (1, 8)],
+            *[("background create + join", c, background_join, {"setup": new_thread, "seconds": s * 0.75}) for c in (1, 8)],
+            ("assistant CRUD (4 requests)", 8, assistant_crud, {"unit": "req/s", "weight": 4, "seconds": s * 0.75}),
+            ("thread CRUD (4 requests)", 8, thread_crud, {"unit": "req/s", "weight": 4, "seconds": s * 0.75}),
+        ]
+        results: list[Result] = []
+        for name, conc, op, kw in plan:
+            kw.setdefault("seconds", s)
+            res = await run_scenario(client, probe, name, conc, op, warmup=0.5 if quick else 1.0, **kw)
+            log(format_row(res))
+            results.append(res)
+        await probe.stop()
+    return {
+        "url": url,
+        "idle_rss_mb": round(idle_rss / 2**20, 1) if pid else None,
+        "peak_rss_mb": round(probe.peak_rss / 2**20, 1) if pid else None,
+        "results": [asdict(r) for r in results],
+    }
+
+
+HEADER = (
+    f"{'scenario':34} {'conc':>4} {'ok':>6} {'err':>4} {'rate':>9} {'unit':6} "
+    f"{'p50ms':>7} {'p95ms':>7} {'p99ms':>7} {'cpu%':>6} {'cpu ms/op':>9} {'rssMB':>6}  extra p50 ms"
+)
+
+
+def format_row(r: Result) -> str:
+    f = lambda v, spec=".1f": "-" if v is None else format(v, spec)  # noqa: E731
+    extra = " ".join(f"{k}={f(v)}" for k, v in r.extra_p50_ms.items())
+    return (
+        f"{r.name:34} {r.concurrency:>4} {r.ok:>6} {r.errors:>4} {r.rate:>9.1f} {r.unit:6} "
+        f"{f(r.p50_ms):>7} {f(r.p95_ms):>7} {f(r.p99_ms):>7} {f(r.cpu_pct):>6} {f(r.cpu_ms_per_op, '.2f'):>9} "
+        f"{f(r.peak_rss_mb):>6}  {extra}" + (f"\n    errors e.g.: {r.error_samples[0]}" if r.errors else "")
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--pid", type=int, help="server pid, for CPU and RSS")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--quick", action="store_true", help="2 s per measurement instead of 6")
+    args = parser.parse_args()
+    print(HEADER)
+    data = asyncio.run(run_all(args.url, args.pid, args.quick))
+    print(f"server RSS: idle {data['idle_rss_mb']} MB, peak {data['peak_rss_mb']} MB")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(data, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
