@@ -1,0 +1,85 @@
+"""The floor: the echo graph invoked in-process with AsyncPostgresSaver on PostgreSQL, no HTTP.
+
+    python bench/floor.py --dsn postgresql://postgres@127.0.0.1:5432/DB [--json out.json] [--quick]
+
+Each invocation is a fresh thread, as a stateless run is. Measured with durability "async" and "exit",
+and (for reference) without a checkpointer, at 1 and 32 concurrent invocations.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from loadgen import HEADER, ServerProbe, check_echo, echo_input, format_row, run_scenario, tag
+
+ECHO = Path(__file__).resolve().parent.parent / "examples" / "graphs" / "echo.py"
+
+
+def load_echo_graph() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_echo", ECHO)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.graph
+
+
+async def run_floor(dsn: str, quick: bool = False, log=print) -> dict:
+    pool = AsyncConnectionPool(
+        dsn, min_size=2, max_size=20, open=False,
+        kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
+    )
+    await pool.open(wait=True)
+    try:
+        saver = AsyncPostgresSaver(pool)
+        await saver.setup()
+        builder = load_echo_graph().builder
+        graphs = {"async": builder.compile(checkpointer=saver), "exit": builder.compile(checkpointer=saver),
+                  "no checkpointer": builder.compile()}
+        probe = ServerProbe(os.getpid())  # our own CPU: the cost of a run without a server around it
+        results = []
+        for mode, graph in graphs.items():
+            options = {} if mode == "no checkpointer" else {"durability": mode}
+
+            async def invoke(_client: Any, _state: dict, graph=graph, options=options) -> None:
+                text = tag()
+                config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+                check_echo(await graph.ainvoke(echo_input(text), config, **options), text)
+
+            for conc in (1, 32):
+                res = await run_scenario(
+                    None, probe, f"floor echo, {mode}", conc, invoke,  # type: ignore[arg-type]
+                    seconds=2.0 if quick else 4.0, warmup=0.5,
+                )
+                res.peak_rss_mb = None
+                log(format_row(res))
+                results.append(asdict(res))
+        return {"dsn_db": dsn.rsplit("/", 1)[-1], "results": results}
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    print(HEADER)
+    data = asyncio.run(run_floor(args.dsn, args.quick))
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=2))
+
+
+if __name__ == "__main__":
+    main()
