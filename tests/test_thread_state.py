@@ -113,6 +113,9 @@ async def test_update_state_as_node_decides_what_runs_next(client):
     await client.threads.update_state(thread["thread_id"], {"topic": "dogs", "draft": "d"}, as_node="draft")
     state = await client.threads.get_state(thread["thread_id"])
     assert state["next"] == ["review"] and state["values"] == {"topic": "dogs", "draft": "d"}
+    assert state["metadata"]["graph_id"] == "interrupt"
+    # paused before a node, as the official server reports it
+    assert (await client.threads.get(thread["thread_id"]))["status"] == "interrupted"
 
 
 async def test_update_state_from_an_earlier_checkpoint_forks(client):
@@ -127,13 +130,21 @@ async def test_update_state_from_an_earlier_checkpoint_forks(client):
     assert [m["content"] for m in state["values"]["messages"]] == ["fork"]
 
 
-async def test_update_state_resolves_an_interrupt(client):
+async def test_update_state_as_the_interrupted_node_clears_the_interrupt(client):
     thread = await client.threads.create()
     await client.runs.wait(thread["thread_id"], "interrupt", input={"topic": "cats"})
     await client.threads.update_state(thread["thread_id"], {"approved": False}, as_node="review")
     got = await client.threads.get(thread["thread_id"])
-    assert got["status"] == "idle" and got["interrupts"] == {}
+    assert got["interrupts"] == {} and got["status"] == "interrupted"  # still paused, before `finish`
     assert (await client.threads.get_state(thread["thread_id"]))["next"] == ["finish"]
+
+
+async def test_update_state_that_completes_the_graph_leaves_the_thread_idle(client):
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], "interrupt", input={"topic": "cats"})
+    await client.threads.update_state(thread["thread_id"], {"final": "done"}, as_node="finish")
+    got = await client.threads.get(thread["thread_id"])
+    assert got["status"] == "idle" and got["interrupts"] == {} and got["values"]["final"] == "done"
 
 
 async def test_update_state_errors(client, http):

@@ -122,8 +122,9 @@ async def get_state(rt, thread_id, checkpoint: dict | None = None, subgraphs: bo
 async def update_state(rt, thread_id, values, *, as_node: str | None, checkpoint: dict | None) -> dict:
     thread = await rt.threads.get(thread_id)
     graph = await thread_graph(rt, thread, required=True)
+    config = {**thread_config(thread_id, checkpoint), "metadata": {"graph_id": thread["metadata"]["graph_id"]}}
     with bad_update():
-        config = await graph.aupdate_state(thread_config(thread_id, checkpoint), values, as_node=as_node)
+        config = await graph.aupdate_state(config, values, as_node=as_node)
     await refresh_thread(rt, graph, thread_id)
     ref = checkpoint_ref(config)
     return {"checkpoint": ref, "configurable": ref, "checkpoint_id": ref["checkpoint_id"]}
@@ -132,7 +133,10 @@ async def update_state(rt, thread_id, values, *, as_node: str | None, checkpoint
 async def refresh_thread(rt, graph, thread_id) -> None:
     """Copy the latest values and interrupts of the checkpointer into the thread row."""
     snapshot = await graph.aget_state(thread_config(thread_id))
-    await rt.threads.set_state(thread_id, values=to_jsonable(snapshot.values), interrupts=interrupts_by_task(snapshot))
+    interrupts = interrupts_by_task(snapshot)
+    await rt.threads.set_state(
+        thread_id, values=to_jsonable(snapshot.values), interrupts=interrupts, paused=bool(snapshot.next or interrupts)
+    )
 
 
 async def bulk_update(rt, thread_id, graph_id: str, supersteps: list[dict]) -> None:

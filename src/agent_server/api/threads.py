@@ -106,6 +106,13 @@ class HistoryQuery(BaseModel):
     checkpoint: Checkpoint | None = None
 
 
+def _thread_json(row: dict) -> dict:
+    """As the official server: `error` and `interrupts` appear once the thread has had some state."""
+    if row.get("values") is None and row.get("error") is None and not row.get("interrupts"):
+        return {k: v for k, v in row.items() if k not in ("error", "interrupts")}
+    return row
+
+
 def _checkpoint(cp: Checkpoint | str | None, checkpoint_id: str | None = None) -> dict | None:
     out = {"checkpoint_id": cp} if isinstance(cp, str) else cp.model_dump(exclude_none=True) if cp else {}
     if checkpoint_id:
@@ -129,7 +136,7 @@ async def create_thread(request: Request, body: ThreadCreate):
             await run_service.delete_thread(rt, thread_id)  # all or nothing
             raise
         thread = await rt.threads.get(thread_id)
-    return thread
+    return _thread_json(thread)
 
 
 @router.post("/threads/search")
@@ -140,7 +147,7 @@ async def search_threads(request: Request, response: Response, body: ThreadSearc
     response.headers["x-pagination-total"] = str(body.offset + len(threads))
     if more:
         response.headers["x-pagination-next"] = str(body.offset + body.limit)
-    return threads[: body.limit]
+    return [_thread_json(t) for t in threads[: body.limit]]
 
 
 @router.post("/threads/count")
@@ -162,13 +169,13 @@ async def prune_threads(request: Request, body: ThreadPrune):
 
 @router.get("/threads/{thread_id}")
 async def get_thread(request: Request, thread_id: ThreadId, include: str = ""):
-    return await runtime(request).threads.get(thread_id, include_ttl="ttl" in include.split(","))
+    return _thread_json(await runtime(request).threads.get(thread_id, include_ttl="ttl" in include.split(",")))
 
 
 @router.patch("/threads/{thread_id}")
 async def patch_thread(request: Request, thread_id: ThreadId, body: ThreadPatch):
     ttl = body.ttl.model_dump() if body.ttl else None
-    return await runtime(request).threads.update(thread_id, metadata=body.metadata, ttl=ttl)
+    return _thread_json(await runtime(request).threads.update(thread_id, metadata=body.metadata, ttl=ttl))
 
 
 @router.delete("/threads/{thread_id}", status_code=204)
@@ -179,7 +186,7 @@ async def delete_thread(request: Request, thread_id: ThreadId):
 
 @router.post("/threads/{thread_id}/copy")
 async def copy_thread(request: Request, thread_id: ThreadId):
-    return await runtime(request).threads.copy(thread_id, uuid4())
+    return _thread_json(await runtime(request).threads.copy(thread_id, uuid4()))
 
 
 @router.get("/threads/{thread_id}/storage")

@@ -91,14 +91,14 @@ class ThreadRepo(Repository):
         if await self.one("DELETE FROM thread WHERE thread_id = %s RETURNING 1", (thread_id,), conn) is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
 
-    async def set_state(self, thread_id: UUID, *, values, interrupts: dict, status: str | None = None, conn=None) -> None:
-        """Record the thread's latest values (after a state update); a thread running a run stays busy."""
+    async def set_state(self, thread_id: UUID, *, values, interrupts: dict, paused: bool, conn=None) -> None:
+        """Record the thread's latest state after a state update: `paused` (next nodes left to run or
+        interrupts waiting) makes it interrupted, else idle; a thread running a run stays busy."""
         await self.all(
             """UPDATE thread SET "values" = %s, interrupts = %s, updated_at = now(),
-                   status = CASE WHEN active_run_id IS NOT NULL THEN status
-                                 ELSE coalesce(%s, CASE WHEN %s THEN 'interrupted' ELSE 'idle' END) END
+                   status = CASE WHEN active_run_id IS NOT NULL THEN status WHEN %s THEN 'interrupted' ELSE 'idle' END
                WHERE thread_id = %s RETURNING 1""",
-            (jsonb(values), jsonb(interrupts), status, bool(interrupts), thread_id),
+            (jsonb(values), jsonb(interrupts), paused, thread_id),
             conn,
         )
 
