@@ -71,14 +71,17 @@ def database_uri(postgres_server):
 
 
 class ServerProcess:
-    """`agent-server dev` in a subprocess, as a user runs it."""
+    """`agent-server dev` (or another command) in a subprocess, as a user runs it."""
 
-    def __init__(self, config: Path = CONFIG, env: dict | None = None, args: list[str] | None = None) -> None:
+    def __init__(
+        self, config: Path = CONFIG, env: dict | None = None, args: list[str] | None = None, command: str = "dev"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="agent-server-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile("w+", prefix=f"agent-server-{command}-", suffix=".log", delete=False)
+        listen = ["--port", str(self.port)] if command in ("dev", "serve") else []
         self.proc = subprocess.Popen(
-            [*AGENT_SERVER, "dev", "--config", str(config), "--port", str(self.port), *(args or [])],
+            [*AGENT_SERVER, command, "--config", str(config), *listen, *(args or [])],
             env={**os.environ, "LOG_LEVEL": "INFO", **(env or {})},
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -96,6 +99,14 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server not ready in {timeout}s:\n{self.output()}")
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> "ServerProcess":
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"never logged {text!r} (exit {self.proc.poll()}):\n{self.output()}")
+            time.sleep(0.1)
+        return self
 
     def output(self) -> str:
         self.log.flush()

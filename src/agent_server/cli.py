@@ -57,12 +57,23 @@ async def _worker(settings: Settings) -> None:
     from .queue import QueueWorker
     from .runtime import Runtime
 
-    rt = await Runtime.start(settings)
-    worker = QueueWorker(rt)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    delay = 1.0
+    while True:  # a worker outlives a database or Redis that is not up yet
+        try:
+            rt = await Runtime.start(settings)
+            break
+        except ConfigError as exc:
+            log.error("%s; retrying in %.0fs", exc, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                return
+            except asyncio.TimeoutError:
+                delay = min(delay * 2, 30)
+    worker = QueueWorker(rt)
     try:
         await worker.start()
         log.info("worker %s running up to %d runs at once", worker.worker_id, worker.concurrency)

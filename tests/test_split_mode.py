@@ -1,0 +1,129 @@
+"""Split mode: an API process with no queue, separate worker processes, joined by PostgreSQL and Redis."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+from langgraph_sdk import get_client
+
+from conftest import ServerProcess, create_database, drop_database
+
+SLOW = "slow"
+STEPS = [f"step{i}" for i in range(1, 6)]
+
+
+class Cluster:
+    def __init__(self, database_uri: str, redis_uri: str) -> None:
+        self.env = {"DATABASE_URI": database_uri, "REDIS_URI": redis_uri, "AGENT_SERVER_LEASE_SECS": "3"}
+        self.api = ServerProcess(env=self.env, command="serve", args=["--no-queue", "--host", "127.0.0.1"]).wait_ready()
+        self.workers: list[ServerProcess] = []
+        self.client = get_client(url=self.api.url)
+
+    def add_worker(self, **env: str) -> ServerProcess:
+        worker = ServerProcess(env={**self.env, **env}, command="worker").wait_for_log("running up to")
+        self.workers.append(worker)
+        return worker
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.api]:
+            proc.stop()
+
+
+@pytest.fixture
+def cluster(postgres_server, redis_uri):
+    db = create_database(postgres_server)
+    c = Cluster(db, redis_uri)
+    yield c
+    c.stop()
+    drop_database(postgres_server, db)
+
+
+async def _wait_status(client, thread_id, run_id, statuses, timeout=30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = await client.runs.get(thread_id, run_id)
+        if run["status"] in statuses or time.monotonic() > deadline:
+            return run
+        await asyncio.sleep(0.05)
+
+
+async def test_events_of_a_run_in_a_worker_stream_through_the_api_process(cluster):
+    cluster.add_worker()
+    thread = await cluster.client.threads.create()
+    events = [
+        part.event
+        async for part in cluster.client.runs.stream(
+            thread["thread_id"], SLOW, input={}, stream_mode="updates", config={"configurable": {"delay": 0.01}}
+        )
+    ]
+    assert events == ["metadata", *["updates"] * 5]
+    assert (await cluster.client.threads.get_state(thread["thread_id"]))["values"]["steps"] == STEPS
+
+
+async def test_cancel_on_the_api_process_stops_a_run_in_a_worker_within_a_second(cluster):
+    cluster.add_worker()
+    thread = await cluster.client.threads.create()
+    run = await cluster.client.runs.create(thread["thread_id"], SLOW, input={}, config={"configurable": {"delay": 2}})
+    assert (await _wait_status(cluster.client, thread["thread_id"], run["run_id"], {"running"}))["status"] == "running"
+    started = time.monotonic()
+    await cluster.client.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
+    assert time.monotonic() - started < 1.5
+    assert (await cluster.client.runs.get(thread["thread_id"], run["run_id"]))["status"] == "interrupted"
+
+
+async def test_runs_of_a_killed_worker_resume_from_their_last_checkpoint_on_another(cluster):
+    victim = cluster.add_worker()
+    survivor = cluster.add_worker()
+    threads = [await cluster.client.threads.create() for _ in range(20)]
+    runs = [
+        await cluster.client.runs.create(t["thread_id"], SLOW, input={}, config={"configurable": {"delay": 0.4}})
+        for t in threads
+    ]
+    deadline = time.monotonic() + 20
+    while victim.output().count("started (attempt 1)") < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.9)  # mid-run: a couple of steps checkpointed
+    os.kill(victim.proc.pid, signal.SIGKILL)
+    victim.proc.wait()
+
+    results = await asyncio.gather(
+        *(cluster.client.runs.join(r["thread_id"], r["run_id"]) for r in runs)
+    )
+    assert all(result["steps"] == STEPS for result in results)
+    statuses = [(await cluster.client.runs.get(r["thread_id"], r["run_id"]))["status"] for r in runs]
+    assert statuses == ["success"] * 20
+
+    # A run cut off after some checkpoints continues from them: its history holds both attempts.
+    resumed = 0
+    for r in runs:
+        history = await cluster.client.threads.get_history(r["thread_id"], limit=20)
+        resumed += {1, 2} <= {h["metadata"].get("run_attempt") for h in history}
+    assert resumed >= 1
+    assert "resumes from checkpoint" in survivor.output()
+
+
+async def test_sigterm_lets_a_worker_finish_its_runs_before_it_exits(cluster):
+    worker = cluster.add_worker()
+    thread = await cluster.client.threads.create()
+    run = await cluster.client.runs.create(thread["thread_id"], SLOW, input={}, config={"configurable": {"delay": 0.3}})
+    await _wait_status(cluster.client, thread["thread_id"], run["run_id"], {"running"})
+    worker.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(worker.proc.wait, 30) == 0
+    done = await cluster.client.runs.get(thread["thread_id"], run["run_id"])
+    assert done["status"] == "success"
+    assert (await cluster.client.threads.get_state(thread["thread_id"]))["values"]["steps"] == STEPS
+
+
+async def test_a_worker_started_before_its_database_is_reachable_says_so_and_retries(redis_uri):
+    worker = ServerProcess(
+        env={"DATABASE_URI": "postgresql://postgres@127.0.0.1:1/none", "REDIS_URI": redis_uri}, command="worker"
+    )
+    try:
+        worker.wait_for_log("retrying in", timeout=30)
+        assert worker.proc.poll() is None
+        assert "cannot connect to PostgreSQL" in worker.output()
+    finally:
+        worker.stop()
