@@ -60,6 +60,7 @@ async def test_state_at_an_unknown_checkpoint_is_empty(client):
     state = await client.threads.get_state(thread_id, checkpoint_id=checkpoint_id)
     assert state["values"] == {} and state["next"] == [] and state["created_at"] is None
     assert state["checkpoint_id"] == checkpoint_id
+    assert state["checkpoint"] == {"checkpoint_id": checkpoint_id, "thread_id": thread_id}
 
 
 async def test_state_of_unknown_thread_is_404(client, http):

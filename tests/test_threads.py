@@ -290,3 +290,23 @@ async def test_storage_reports_the_bytes_of_a_threads_checkpoints(client, http):
     parts = usage["checkpoints"]["bytes"] + usage["channel_values"]["bytes"] + usage["pending_writes"]["bytes"]
     assert usage["total_bytes"] == parts > 0
     assert http.get(f"/threads/{uuid.uuid4()}/storage").status_code == 404
+
+
+# ---- status ----------------------------------------------------------------------------------------
+
+async def test_status_is_busy_while_a_run_executes_then_idle(client):
+    thread = await client.threads.create()
+    run = await client.runs.create(thread["thread_id"], "slow", input={}, config={"configurable": {"delay": 0.3}})
+    assert (await client.threads.get(thread["thread_id"]))["status"] == "busy"
+    assert thread["thread_id"] in {t["thread_id"] for t in await client.threads.search(status="busy", limit=1000)}
+    await client.runs.join(thread["thread_id"], run["run_id"])
+    assert (await client.threads.get(thread["thread_id"]))["status"] == "idle"
+
+
+async def test_status_is_error_after_a_failed_run(client):
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], "failing", input={"fail": True}, raise_error=False)
+    got = await client.threads.get(thread["thread_id"])
+    assert got["status"] == "error"
+    assert got["error"]["error"] and got["error"]["message"]
+    assert await client.threads.count(status="error") >= 1

@@ -65,7 +65,8 @@ def snapshot_json(snapshot: StateSnapshot) -> dict[str, Any]:
 
 def empty_state(asked: dict | None = None) -> dict[str, Any]:
     """The state of a thread with no checkpoint (at all, or at the checkpoint `asked` for, which it echoes)."""
-    ref = checkpoint_ref(asked) if asked and asked["configurable"].get("checkpoint_id") else None
+    c = (asked or {}).get("configurable", {})
+    ref = {"checkpoint_id": c["checkpoint_id"], "thread_id": c["thread_id"]} if c.get("checkpoint_id") else None
     return {
         "values": {}, "next": [], "tasks": [], "metadata": None, "created_at": None,
         "checkpoint": ref, "parent_checkpoint": None, "interrupts": [],

@@ -185,10 +185,16 @@ class ThreadRepo(Repository):
         )
 
     async def delete_expired(self) -> list[UUID]:
-        """Threads past their TTL with the `delete` strategy, idle, are deleted."""
+        """Delete idle threads past their TTL (strategy `delete`), their runs and their checkpoints.
+        To be called periodically by the queue's sweeper."""
         rows = await self.all(
-            """DELETE FROM thread WHERE expires_at < now() AND coalesce(ttl_strategy, 'delete') = 'delete'
-                   AND active_run_id IS NULL RETURNING thread_id"""
+            """WITH gone AS (
+                   DELETE FROM thread WHERE expires_at < now() AND coalesce(ttl_strategy, 'delete') = 'delete'
+                       AND active_run_id IS NULL RETURNING thread_id),
+               c AS (DELETE FROM checkpoints USING gone WHERE checkpoints.thread_id = gone.thread_id::text),
+               b AS (DELETE FROM checkpoint_blobs USING gone WHERE checkpoint_blobs.thread_id = gone.thread_id::text),
+               w AS (DELETE FROM checkpoint_writes USING gone WHERE checkpoint_writes.thread_id = gone.thread_id::text)
+               SELECT thread_id FROM gone"""
         )
         return [r["thread_id"] for r in rows]
 
