@@ -17,6 +17,8 @@ from .stream import RunStream
 
 log = logging.getLogger(__name__)
 LANGGRAPH_VERSION = version("langgraph")
+# how a cancelled run leaves its thread (status, error name, verb of the message), as the official server
+CANCELLED = {"interrupted": ("interrupted", "UserInterrupt", "interrupt"), "rollback": ("idle", "UserRollback", "rollback")}
 
 def run_config(run: dict) -> dict:
     """The config recorded at creation, plus what only the execution knows (the attempt)."""
@@ -45,8 +47,18 @@ async def execute(rt: Runtime, run: dict, cancel_reason: dict) -> None:
     run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
     channel = run_channel(run_id)
 
+    resumable = kwargs.get("resumable", False)
+    # Resumable runs number their events and store them, so a client can reconnect from an id.
+    seq = await rt.events.last_seq(run_id) if resumable else -1
+
     async def publish(event: str, data: bytes) -> None:
-        await rt.broker.publish(channel, pack(event, data))
+        nonlocal seq
+        if not resumable or event == DONE:
+            await rt.broker.publish(channel, pack(event, data))
+            return
+        seq += 1
+        await rt.events.append(run_id, seq, event, data)
+        await rt.broker.publish(channel, pack(event, data, str(seq)))
 
     status, error, graph, stream = "success", None, None, None
     await publish("metadata", dumps({"run_id": str(run_id), "attempt": run["attempt"]}))
@@ -104,6 +116,10 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
     run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
     values, interrupts, pending = None, None, None
     thread_status = {"error": "error", "timeout": "error"}.get(status)
+    thread_error = error
+    if status in CANCELLED:
+        thread_status, name, verb = CANCELLED[status]
+        thread_error = {"error": name, "message": f"{verb} requested via POST /threads/{{thread_id}}/runs/{{run_id}}/cancel"}
     if status == "rollback":
         await rt.threads.delete_run_checkpoints(thread_id, run_id)
     if kwargs.get("temporary"):
@@ -130,7 +146,7 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
         thread_status=thread_status,
         values=values,
         interrupts=interrupts,
-        error=error,
+        error=thread_error,
         rollback=status == "rollback",
         delete_thread=kwargs.get("temporary", False),
     )
