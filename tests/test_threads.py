@@ -310,3 +310,21 @@ async def test_status_is_error_after_a_failed_run(client):
     assert got["status"] == "error"
     assert got["error"]["error"] and got["error"]["message"]
     assert await client.threads.count(status="error") >= 1
+
+
+async def test_create_with_supersteps_and_do_nothing_leaves_an_existing_thread_alone(client):
+    thread = await ran_echo(client)
+    steps = [{"updates": [{"values": {"messages": [{"type": "human", "content": "x"}]}, "as_node": "__start__"}]}]
+    again = await client.threads.create(
+        thread_id=thread["thread_id"], graph_id="echo", supersteps=steps, if_exists="do_nothing"
+    )
+    assert again["values"] == thread["values"]
+
+
+async def test_create_with_a_bad_superstep_creates_nothing(client, http):
+    thread_id = str(uuid.uuid4())
+    steps = [{"updates": [{"values": {"messages": []}, "as_node": "nope"}]}]
+    r = http.post("/threads", json={"thread_id": thread_id, "metadata": {"graph_id": "echo"}, "supersteps": steps})
+    assert r.status_code == 400
+    with pytest.raises(NotFoundError):
+        await client.threads.get(thread_id)

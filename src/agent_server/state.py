@@ -106,7 +106,7 @@ def bad_update():
     """A graph refusing an update (unknown node, wrong shape) is the client's mistake: 400."""
     try:
         yield
-    except (InvalidUpdateError, ValueError, TypeError, KeyError) as exc:
+    except (InvalidUpdateError, ValueError, TypeError) as exc:
         raise BadRequest(str(exc).split("\n")[0]) from None
 
 

@@ -127,9 +127,10 @@ async def create_thread(request: Request, body: ThreadCreate):
     graph_id = body.metadata.get("graph_id")
     if body.supersteps and graph_id not in rt.graphs:
         raise Invalid("supersteps need metadata.graph_id naming one of this server's graphs")
+    existed = body.thread_id is not None and await rt.threads.exists(thread_id)
     ttl = body.ttl.model_dump() if body.ttl else None
     thread = await rt.threads.create(thread_id, metadata=body.metadata, if_exists=body.if_exists, ttl=ttl)
-    if body.supersteps:
+    if body.supersteps and not existed:
         try:
             await state.bulk_update(rt, thread_id, graph_id, [s.model_dump() for s in body.supersteps])
         except Exception:
