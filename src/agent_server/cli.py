@@ -26,6 +26,12 @@ def _setup_logging(json_logs: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _port(value: str) -> int:
+    if not str(value).isdigit() or not 0 < int(value) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1-65535)")
+    return int(value)
+
+
 def _check_port(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--config", default="langgraph.json", help="path to langgraph.json")
         if name in ("dev", "serve"):
             p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1" if name == "dev" else "0.0.0.0"))
-            p.add_argument("--port", type=int, default=int(os.environ.get("PORT", 2024 if name == "dev" else 8000)))
+            p.add_argument("--port", type=_port, default=os.environ.get("PORT", 2024 if name == "dev" else 8000))
             p.add_argument("--no-queue", action="store_true", help="API only: leave runs to separate workers")
         if name == "serve":
             p.add_argument("--embedded", action="store_true", help="use the embedded PostgreSQL")
@@ -129,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_worker(settings))
         else:
             asyncio.run(_migrate(settings))
-    except ConfigError as exc:
-        print(f"agent-server: error: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # one line, whatever the cause's own formatting
+        print(f"agent-server: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass

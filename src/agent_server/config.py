@@ -16,8 +16,10 @@ KNOWN_KEYS = {"graphs", "env", "dependencies", "store", "checkpointer", "http", 
 # Keys that only matter when building images: accepted, ignored.
 IMAGE_KEYS = {
     "python_version", "node_version", "pip_config_file", "pip_installer", "dockerfile_lines", "image_distro",
-    "base_image", "keep_pkg_tools", "api_version", "$schema", "description",
+    "base_image", "keep_pkg_tools", "api_version", "$schema", "description", "source",
 }
+# Official runtime keys this server does not implement: accepted with a warning.
+UNSUPPORTED_KEYS = {"encryption", "priority"}
 
 
 @dataclass
@@ -49,7 +51,7 @@ def _fail(path: Path, message: str) -> ConfigError:
 
 
 def _mapping(path: Path, raw: dict, key: str) -> dict:
-    value = raw.get(key) or {}
+    value = {} if raw.get(key) is None else raw[key]
     if not isinstance(value, dict):
         raise _fail(path, f"'{key}' must be an object, got {type(value).__name__}")
     return value
@@ -90,7 +92,8 @@ def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
     if not isinstance(raw, dict):
         raise _fail(path, "the top level must be an object")
     for key in sorted(set(raw) - KNOWN_KEYS - IMAGE_KEYS):
-        log.warning("%s: unknown key %r ignored", path, key)
+        reason = "is not supported by Agent Server" if key in UNSUPPORTED_KEYS else "is not a langgraph.json key"
+        log.warning("%s: %r %s; ignored", path, key, reason)
 
     graphs = _mapping(path, raw, "graphs")
     if not graphs:
@@ -99,12 +102,16 @@ def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
         if isinstance(spec, dict):  # {"path": "...", "description": "..."} form
             spec = spec.get("path")
         if not isinstance(spec, str) or ":" not in spec:
-            raise _fail(path, f"graphs.{graph_id} must be 'path/to/file.py:attr' or 'module:attr'")
+            raise _fail(path, f"graphs.{graph_id} must be 'path/to/file.py:attr' or 'module:attr', got {spec!r}")
         graphs[graph_id] = spec
 
     deps = raw.get("dependencies") or []
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
         raise _fail(path, "'dependencies' must be a list of strings")
+    local_deps = [(path.parent / d).resolve() for d in deps if d.startswith((".", "/"))]
+    for dep in local_deps:
+        if not dep.is_dir():
+            raise _fail(path, f"dependencies: local path {dep} is not a directory")
     env = _read_env(path, raw.get("env") or {})
     for key, value in env.items():  # the config's env never overrides the real environment
         os.environ.setdefault(key, value)
@@ -113,7 +120,7 @@ def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
     settings = Settings(
         config_path=path,
         graphs=graphs,
-        dependencies=[(path.parent / d).resolve() for d in deps if d.startswith((".", "/"))],
+        dependencies=local_deps,
         env=env,
         store=_mapping(path, raw, "store"),
         checkpointer=_mapping(path, raw, "checkpointer"),

@@ -75,8 +75,8 @@ class GraphRegistry:
 
     @classmethod
     def load(cls, graphs: dict[str, str], base_dir: Path, dependencies: list[Path] = ()) -> "GraphRegistry":
-        for dep in [base_dir, *dependencies]:
-            if str(dep) not in sys.path:
+        for dep in [base_dir, *dependencies, *(d / "src" for d in dependencies if (d / "src").is_dir())]:
+            if str(dep) not in sys.path:  # local dependencies import as if installed (src layout too)
                 sys.path.insert(0, str(dep))
         entries = {}
         for graph_id, spec in graphs.items():
