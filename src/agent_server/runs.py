@@ -57,7 +57,7 @@ def run_kwargs(assistant: dict, run_id: UUID, thread_id: UUID, metadata: dict, p
         "temporary": temporary,
         "subgraphs": bool(payload.get("stream_subgraphs")),
         "resumable": bool(payload.get("stream_resumable")),
-        "checkpoint_during": payload.get("durability", "async") != "exit",
+        "checkpoint_during": payload.get("checkpoint_during", True),
         "durability": payload.get("durability") or "async",
     }
 
@@ -69,6 +69,8 @@ async def create_run(rt: Runtime, run_id: UUID, thread_id: UUID | None, assistan
     except NotFound:
         raise NotFound("Thread or assistant not found.") from None
     stateless = thread_id is None
+    if stateless and (payload.get("command") or {}).get("resume") is not None:
+        raise BadRequest("You must provide a thread_id when resuming.")
     temporary = stateless and (payload.get("on_completion") or "delete") == "delete"
     thread_id = thread_id or uuid4()
     metadata = {
@@ -143,8 +145,17 @@ class RunFollower:
             return True
         return False
 
-    async def events(self, check_first: bool = False) -> AsyncIterator[tuple[str, bytes]]:
-        """The run's events until it ends; None-named items are heartbeats of an idle stream."""
+    async def events(
+        self, check_first: bool = False, replay_after: int | None = None
+    ) -> AsyncIterator[tuple[str, bytes, str]]:
+        """The run's (event, data, id) until it ends; empty names are heartbeats of an idle stream.
+
+        `replay_after`: first the stored events of a resumable run after that id, then live ones."""
+        seen = -1
+        if replay_after is not None:
+            for row in await self.rt.events.after(self.run_id, replay_after):
+                seen = row["seq"]
+                yield row["event"], bytes(row["data"]), str(seen)
         if check_first and await self._ended_in_db():
             return
         while True:
@@ -152,13 +163,15 @@ class RunFollower:
             if message is None:
                 if await self._ended_in_db():
                     return
-                yield "", b""  # idle: let the caller send a heartbeat
+                yield "", b"", ""  # idle: let the caller send a heartbeat
                 continue
-            event, data = unpack(message)
+            event, event_id, data = unpack(message)
             if event == DONE:
                 self.result = loads(data)
                 return
-            yield event, data
+            if event_id and int(event_id) <= seen:
+                continue  # already replayed from storage
+            yield event, data, event_id
 
     async def wait(self, check_first: bool = False) -> dict:
         async for _ in self.events(check_first):

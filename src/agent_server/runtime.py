@@ -13,6 +13,7 @@ from .config import Settings
 from .graphs import GraphRegistry, default_assistant_id
 from .storage import database
 from .storage.assistants import AssistantRepo
+from .storage.events import RunEventRepo
 from .storage.runs import RunRepo
 from .storage.threads import ThreadRepo
 
@@ -30,6 +31,7 @@ class Runtime:
     assistants: AssistantRepo
     threads: ThreadRepo
     runs: RunRepo
+    events: RunEventRepo
 
     @classmethod
     async def start(cls, settings: Settings, graphs: GraphRegistry | None = None) -> "Runtime":
@@ -53,6 +55,7 @@ class Runtime:
             assistants=AssistantRepo(pool),
             threads=ThreadRepo(pool),
             runs=RunRepo(pool),
+            events=RunEventRepo(pool),
         )
         await rt.ensure_default_assistants()
         return rt

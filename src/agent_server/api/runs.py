@@ -4,11 +4,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from langgraph.checkpoint.base.id import uuid6
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .. import runs as service
+from ..errors import Invalid
 from .common import JSONResponse, no_content, resolve_assistant_id, runtime
 from .sse import sse_response
 
@@ -99,14 +100,18 @@ async def _stream(request: Request, thread_id: UUID | None, body: RunCreate):
     except BaseException:
         await follower.__aexit__(None, None, None)
         raise
-    cancel_on_disconnect = (body.on_disconnect or "cancel") == "cancel"
+    # A resumable stream exists to be reconnected to: leaving it does not cancel the run by default.
+    cancel_on_disconnect = (body.on_disconnect or ("continue" if body.stream_resumable else "cancel")) == "cancel"
     return sse_response(_follow(rt, follower, run_id, cancel_on_disconnect), _location(run, "stream"))
 
 
-async def _follow(rt, follower: service.RunFollower, run_id: UUID, cancel_on_disconnect: bool, check_first=False):
+async def _follow(
+    rt, follower: service.RunFollower, run_id: UUID, cancel_on_disconnect: bool, check_first=False,
+    replay_after: int | None = None,
+):
     finished = False
     try:
-        async for item in follower.events(check_first):
+        async for item in follower.events(check_first, replay_after):
             yield item
         finished = True
     finally:
@@ -173,15 +178,27 @@ async def join_run(request: Request, thread_id: UUID, run_id: UUID):
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
-async def join_stream(request: Request, thread_id: UUID, run_id: UUID, cancel_on_disconnect: bool = False):
+async def join_stream(
+    request: Request, thread_id: UUID, run_id: UUID, cancel_on_disconnect: bool = False,
+    last_event_id: str | None = Header(None),
+):
+    """Live events from now on; with Last-Event-ID on a resumable run, first every event after it."""
     rt = runtime(request)
     follower = await service.RunFollower(rt, run_id).__aenter__()
     try:
-        await rt.runs.get(run_id, thread_id)
+        run = await rt.runs.get(run_id, thread_id)
+        replay_after = None
+        if last_event_id is not None and run["kwargs"].get("resumable"):
+            try:
+                replay_after = int(last_event_id)
+            except ValueError:
+                raise Invalid(f"Last-Event-ID must be an event id, not {last_event_id!r}") from None
     except BaseException:
         await follower.__aexit__(None, None, None)
         raise
-    return sse_response(_follow(rt, follower, run_id, cancel_on_disconnect, check_first=True))
+    return sse_response(
+        _follow(rt, follower, run_id, cancel_on_disconnect, check_first=True, replay_after=replay_after)
+    )
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")

@@ -8,14 +8,15 @@ from fastapi.responses import StreamingResponse
 HEARTBEAT = b": heartbeat\n\n"
 
 
-def frame(event: str, data: bytes) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+def frame(event: str, data: bytes, event_id: str = "") -> bytes:
+    out = b"event: " + event.encode() + b"\ndata: " + data + b"\n"
+    return out + (b"id: " + event_id.encode() + b"\n\n" if event_id else b"\n")
 
 
-def sse_response(events: AsyncIterator[tuple[str, bytes]], headers: dict[str, str] | None = None) -> StreamingResponse:
+def sse_response(events: AsyncIterator[tuple[str, bytes, str]], headers: dict[str, str] | None = None) -> StreamingResponse:
     async def body():
-        async for event, data in events:
-            yield frame(event, data) if event else HEARTBEAT
+        async for event, data, event_id in events:
+            yield frame(event, data, event_id) if event else HEARTBEAT
 
     return StreamingResponse(
         body(),

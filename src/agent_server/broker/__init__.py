@@ -26,14 +26,14 @@ async def open_broker(redis_uri: str | None) -> Broker:
 __all__ = ["Broker", "Subscription", "MemoryBroker", "open_broker", "run_channel", "WAKE", "CANCEL"]
 
 
-def pack(event: str, data: bytes) -> bytes:
-    """One stream event as it travels from worker to API: name, newline, JSON payload."""
-    return event.encode() + b"\n" + data
+def pack(event: str, data: bytes, event_id: str = "") -> bytes:
+    """One stream event as it travels from worker to API: name, id (resumable runs only), payload."""
+    return f"{event}\n{event_id}\n".encode() + data
 
 
-def unpack(message: bytes) -> tuple[str, bytes]:
-    event, _, data = message.partition(b"\n")
-    return event.decode(), data
+def unpack(message: bytes) -> tuple[str, str, bytes]:
+    event, event_id, data = message.split(b"\n", 2)
+    return event.decode(), event_id.decode(), data
 
 
 DONE = "__done__"  # internal: the run has ended and its final state is in PostgreSQL

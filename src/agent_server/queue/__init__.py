@@ -14,7 +14,8 @@ from ..worker.executor import execute
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 2.0  # a safety net only: new runs wake the loop through the broker
-MAX_ATTEMPTS = 3  # a run whose worker dies this many times ends in error
+MAX_ATTEMPTS = 3
+RESUMABLE_EVENTS_SECONDS = 600.0  # how long a resumable run's events can be replayed  # a run whose worker dies this many times ends in error
 
 
 class QueueWorker:
@@ -134,5 +135,6 @@ class QueueWorker:
                 if swept:
                     log.warning("requeued runs %s whose worker stopped renewing its lease", swept)
                     self._wake.set()
+                await self.rt.events.prune(RESUMABLE_EVENTS_SECONDS)
             except Exception:
                 log.exception("heartbeat failed")

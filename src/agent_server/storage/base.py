@@ -24,6 +24,14 @@ class Repository:
         async with self.pool.connection() as conn:
             return await (await conn.execute(sql, params)).fetchall()
 
+    async def execute(self, sql: str, params: Any = None, conn: AsyncConnection | None = None) -> None:
+        """A statement that returns no rows."""
+        if conn is not None:
+            await conn.execute(sql, params)
+            return
+        async with self.pool.connection() as conn:
+            await conn.execute(sql, params)
+
     async def one(self, sql: str, params: Any = None, conn: AsyncConnection | None = None) -> dict | None:
         rows = await self.all(sql, params, conn)
         return rows[0] if rows else None

@@ -48,8 +48,7 @@ async def execute(rt: Runtime, run: dict, cancel_reason: dict) -> None:
     channel = run_channel(run_id)
 
     resumable = kwargs.get("resumable", False)
-    # Resumable runs number their events and store them, so a client can reconnect from an id.
-    seq = await rt.events.last_seq(run_id) if resumable else -1
+    seq = -1  # resumable runs number their events and store them: a client can reconnect from an id
 
     async def publish(event: str, data: bytes) -> None:
         nonlocal seq
@@ -61,9 +60,11 @@ async def execute(rt: Runtime, run: dict, cancel_reason: dict) -> None:
         await rt.broker.publish(channel, pack(event, data, str(seq)))
 
     status, error, graph, stream = "success", None, None, None
-    await publish("metadata", dumps({"run_id": str(run_id), "attempt": run["attempt"]}))
     try:
         async with asyncio.timeout(rt.settings.bg_job_timeout_secs):
+            if resumable:
+                seq = await rt.events.last_seq(run_id)  # a retried run continues the numbering
+            await publish("metadata", dumps({"run_id": str(run_id), "attempt": run["attempt"]}))
             config = run_config(run)
             graph_id = config["configurable"]["graph_id"]
             # A temporary thread dies with its run: no checkpoints, as the official server does.
