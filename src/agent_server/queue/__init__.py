@@ -123,18 +123,30 @@ class QueueWorker:
         while True:
             await asyncio.sleep(self.lease / 6)
             try:
-                if self.active:
-                    held = await self.rt.runs.heartbeat(self.worker_id, list(self.active), self.lease)
-                    for run_id in list(self.active):
-                        if run_id not in held:
-                            log.warning("run %s: lease lost, stopping it", run_id)
-                            self.cancel(run_id, "release")
-                        elif held[run_id]:
-                            self.cancel(run_id, held[run_id])
-                swept = await self.rt.runs.sweep_expired(MAX_ATTEMPTS)
-                if swept:
-                    log.warning("requeued runs %s whose worker stopped renewing its lease", swept)
-                    self._wake.set()
-                await self.rt.events.prune(RESUMABLE_EVENTS_SECONDS)
+                await self._renew_leases()
+                await self._maintain()
             except Exception:
                 log.exception("heartbeat failed")
+
+    async def _renew_leases(self) -> None:
+        """Keep our runs; stop those whose lease we lost, or that someone asked to cancel."""
+        if not self.active:
+            return
+        held = await self.rt.runs.heartbeat(self.worker_id, list(self.active), self.lease)
+        for run_id in list(self.active):
+            if run_id not in held:
+                log.warning("run %s: lease lost, stopping it", run_id)
+                self.cancel(run_id, "release")
+            elif held[run_id]:
+                self.cancel(run_id, held[run_id])
+
+    async def _maintain(self) -> None:
+        """Housekeeping any worker may do: requeue runs of dead workers, drop expired data."""
+        swept = await self.rt.runs.sweep_expired(MAX_ATTEMPTS)
+        if swept:
+            log.warning("requeued runs %s whose worker stopped renewing its lease", swept)
+            self._wake.set()
+        await self.rt.events.prune(RESUMABLE_EVENTS_SECONDS)
+        expired = await self.rt.threads.delete_expired()
+        if expired:
+            log.info("deleted %d threads past their TTL", len(expired))
