@@ -321,3 +321,15 @@ async def test_command_update_and_goto(client):
         await new_thread(client), "interrupt", command={"update": {"draft": "d", "approved": True}, "goto": "finish"}
     )
     assert final["final"] == "d"  # `finish` ran with the updated state
+
+
+async def test_resume_needs_a_thread(client):
+    with pytest.raises(BadRequestError, match="thread_id"):
+        await client.runs.create(None, "interrupt", command={"resume": True})
+
+
+async def test_checkpoint_during_false_means_durability_exit(client):
+    run = await client.runs.create(None, "echo", input=HI, checkpoint_during=False)
+    assert (run["kwargs"]["checkpoint_during"], run["kwargs"]["durability"]) == (False, "exit")
+    run = await client.runs.create(None, "echo", input=HI, durability="exit")
+    assert (run["kwargs"]["checkpoint_during"], run["kwargs"]["durability"]) == (True, "exit")
