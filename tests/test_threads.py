@@ -328,3 +328,18 @@ async def test_create_with_a_bad_superstep_creates_nothing(client, http):
     assert r.status_code == 400
     with pytest.raises(NotFoundError):
         await client.threads.get(thread_id)
+
+
+async def test_a_thread_past_its_ttl_is_deleted_with_its_state(client):
+    import asyncio
+
+    thread = await client.threads.create(ttl={"strategy": "delete", "ttl": 0.01})  # 0.6 s
+    await client.runs.wait(thread["thread_id"], "echo", input={"messages": [{"role": "user", "content": "x"}]})
+    for _ in range(120):  # the queue's housekeeping runs every few seconds
+        try:
+            await client.threads.get(thread["thread_id"])
+        except NotFoundError:
+            break
+        await asyncio.sleep(0.1)
+    with pytest.raises(NotFoundError):
+        await client.threads.get_state(thread["thread_id"])
