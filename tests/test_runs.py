@@ -329,7 +329,8 @@ async def test_resume_needs_a_thread(client):
 
 
 async def test_checkpoint_during_false_means_durability_exit(client):
-    run = await client.runs.create(None, "echo", input=HI, checkpoint_during=False)
+    with pytest.warns(DeprecationWarning):  # the SDK's warning: durability replaces it
+        run = await client.runs.create(None, "echo", input=HI, checkpoint_during=False)
     assert (run["kwargs"]["checkpoint_during"], run["kwargs"]["durability"]) == (False, "exit")
     run = await client.runs.create(None, "echo", input=HI, durability="exit")
     assert (run["kwargs"]["checkpoint_during"], run["kwargs"]["durability"]) == (True, "exit")

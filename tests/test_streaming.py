@@ -159,6 +159,10 @@ async def test_join_stream_of_a_finished_run_is_empty(client):
     run = await client.runs.create(thread_id, "echo", input=HI)
     await run_status(client, thread_id, run["run_id"], FINISHED)
     assert await collect(client.runs.join_stream(thread_id, run["run_id"])) == []
+    async with httpx.AsyncClient(base_url=client.http.client.base_url) as http:
+        r = await http.get(f"/threads/{thread_id}/runs/{run['run_id']}/stream")
+    assert (r.status_code, r.text) == (200, "")
+    assert r.headers["location"] == f"/threads/{thread_id}/runs/{run['run_id']}/stream"
 
 
 async def test_join_stream_of_unknown_run_fails(client):

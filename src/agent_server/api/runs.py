@@ -197,7 +197,8 @@ async def join_stream(
         await follower.__aexit__(None, None, None)
         raise
     return sse_response(
-        _follow(rt, follower, run_id, cancel_on_disconnect, check_first=True, replay_after=replay_after)
+        _follow(rt, follower, run_id, cancel_on_disconnect, check_first=True, replay_after=replay_after),
+        _location(run, "stream"),
     )
 
 
