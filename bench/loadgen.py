@@ -348,7 +348,7 @@ async def run_all(url: str, pid: int | None, quick: bool = False, log: Callable[
         probe.start()
         plan: list[tuple[str, int, Op, dict[str, Any]]] = [
             *[("stateless runs/wait echo", c, stateless_wait, {}) for c in (1, 8, 32)],
-            *[("threaded runs/wait slow 5-step", c, threaded_slow, {"setup": new_thread}) for c in (1, 32)],
+            *[("threaded runs/wait slow 5-step", c, threaded_slow, {"setup": new_thread, "seconds": s * 1.35}) for c in (1, 32)],
             *[("stateless runs/stream echo", c, stream_echo, {"seconds": s * 0.75}) for c in (1, 8)],
             *[("background create + join", c, background_join, {"setup": new_thread, "seconds": s * 0.75}) for c in (1, 8)],
             ("assistant CRUD (4 requests)", 8, assistant_crud, {"unit": "req/s", "weight": 4, "seconds": s * 0.75}),

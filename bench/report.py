@@ -40,8 +40,9 @@ def server_table(rows: list[Row]) -> str:
 
 def comparison(ours: list[Row], official: list[Row], floor_rows: list[Row]) -> str:
     out = [
-        "| scenario | clients | ours rate | official rate | ours/official | ours p50 ms | official p50 ms | ours/floor (async) |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| scenario | clients | ours rate | official rate | ours/official | ours p50 ms | official p50 ms "
+        "| ours/floor (async) | ours CPU ms/op | official CPU ms/op |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in ours:
         o = find(official, r["name"], r["concurrency"]) or {}
@@ -50,7 +51,8 @@ def comparison(ours: list[Row], official: list[Row], floor_rows: list[Row]) -> s
         out.append(
             f"| {r['name']} | {r['concurrency']} | {r['rate']:.1f}{mark(r)} | {_f(o.get('rate'))}{mark(o)} | "
             f"{_ratio(r['rate'], o.get('rate'))} | {_f(r['p50_ms'])} | {_f(o.get('p50_ms'))} | "
-            f"{_ratio(r['rate'], floor['rate']) if floor else ''} |"
+            f"{_ratio(r['rate'], floor['rate']) if floor else ''} | {_f(r['cpu_ms_per_op'], '.2f')} | "
+            f"{_f(o.get('cpu_ms_per_op'), '.2f')} |"
         )
     return "\n".join(out)
 
