@@ -6,8 +6,10 @@ import uuid
 
 import httpx
 import pytest
+from langgraph_sdk import get_client
 from langgraph_sdk.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableEntityError
 
+from conftest import ServerProcess, create_database, drop_database
 from run_helpers import HI, FINISHED, new_thread, run_status, say, slow, started, wait_for
 
 RUN_FIELDS = {
@@ -334,3 +336,24 @@ async def test_checkpoint_during_false_means_durability_exit(client):
     assert (run["kwargs"]["checkpoint_during"], run["kwargs"]["durability"]) == (False, "exit")
     run = await client.runs.create(None, "echo", input=HI, durability="exit")
     assert (run["kwargs"]["checkpoint_during"], run["kwargs"]["durability"]) == (True, "exit")
+
+
+@pytest.fixture(scope="module")
+def quick_timeout_server(postgres_server):
+    """A server of its own (own database, own queue) whose runs may take one second."""
+    uri = create_database(postgres_server)
+    srv = ServerProcess(env={"DATABASE_URI": uri, "BG_JOB_TIMEOUT_SECS": "1"}).wait_ready()
+    yield srv
+    srv.stop()
+    drop_database(postgres_server, uri)
+
+
+async def test_run_longer_than_bg_job_timeout_ends_in_timeout(quick_timeout_server):
+    client = get_client(url=quick_timeout_server.url)
+    thread_id = await new_thread(client)
+    output = await client.runs.wait(thread_id, "slow", input={}, config=slow(0.5), raise_error=False)
+    assert output["__error__"]["error"] == "TimeoutError"
+    (run,) = await client.runs.list(thread_id)
+    assert run["status"] == "timeout"
+    assert (await client.threads.get(thread_id))["status"] == "error"
+    assert len((await client.threads.get_state(thread_id))["values"]["steps"]) < 5
