@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 async def _validation_error(request: Request, exc: RequestValidationError):
     errors = exc.errors()
-    return JSONResponse({"detail": describe(errors[0]) if errors else INVALID_JSON}, status_code=422)
+    detail = describe(errors[0], exc.body) if errors else INVALID_JSON
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 async def _data_error(request: Request, exc: psycopg.DataError):

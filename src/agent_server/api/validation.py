@@ -57,21 +57,40 @@ def _message(error: dict, value: Any) -> tuple[str, str]:
     return f"{_dump(value)} is not valid: {error['msg']}", kind
 
 
-def describe(error: dict) -> str:
-    """The `detail` for the first validation error of a request."""
+def _walk(body: Any, path: list) -> tuple[list, Any, bool]:
+    """The part of `path` that exists in the body, the value there, and whether the rest named a
+    union member (pydantic puts the member's type in the location; JSON schema says anyOf)."""
+    real, node = [], body
+    for segment in path:
+        if isinstance(node, dict) and segment in node or (
+            isinstance(node, list) and isinstance(segment, int) and segment < len(node)
+        ):
+            real.append(segment)
+            node = node[segment]
+        else:
+            return real, node, True
+    return real, node, False
+
+
+def describe(error: dict, body: Any = None) -> str:
+    """The `detail` for the first validation error of a request whose parsed body is `body`."""
     where, *path = error["loc"] or ("body",)
     kind = error["type"]
     if kind == "json_invalid" or (where == "body" and not path and kind == "missing"):
         return INVALID_JSON
     if path and path[-1] in ID_FIELDS and kind.startswith("uuid"):
         return f"Invalid {ID_FIELDS[path[-1]]} ID: must be a UUID"
-    value = error.get("input")
-    if kind == "missing":  # reported on the object that lacks the property
-        first, keyword, path = f'"{path[-1]}" is a required property', "required", path[:-1]
+    if where != "body":  # a query or path parameter
+        first = f'"{path[-1]}" is a required property' if kind == "missing" else _message(error, error.get("input"))[0]
+        return f"{first} (in {where} parameter '{error['loc'][-1]}')"
+    missing = path[-1] if kind == "missing" else None
+    path, value, union = _walk(body, path[:-1] if missing is not None else path)
+    if union:
+        first, keyword = f"{_dump(value)} is not valid under any of the schemas listed in the 'anyOf' keyword", "anyOf"
+    elif missing is not None:  # reported on the object that lacks the property
+        first, keyword = f'"{missing}" is a required property', "required"
     else:
         first, keyword = _message(error, value)
-    if where != "body":  # a query or path parameter
-        return f"{first} (in {where} parameter '{error['loc'][-1]}')"
     return (
         f'{first}\n\nFailed validating "{keyword}" in schema{_schema(path)}'
         f"\n\nOn instance{_instance(path)}:\n    {_dump(value)}"
