@@ -32,7 +32,7 @@ class NewRun:
 @dataclass
 class Created:
     run: dict
-    cancelled: list[UUID]  # running runs asked to stop (interrupt/rollback strategies)
+    cancelled: list[UUID]  # in-flight runs ended (pending) or asked to stop (running) by interrupt/rollback
 
 
 class RunRepo(Repository):
@@ -58,7 +58,8 @@ class RunRepo(Repository):
                 if strategy == "reject":
                     raise Conflict("Thread is already running a task. Wait for it to finish or choose a different multitask strategy.")
                 if strategy in ("interrupt", "rollback"):
-                    cancelled = await self._cancel(conn, new.thread_id, [r["run_id"] for r in inflight], strategy)
+                    cancelled = [r["run_id"] for r in inflight]
+                    await self._cancel(conn, new.thread_id, cancelled, strategy)
             row = await self.one(
                 f"""INSERT INTO run (run_id, thread_id, assistant_id, metadata, kwargs, multitask_strategy, available_at)
                     VALUES (%s, %s, %s, %s, %s, %s, now() + %s * interval '1 second')
@@ -112,10 +113,10 @@ class RunRepo(Repository):
 
     async def cancel(
         self, thread_id: UUID | None, run_ids: list[UUID] | None, action: str, status: str | None = None
-    ) -> tuple[int, list[UUID]]:
+    ) -> tuple[list[UUID], list[UUID]]:
         """Cancel in-flight runs by ids (on a thread), by thread, or by status.
 
-        Returns how many matched, and the running ones, whose workers must be signalled."""
+        Returns the runs matched, and the running ones, whose workers must be signalled."""
         async with self.pool.connection() as conn, conn.transaction():
             rows = await self.all(
                 """SELECT run_id, thread_id FROM run
@@ -132,7 +133,7 @@ class RunRepo(Repository):
                 by_thread.setdefault(r["thread_id"], []).append(r["run_id"])
             for tid, ids in by_thread.items():
                 running += await self._cancel(conn, tid, ids, action)
-            return len(rows), running
+            return [r["run_id"] for r in rows], running
 
     async def count_existing(self, run_ids: list[UUID]) -> int:
         return await self.scalar("SELECT count(*) FROM run WHERE run_id = ANY(%s)", (run_ids,))
