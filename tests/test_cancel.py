@@ -9,7 +9,7 @@ import httpx
 import pytest
 from langgraph_sdk.errors import NotFoundError, UnprocessableEntityError
 
-from run_helpers import FINISHED, new_thread, run_status, slow, started, wait_for
+from run_helpers import FINISHED, collect, new_thread, run_status, slow, started, wait_for
 
 STEPS = [f"step{i}" for i in range(1, 6)]
 
@@ -182,3 +182,25 @@ async def test_join_stream_disconnect_leaves_the_run_running_by_default(client):
     thread_id, run_id = await slow_run(client, delay=0.05, stream_mode="updates")
     await _first_update_then_close(client.runs.join_stream(thread_id, run_id))
     assert (await run_status(client, thread_id, run_id, FINISHED))["status"] == "success"
+
+
+async def test_join_of_a_pending_run_returns_as_soon_as_it_is_cancelled(client):
+    thread_id, _ = await slow_run(client)
+    pending = (await client.runs.create(thread_id, "slow", input={}, config=slow(0.2)))["run_id"]
+    joined = asyncio.create_task(client.runs.join(thread_id, pending))
+    await asyncio.sleep(0.2)
+    begun = time.monotonic()
+    await client.runs.cancel(thread_id, pending)
+    await asyncio.wait_for(joined, 2)
+    assert time.monotonic() - begun < 1
+
+
+async def test_stream_of_a_pending_run_ends_when_a_new_run_interrupts_it(client):
+    thread_id, _ = await slow_run(client)
+    events = asyncio.create_task(collect(client.runs.stream(thread_id, "slow", input={}, config=slow(0.2))))
+    await asyncio.sleep(0.2)
+    begun = time.monotonic()
+    last = await client.runs.create(thread_id, "echo", input={"messages": []}, multitask_strategy="interrupt")
+    assert await asyncio.wait_for(events, 2) == []  # it never started: not even metadata
+    assert time.monotonic() - begun < 1
+    await client.runs.join(thread_id, last["run_id"])

@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack
 from typing import Any, AsyncIterator
 from uuid import UUID, uuid4
 
-from .broker import CANCEL, DONE, WAKE, Subscription, run_channel, unpack
+from .broker import CANCEL, DONE, WAKE, Subscription, pack, run_channel, unpack
 from .errors import BadRequest, NotFound
 from .runtime import Runtime
 from .serde import loads
@@ -16,6 +16,7 @@ from .storage.runs import NewRun
 log = logging.getLogger(__name__)
 
 FINISHED = ("success", "error", "timeout", "interrupted")
+RECHECK = "__recheck__"  # internal: the run may have ended without a worker (cancelled while pending)
 CHECK_SECONDS = 5.0  # how often a waiter double-checks PostgreSQL in case a broker message was lost
 
 
@@ -94,6 +95,7 @@ async def create_run(rt: Runtime, run_id: UUID, thread_id: UUID | None, assistan
     created = await rt.runs.create(new)
     for cancelled in created.cancelled:
         await rt.broker.publish(CANCEL, f"{cancelled} {new.multitask_strategy}".encode())
+    await _recheck(rt, created.cancelled)
     await rt.broker.publish(WAKE, b"")
     return created.run
 
@@ -113,6 +115,13 @@ async def cancel_runs(
         raise NotFound("No runs found to cancel.")
     for run_id in running:
         await rt.broker.publish(CANCEL, f"{run_id} {action}".encode())
+    await _recheck(rt, matched)
+
+
+async def _recheck(rt: Runtime, run_ids: list[UUID]) -> None:
+    """Followers of these runs look in PostgreSQL now: the pending ones among them have just ended."""
+    for run_id in run_ids:
+        await rt.broker.publish(run_channel(run_id), pack(RECHECK, b""))
 
 
 async def delete_thread(rt: Runtime, thread_id: UUID) -> None:
@@ -169,6 +178,10 @@ class RunFollower:
             if event == DONE:
                 self.result = loads(data)
                 return
+            if event == RECHECK:
+                if await self._ended_in_db():
+                    return
+                continue
             if event_id and int(event_id) <= seen:
                 continue  # already replayed from storage
             yield event, data, event_id
