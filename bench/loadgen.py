@@ -344,7 +344,9 @@ async def run_all(url: str, pid: int | None, quick: bool = False, log: Callable[
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
         ok_json(await client.get("/ok"))
-        idle_rss = probe.rss()
+        idle_rss, cpu0 = probe.rss(), probe.cpu_seconds()
+        await asyncio.sleep(3)  # an idle server should cost (almost) nothing
+        idle_cpu = (probe.cpu_seconds() - cpu0) / 3
         probe.start()
         plan: list[tuple[str, int, Op, dict[str, Any]]] = [
             *[("stateless runs/wait echo", c, stateless_wait, {}) for c in (1, 8, 32)],
@@ -364,6 +366,7 @@ async def run_all(url: str, pid: int | None, quick: bool = False, log: Callable[
     return {
         "url": url,
         "idle_rss_mb": round(idle_rss / 2**20, 1) if pid else None,
+        "idle_cpu_pct": round(100 * idle_cpu, 1) if pid else None,
         "peak_rss_mb": round(probe.peak_rss / 2**20, 1) if pid else None,
         "results": [asdict(r) for r in results],
     }
@@ -394,7 +397,7 @@ def main() -> None:
     args = parser.parse_args()
     print(HEADER)
     data = asyncio.run(run_all(args.url, args.pid, args.quick))
-    print(f"server RSS: idle {data['idle_rss_mb']} MB, peak {data['peak_rss_mb']} MB")
+    print(f"server: idle CPU {data['idle_cpu_pct']} %, RSS idle {data['idle_rss_mb']} MB, peak {data['peak_rss_mb']} MB")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(data, fh, indent=2)

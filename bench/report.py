@@ -96,7 +96,8 @@ Each scenario: 1 s warm-up, then a fixed time window (see bench/loadgen.py); a r
 that passed their correctness check (echo output `echo: <input>`, 5 steps more on the thread, SSE ends with
 the echo, join returns the run's output, CRUD round-trips its fields). The servers ran one at a time on the
 same machine as the load generator; "server CPU %" is the server process tree (PostgreSQL excluded; 100 % = one
-core). Ours keeps everything in PostgreSQL; the official `langgraph dev` server is in-memory.
+core). Ours keeps everything in PostgreSQL; the official `langgraph dev` server is in-memory. When the machine is
+shared (load average above the core count), rates and latencies mostly measure contention: compare CPU ms/op.
 
 ## Targets (ours)
 
@@ -106,11 +107,11 @@ core). Ours keeps everything in PostgreSQL; the official `langgraph dev` server 
 
 {comparison(ours['results'], official['results'], floor['results'])}
 
-## Ours (idle RSS {_f(ours.get('idle_rss_mb'))} MB, peak {_f(ours.get('peak_rss_mb'))} MB)
+## Ours (idle: CPU {_f(ours.get('idle_cpu_pct'))} %, RSS {_f(ours.get('idle_rss_mb'))} MB; peak RSS {_f(ours.get('peak_rss_mb'))} MB)
 
 {server_table(ours['results'])}
 
-## Official `langgraph dev` (idle RSS {_f(official.get('idle_rss_mb'))} MB, peak {_f(official.get('peak_rss_mb'))} MB)
+## Official `langgraph dev` (idle: CPU {_f(official.get('idle_cpu_pct'))} %, RSS {_f(official.get('idle_rss_mb'))} MB; peak RSS {_f(official.get('peak_rss_mb'))} MB)
 
 {server_table(official['results'])}
 

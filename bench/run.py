@@ -114,7 +114,7 @@ def bench_server(name: str, cmd: list[str], port: int, env: dict[str, str], quic
     with server(name, cmd, port, env) as pid:
         log(f"\n== {name}  (load average {os.getloadavg()[0]:.2f})\n{HEADER}")
         data = asyncio.run(run_all(f"http://127.0.0.1:{port}", pid, quick, log))
-        log(f"{name} server RSS: idle {data['idle_rss_mb']} MB, peak {data['peak_rss_mb']} MB")
+        log(f"{name} server: idle CPU {data['idle_cpu_pct']} %, RSS idle {data['idle_rss_mb']} MB, peak {data['peak_rss_mb']} MB")
         return data
 
 
