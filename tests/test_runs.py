@@ -357,3 +357,13 @@ async def test_run_longer_than_bg_job_timeout_ends_in_timeout(quick_timeout_serv
     assert run["status"] == "timeout"
     assert (await client.threads.get(thread_id))["status"] == "error"
     assert len((await client.threads.get_state(thread_id))["values"]["steps"]) < 5
+
+
+async def test_a_stateless_run_does_not_take_the_checkpointer_from_later_threaded_runs(client):
+    """Stateless runs execute without a checkpointer; the same graph on a thread must still keep state."""
+    await client.runs.wait(None, "subgraph", input={})
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], "subgraph", input={})
+    state = await client.threads.get_state(thread["thread_id"], subgraphs=True)
+    assert state["values"]["log"][-1] == "after"
+    assert len(await client.threads.get_history(thread["thread_id"], limit=10)) > 1

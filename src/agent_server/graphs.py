@@ -7,7 +7,7 @@ import inspect
 import logging
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from uuid import UUID, uuid5
@@ -33,7 +33,8 @@ class GraphEntry:
     spec: str
     compiled: Pregel | None = None  # loaded once at start
     factory: Callable[..., Any] | None = None  # called per run with the run's config
-    injected: Pregel | None = None  # `compiled` with the server's checkpointer and store
+    # `compiled` with a checkpointer and store injected, per (checkpointer, store) pair
+    injected: dict[tuple[int, int], Pregel] = field(default_factory=dict)
 
     async def build(self, config: dict) -> Pregel:
         if self.compiled is not None:
@@ -113,9 +114,10 @@ class GraphRegistry:
         if checkpointer is None and store is None:
             return await entry.build(config or {})
         if entry.compiled is not None:  # inject once: a per-run copy of a static graph is waste
-            if entry.injected is None:
-                entry.injected = entry.compiled.copy(update={"checkpointer": checkpointer, "store": store})
-            return entry.injected
+            key = (id(checkpointer), id(store))
+            if key not in entry.injected:
+                entry.injected[key] = entry.compiled.copy(update={"checkpointer": checkpointer, "store": store})
+            return entry.injected[key]
         graph = await entry.build(config or {})
         return graph.copy(update={"checkpointer": checkpointer, "store": store})
 
