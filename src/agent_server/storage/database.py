@@ -32,6 +32,13 @@ def start_embedded(data_dir: Path) -> str:
 
 
 async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
+    # One direct connection first: a wrong address fails at once with its real cause, where a
+    # pool would retry quietly until its timeout.
+    try:
+        async with await psycopg.AsyncConnection.connect(uri, connect_timeout=5):
+            pass
+    except Exception as exc:
+        raise ConfigError(f"cannot connect to PostgreSQL at {_redact(uri)}: {exc}") from None
     # autocommit + dict rows + no prepared statements: what AsyncPostgresSaver expects of its pool.
     pool = AsyncConnectionPool(
         uri,
@@ -42,13 +49,8 @@ async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
     )
     try:
         await pool.open(wait=True, timeout=10)
-    except Exception as exc:  # PoolTimeout hides the cause; ask once more to name it
+    except Exception as exc:
         await pool.close()
-        try:
-            async with await psycopg.AsyncConnection.connect(uri, connect_timeout=5):
-                pass
-        except Exception as cause:
-            exc = cause
         raise ConfigError(f"cannot connect to PostgreSQL at {_redact(uri)}: {exc}") from None
     return pool
 
