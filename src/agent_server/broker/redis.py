@@ -40,7 +40,11 @@ class RedisBroker(Broker):
         return broker
 
     async def publish(self, channel: str, message: bytes) -> None:
-        await self.client.publish(PREFIX + channel, message)
+        # Best effort, like every signal here: the truth is in PostgreSQL, and waiters re-check it.
+        try:
+            await self.client.publish(PREFIX + channel, message)
+        except (RedisError, OSError) as exc:
+            log.warning("Redis publish on %s failed: %s", channel, exc)
 
     @asynccontextmanager
     async def subscribe(self, channel: str):
@@ -50,12 +54,17 @@ class RedisBroker(Broker):
             first = not self._subs[key]
             self._subs[key].add(sub)
             if first:
-                confirmed = self._confirmed[key] = asyncio.Event()
-                await self.pubsub.subscribe(key)
-        if first:
-            await confirmed.wait()  # from here on, nothing published is missed
-        else:
-            await self._confirmed[key].wait()
+                self._confirmed[key] = asyncio.Event()
+                try:
+                    await self.pubsub.subscribe(key)
+                except (RedisError, OSError) as exc:  # the reader subscribes it again on reconnect
+                    log.warning("Redis subscribe to %s failed: %s", channel, exc)
+                    self._confirmed[key].set()
+        try:
+            # From confirmation on, nothing published is missed.
+            await asyncio.wait_for(self._confirmed[key].wait(), 5)
+        except asyncio.TimeoutError:
+            log.warning("Redis did not confirm the subscription to %s", channel)
         try:
             yield sub
         finally:
@@ -66,13 +75,22 @@ class RedisBroker(Broker):
                     if not subs:
                         del self._subs[key]
                         self._confirmed.pop(key, None)
-                        await self.pubsub.unsubscribe(key)
+                        try:
+                            await self.pubsub.unsubscribe(key)
+                        except (RedisError, OSError):
+                            pass  # the connection is gone, and its subscriptions with it
 
     async def _read(self) -> None:
         backoff = 0.1
         while True:
             try:
+                if backoff > 0.1:  # reconnected: subscribe what failed while Redis was away
+                    missing = set(self._subs) - {c.decode() if isinstance(c, bytes) else c for c in self.pubsub.channels}
+                    if missing:
+                        await self.pubsub.subscribe(*missing)
                 message = await self.pubsub.get_message(timeout=5.0)
+                if backoff > 0.1:
+                    log.info("Redis subscriber connection restored")
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise

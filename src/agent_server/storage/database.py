@@ -46,6 +46,8 @@ async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
         max_size=max_size,
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
+        # Hand out only live connections: after a database restart, no request meets a dead one.
+        check=AsyncConnectionPool.check_connection,
     )
     try:
         await pool.open(wait=True, timeout=10)

@@ -6,6 +6,7 @@ import logging
 from importlib.metadata import version
 from typing import Any
 
+import psycopg
 from langgraph.errors import GraphInterrupt
 from langgraph.types import Command
 
@@ -91,6 +92,13 @@ async def execute(rt: Runtime, run: dict, cancel_reason: dict) -> None:
         status, error = "timeout", {"error": "TimeoutError", "message": "Run exceeded BG_JOB_TIMEOUT_SECS"}
     except GraphInterrupt:  # interrupt() outside a node's normal flow still leaves a resumable state
         pass
+    except psycopg.OperationalError as exc:  # the database went away: the run is not at fault
+        log.warning("run %s: database unavailable (%s); handing it back to resume later", run_id, exc)
+        try:
+            await rt.runs.release(run_id, thread_id, run["lease_owner"])
+        except psycopg.Error:
+            pass  # still down: its lease expires and the sweep requeues it
+        return
     except Exception as exc:
         log.exception("run %s failed", run_id)
         status, error = "error", {"error": type(exc).__name__, "message": str(exc)}
