@@ -117,7 +117,10 @@ shared (load average above the core count), rates and latencies mostly measure c
 
 ## Floor: echo graph in-process with AsyncPostgresSaver, no HTTP
 
-Each invocation on a fresh thread; CPU is the benchmark process itself.
+Each invocation on a fresh thread; CPU is the benchmark process itself. AsyncPostgresSaver runs every query
+under one `asyncio.Lock` per saver (even on a pool), so with a checkpointer the floor is bounded by PostgreSQL
+round trips and commits one at a time, not by CPU: it barely scales with concurrency. Our stateless runs use no
+checkpointer (as the official server's), so "no checkpointer" is their true floor.
 
 {server_table(floor['results'])}
 """
