@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import httpx
 import pytest
 from langgraph_sdk import get_client
 
@@ -127,3 +128,46 @@ async def test_a_worker_started_before_its_database_is_reachable_says_so_and_ret
         assert "cannot connect to PostgreSQL" in worker.output()
     finally:
         worker.stop()
+
+
+async def test_any_api_process_streams_a_run_another_one_created(cluster):
+    cluster.add_worker()
+    other = ServerProcess(env=cluster.env, command="serve", args=["--no-queue", "--host", "127.0.0.1"]).wait_ready()
+    cluster.workers.append(other)  # stopped with the cluster
+    try:
+        thread = await cluster.client.threads.create()
+        run = await cluster.client.runs.create(
+            thread["thread_id"], SLOW, input={}, stream_mode="updates", config={"configurable": {"delay": 0.3}}
+        )
+        joined = [p.event async for p in get_client(url=other.url).runs.join_stream(thread["thread_id"], run["run_id"])]
+        assert joined and set(joined) == {"updates"}
+        assert (await cluster.client.runs.get(thread["thread_id"], run["run_id"]))["status"] == "success"
+    finally:
+        other.stop()
+
+
+async def test_sigterm_on_an_api_process_ends_its_streams_cleanly_and_the_run_goes_on(cluster):
+    cluster.add_worker()
+    thread = await cluster.client.threads.create()
+    events = []
+
+    async def follow():  # raw SSE: the SDK would reconnect by itself, hiding how the stream ended
+        body = {"assistant_id": SLOW, "input": {}, "stream_mode": "updates", "on_disconnect": "continue",
+                "config": {"configurable": {"delay": 0.5}}}
+        async with httpx.AsyncClient(base_url=cluster.api.url, timeout=30) as http:
+            async with http.stream("POST", f"/threads/{thread['thread_id']}/runs/stream", json=body) as r:
+                async for line in r.aiter_lines():
+                    if line.startswith("event: "):
+                        events.append(line[7:])
+                        if len(events) == 2:
+                            cluster.api.proc.send_signal(signal.SIGTERM)
+
+    await asyncio.wait_for(follow(), 20)  # the stream ends, without a transport error
+    assert events[0] == "metadata" and len(events) < 6
+    await asyncio.to_thread(cluster.api.proc.wait, 20)  # uvicorn re-raises SIGTERM once shut down
+    assert "Application shutdown complete" in cluster.api.output()
+    survivor = ServerProcess(env=cluster.env, command="serve", args=["--no-queue", "--host", "127.0.0.1"]).wait_ready()
+    cluster.workers.append(survivor)
+    runs = await get_client(url=survivor.url).runs.list(thread["thread_id"])
+    result = await get_client(url=survivor.url).runs.join(thread["thread_id"], runs[0]["run_id"])
+    assert result["steps"] == STEPS

@@ -53,8 +53,16 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     try:
         app = create_app(settings, runtime=rt)
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+        loop = asyncio.get_running_loop()
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig, frame) -> None:
+                # Open streams end cleanly first; else uvicorn would wait on them forever.
+                loop.call_soon_threadsafe(rt.broker.end_subscriptions)
+                super().handle_exit(sig, frame)
+
         log.info("Agent Server listening on http://%s:%s", host, port)
-        await uvicorn.Server(config).serve()
+        await Server(config).serve()
     finally:
         await rt.close()
 

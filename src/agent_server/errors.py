@@ -25,5 +25,9 @@ class BadRequest(AgentServerError):
     status_code = 400
 
 
+class Unavailable(AgentServerError):
+    status_code = 503
+
+
 class ConfigError(Exception):
     """The server cannot start: a bad langgraph.json, a graph that does not load, no database."""

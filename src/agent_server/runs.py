@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator
 from uuid import UUID, uuid4
 
 from .broker import CANCEL, DONE, WAKE, Subscription, pack, run_channel, unpack
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, NotFound, Unavailable
 from .runtime import Runtime
 from .serde import loads
 from .storage.runs import NewRun
@@ -170,6 +170,8 @@ class RunFollower:
         while True:
             message = await self.sub.get(timeout=CHECK_SECONDS)
             if message is None:
+                if self.sub.ended:  # this process is shutting down: the run goes on elsewhere
+                    return
                 if await self._ended_in_db():
                     return
                 yield "", b"", ""  # idle: let the caller send a heartbeat
@@ -189,6 +191,8 @@ class RunFollower:
     async def wait(self, check_first: bool = False) -> dict:
         async for _ in self.events(check_first):
             pass
+        if self.result is None:
+            raise Unavailable("The server is shutting down; join the run again on another server.")
         return self.result
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections import defaultdict
 from contextlib import asynccontextmanager
 
 from .base import Broker, Subscription
@@ -10,7 +9,7 @@ class MemoryBroker(Broker):
     """For one process: the API and its queue worker share this object."""
 
     def __init__(self) -> None:
-        self._subs: dict[str, set[Subscription]] = defaultdict(set)
+        super().__init__()
 
     async def publish(self, channel: str, message: bytes) -> None:
         for sub in self._subs.get(channel, ()):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
@@ -19,9 +18,9 @@ _ANCHOR = PREFIX + "anchor"  # keeps the subscriber connection subscribed to som
 
 class RedisBroker(Broker):
     def __init__(self, client: aioredis.Redis) -> None:
+        super().__init__()
         self.client = client
         self.pubsub = client.pubsub(ignore_subscribe_messages=False)
-        self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._confirmed: dict[str, asyncio.Event] = {}
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task | None = None
