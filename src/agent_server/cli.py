@@ -93,7 +93,7 @@ async def _worker(settings: Settings) -> None:
         log.info("worker %s running up to %d runs at once", worker.worker_id, worker.concurrency)
         await stop.wait()
         log.info("worker %s stopping", worker.worker_id)
-        await worker.stop(drain_seconds=float(os.environ.get("DRAIN_TIMEOUT_SECS", 30)))
+        await worker.stop(drain_seconds=settings.drain_timeout_secs)
     finally:
         await rt.close()
 

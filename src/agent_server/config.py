@@ -39,6 +39,7 @@ class Settings:
     n_jobs_per_worker: int = 10
     bg_job_timeout_secs: float = 3600.0
     lease_secs: float = 30.0  # a worker that misses this long of heartbeats loses its runs to others
+    drain_timeout_secs: float = 30.0  # on SIGTERM, how long a worker lets its runs finish
     run_queue: bool = True
 
     @property
@@ -133,6 +134,7 @@ def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
         n_jobs_per_worker=_env_number("N_JOBS_PER_WORKER", 10, int),
         bg_job_timeout_secs=_env_number("BG_JOB_TIMEOUT_SECS", 3600.0),
         lease_secs=_env_number("AGENT_SERVER_LEASE_SECS", 30.0),
+        drain_timeout_secs=_env_number("DRAIN_TIMEOUT_SECS", 30.0),
     )
     for key, value in overrides.items():
         setattr(settings, key, value)
