@@ -1,9 +1,9 @@
 """Profile our server under one load scenario with py-spy, and print where the time goes.
 
     .venv/bin/pip install py-spy
-    .venv/bin/python bench/profile.py [stateless|threaded|stream] [--seconds 15] [--svg /tmp/profile.svg]
+    .venv/bin/python bench/profile.py [stateless|threaded|stream] [--seconds 15] [--clients 32] [--svg /tmp/profile.svg]
 
-Starts our server on a fresh database (as run.py does), loads it with 32 clients while `py-spy record`
+Starts our server on a fresh database (as run.py does), loads it with N clients while `py-spy record`
 samples it, then prints the top self-time frames and the time per outermost agent_server frame.
 """
 from __future__ import annotations
@@ -62,10 +62,10 @@ def summarize(raw: Path, top: int = 15) -> str:
     return "\n".join(out)
 
 
-async def load(url: str, scenario: str, seconds: float) -> str:
+async def load(url: str, scenario: str, seconds: float, clients: int) -> str:
     op, setup = SCENARIOS[scenario]
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=64)) as client:
-        res = await L.run_scenario(client, L.ServerProbe(None), scenario, 32, op, setup=setup, seconds=seconds)
+        res = await L.run_scenario(client, L.ServerProbe(None), scenario, clients, op, setup=setup, seconds=seconds)
     return L.format_row(res)
 
 
@@ -73,6 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario", nargs="?", default="stateless", choices=SCENARIOS)
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--svg", help="also write a flame graph here")
     args = parser.parse_args()
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -88,7 +89,7 @@ def main() -> None:
                 svg = subprocess.Popen([pyspy, "record", "--pid", str(pid), "--duration", duration, "-o", args.svg],
                                        stdout=subprocess.DEVNULL)
             print(L.HEADER)
-            print(asyncio.run(load(f"http://127.0.0.1:{port}", args.scenario, args.seconds)))
+            print(asyncio.run(load(f"http://127.0.0.1:{port}", args.scenario, args.seconds, args.clients)))
             spy.wait()
             if args.svg:
                 svg.wait()
