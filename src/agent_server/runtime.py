@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg_pool import AsyncConnectionPool
 
@@ -13,6 +12,7 @@ from .config import Settings
 from .graphs import GraphRegistry, default_assistant_id
 from .storage import database
 from .storage.assistants import AssistantRepo
+from .storage.checkpointer import PooledPostgresSaver
 from .storage.events import RunEventRepo
 from .storage.runs import RunRepo
 from .storage.threads import ThreadRepo
@@ -26,7 +26,7 @@ class Runtime:
     pool: AsyncConnectionPool
     broker: Broker
     graphs: GraphRegistry
-    checkpointer: AsyncPostgresSaver
+    checkpointer: PooledPostgresSaver
     store: AsyncPostgresStore
     assistants: AssistantRepo
     threads: ThreadRepo
@@ -50,7 +50,7 @@ class Runtime:
             pool=pool,
             broker=broker,
             graphs=graphs,
-            checkpointer=AsyncPostgresSaver(pool),
+            checkpointer=PooledPostgresSaver(pool),
             store=AsyncPostgresStore(pool),
             assistants=AssistantRepo(pool),
             threads=ThreadRepo(pool),

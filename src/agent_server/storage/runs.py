@@ -199,8 +199,11 @@ class RunRepo(Repository):
 
     async def next_available_in(self) -> float | None:
         """Seconds until the earliest delayed run becomes available (None when nothing waits)."""
+        # Runs available now but waiting behind a busy thread are not counted: the run ahead of
+        # them wakes the queue when it ends.
         return await self.scalar(
-            "SELECT greatest(0, extract(epoch FROM min(available_at) - now()))::float FROM run WHERE status = 'pending'"
+            """SELECT extract(epoch FROM min(available_at) - now())::float FROM run
+               WHERE status = 'pending' AND available_at > now()"""
         )
 
     async def heartbeat(self, worker_id: str, run_ids: list[UUID], lease_seconds: float) -> dict[UUID, str | None]:
