@@ -83,6 +83,7 @@ class QueueWorker:
 
     async def _loop(self) -> None:
         while not self._stopping:
+            self._wake.clear()  # before claiming: a wake-up during the claim must not be lost
             free = self.concurrency - len(self.active)
             claimed = []
             if free > 0:
@@ -99,9 +100,8 @@ class QueueWorker:
                 task.add_done_callback(self._on_done(run["run_id"]))
             if claimed and len(claimed) == free:
                 continue  # maybe more waiting
-            self._wake.clear()
             timeout = IDLE_POLL_SECONDS
-            if free > len(claimed):
+            if not claimed:  # idle: sleep until the next delayed run is due, at the latest
                 delay = await self.rt.runs.next_available_in()
                 if delay is not None:
                     timeout = min(timeout, delay + 0.01)

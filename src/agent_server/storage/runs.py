@@ -38,13 +38,31 @@ class Created:
 class RunRepo(Repository):
     async def create(self, new: NewRun) -> Created:
         """Queue a run. The run row and the thread's status change commit together."""
+        params = {
+            "run": new.run_id, "thread": new.thread_id, "assistant": new.assistant_id,
+            "metadata": jsonb(new.metadata), "kwargs": jsonb(new.kwargs), "strategy": new.multitask_strategy,
+            "after": new.after_seconds, "graph_id": new.graph_id,
+        }
+        insert_run = f"""INSERT INTO run (run_id, thread_id, assistant_id, metadata, kwargs, multitask_strategy, available_at)
+                VALUES (%(run)s, %(thread)s, %(assistant)s, %(metadata)s, %(kwargs)s, %(strategy)s,
+                        now() + %(after)s * interval '1 second')
+                RETURNING {PUBLIC}"""
+        thread_metadata = "jsonb_build_object('graph_id', %(graph_id)s::text, 'assistant_id', %(assistant)s::text)"
+        if new.ephemeral:  # a thread of its own: nothing to wait for or cancel, so one statement
+            row = await self.one(
+                f"""WITH thread_row AS (
+                        INSERT INTO thread (thread_id, ephemeral, status, metadata)
+                        VALUES (%(thread)s, true, 'busy', {thread_metadata}))
+                    {insert_run}""",
+                params,
+            )
+            return Created(row, [])
         async with self.pool.connection() as conn, conn.transaction():
             if new.if_not_exists == "create":
                 await conn.execute(
-                    "INSERT INTO thread (thread_id, ephemeral) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                    (new.thread_id, new.ephemeral),
+                    "INSERT INTO thread (thread_id) VALUES (%(thread)s) ON CONFLICT DO NOTHING", params
                 )
-            thread = await self.one("SELECT thread_id FROM thread WHERE thread_id = %s FOR UPDATE", (new.thread_id,), conn)
+            thread = await self.one("SELECT thread_id FROM thread WHERE thread_id = %(thread)s FOR UPDATE", params, conn)
             if thread is None:
                 raise NotFound("Thread or assistant not found.")
             inflight = await self.all(
@@ -60,21 +78,11 @@ class RunRepo(Repository):
                 if strategy in ("interrupt", "rollback"):
                     cancelled = [r["run_id"] for r in inflight]
                     await self._cancel(conn, new.thread_id, cancelled, strategy)
-            row = await self.one(
-                f"""INSERT INTO run (run_id, thread_id, assistant_id, metadata, kwargs, multitask_strategy, available_at)
-                    VALUES (%s, %s, %s, %s, %s, %s, now() + %s * interval '1 second')
-                    RETURNING {PUBLIC}""",
-                (
-                    new.run_id, new.thread_id, new.assistant_id, jsonb(new.metadata), jsonb(new.kwargs),
-                    new.multitask_strategy, new.after_seconds,
-                ),
-                conn,
-            )
+            row = await self.one(insert_run, params, conn)
             await conn.execute(
-                """UPDATE thread SET status = 'busy', updated_at = now(),
-                       metadata = metadata || jsonb_build_object('graph_id', %s::text, 'assistant_id', %s::text)
-                   WHERE thread_id = %s""",
-                (new.graph_id, str(new.assistant_id), new.thread_id),
+                f"""UPDATE thread SET status = 'busy', updated_at = now(), metadata = metadata || {thread_metadata}
+                    WHERE thread_id = %(thread)s""",
+                params,
             )
             return Created(row, cancelled)
 
@@ -234,10 +242,16 @@ class RunRepo(Repository):
         """End a run, free its thread and record the thread's new state, in one transaction.
 
         Only the worker holding the run's lease may; False when the lease had passed to another."""
+        held = "run_id = %(run)s AND status = 'running' AND lease_owner = %(worker)s"
+        params = {"run": run_id, "worker": worker_id, "status": status, "output": jsonb(output), "thread": thread_id}
+        if delete_thread:  # a temporary thread goes, and its run with it: one statement
+            return await self.one(
+                f"""DELETE FROM thread WHERE thread_id = %(thread)s
+                      AND EXISTS (SELECT 1 FROM run WHERE {held}) RETURNING 1""",
+                params,
+            ) is not None
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT 1 FROM thread WHERE thread_id = %s FOR UPDATE", (thread_id,))
-            held = "run_id = %(run)s AND status = 'running' AND lease_owner = %(worker)s"
-            params = {"run": run_id, "worker": worker_id, "status": status, "output": jsonb(output)}
+            await conn.execute("SELECT 1 FROM thread WHERE thread_id = %(thread)s FOR UPDATE", params)
             if rollback:
                 sql = f"DELETE FROM run WHERE {held} RETURNING 1"
             else:
@@ -245,9 +259,6 @@ class RunRepo(Repository):
                               lease_owner = NULL, lease_expires_at = NULL WHERE {held} RETURNING 1"""
             if await self.one(sql, params, conn) is None:
                 return False
-            if delete_thread:
-                await conn.execute("DELETE FROM thread WHERE thread_id = %s", (thread_id,))
-                return True
             await conn.execute(
                 """UPDATE thread SET active_run_id = NULL,
                        "values" = CASE WHEN %s THEN %s ELSE "values" END,
