@@ -180,3 +180,27 @@ async def test_background_run_streams_to_two_joiners(client):
         collect(client.runs.join_stream(thread_id, run["run_id"])),
     )
     assert first[-1] == second[-1] == ("updates", {"step5": {"steps": ["step5"]}})
+
+
+async def test_messages_in_updates_carry_the_ids_the_state_keeps(client):
+    thread = await client.threads.create()
+    updates = [
+        p.data async for p in client.runs.stream(
+            thread["thread_id"], "echo", input={"messages": [{"role": "user", "content": "x"}]}, stream_mode="updates"
+        ) if p.event == "updates"
+    ]
+    streamed_id = updates[0]["echo"]["messages"][0]["id"]
+    state = await client.threads.get_state(thread["thread_id"])
+    assert streamed_id is not None
+    assert streamed_id == state["values"]["messages"][-1]["id"]
+
+
+async def test_events_mode_names_the_root_after_the_graph(client):
+    events = [
+        p.data async for p in client.runs.stream(
+            None, "echo", input={"messages": [{"role": "user", "content": "x"}]}, stream_mode="events"
+        ) if p.event == "events"
+    ]
+    roots = [e for e in events if not e.get("parent_ids")]
+    assert [e["event"] for e in roots] == ["on_chain_start", "on_chain_end"]
+    assert {e["name"] for e in roots} == {"echo"}

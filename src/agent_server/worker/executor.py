@@ -24,6 +24,7 @@ CANCELLED = {"interrupted": ("interrupted", "UserInterrupt", "interrupt"), "roll
 def run_config(run: dict) -> dict:
     """The config recorded at creation, plus what only the execution knows (the attempt)."""
     config = dict(run["kwargs"]["config"])
+    config.setdefault("run_name", config["configurable"]["graph_id"])  # names the root in events and traces
     config["metadata"] = {
         **(config.get("metadata") or {}),
         "run_attempt": run["attempt"],

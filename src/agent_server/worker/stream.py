@@ -25,7 +25,10 @@ class RunStream:
         self.modes = modes
         self.subgraphs = subgraphs
         # "values" always: the last root values are the output of a run without a checkpointer.
-        self.graph_modes = list(dict.fromkeys(["values", *(GRAPH_MODES[m] for m in modes if m in GRAPH_MODES)]))
+        # "messages" always: langgraph then gives every message an id as it is produced, so that
+        # updates and values show the ids the state will keep (as the official server's do).
+        requested = (GRAPH_MODES[m] for m in modes if m in GRAPH_MODES)
+        self.graph_modes = list(dict.fromkeys(["values", "messages", *requested]))
         self.messages: dict[str, BaseMessage] = {}
         self.last_values: Any = None
 
@@ -33,6 +36,11 @@ class RunStream:
         """Yield (event name, JSON payload) for every chunk in the requested modes."""
         if "events" in self.modes:
             async for event in graph.astream_events(graph_input, config, version="v2", **kwargs):
+                if not event.get("parent_ids"):  # the graph itself
+                    if event["event"] == "on_chain_stream":
+                        continue  # its chunks are in the events of its nodes
+                    if event["event"] == "on_chain_end":
+                        self.last_values = event["data"].get("output")
                 yield "events", dumps(event)
             return
         async for ns, mode, chunk in graph.astream(
