@@ -109,6 +109,16 @@ async def _migrate(settings: Settings) -> None:
     log.info("database schema is up to date")
 
 
+def _run(coro) -> None:
+    """Run on uvloop when it is installed (it is with uvicorn[standard]): a faster event loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coro)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agent-server", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("dev", "serve"):
             settings.run_queue = not args.no_queue
             _check_port(args.host, args.port)
-            asyncio.run(_serve(settings, args.host, args.port))
+            _run(_serve(settings, args.host, args.port))
         elif args.command == "worker":
-            asyncio.run(_worker(settings))
+            _run(_worker(settings))
         else:
             asyncio.run(_migrate(settings))
     except ConfigError as exc:  # one line, whatever the cause's own formatting
