@@ -70,3 +70,17 @@ async def test_dev_without_database_uri_keeps_its_data_beside_the_config(no_data
     finally:
         server.stop()
     assert (tmp_path / ".agent_server" / "pgdata").is_dir()
+
+
+def test_stopping_the_server_stops_its_embedded_postgres(no_database_uri, tmp_path):
+    import psutil
+
+    server = ServerProcess(env={"AGENT_SERVER_DATA_DIR": str(tmp_path)}).wait_ready(120)
+    pgdata = str(tmp_path / "pgdata")
+
+    def postgres_running() -> bool:
+        return any(pgdata in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"]))
+
+    assert postgres_running()
+    server.stop()  # SIGTERM, as a service manager stops it
+    assert not postgres_running()

@@ -74,6 +74,10 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
                 loop.call_soon_threadsafe(rt.broker.end_subscriptions)
                 super().handle_exit(sig, frame)
 
+        # uvicorn re-raises the signal that stopped it once it has shut down; let that signal find a
+        # handler that does nothing, so that we still close the runtime (and the embedded database).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: None)
         log.info("Agent Server listening on http://%s:%s", host, port)
         await Server(config).serve()
     finally:

