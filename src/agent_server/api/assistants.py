@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import BadRequest, Invalid, NotFound
 from ..graphs import default_assistant_id, graph_schemas
-from .common import JSONResponse, no_content, runtime
+from .common import JSONResponse, RunConfig, no_content, runtime
 
 router = APIRouter(tags=["assistants"], default_response_class=JSONResponse)
 
@@ -29,7 +29,7 @@ BOTH_CONFIGURABLE_AND_CONTEXT = (
 class AssistantCreate(BaseModel):
     assistant_id: UUID | None = None
     graph_id: str
-    config: dict = Field(default_factory=dict)
+    config: RunConfig = Field(default_factory=dict)
     context: dict = Field(default_factory=dict)
     metadata: dict = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
@@ -39,7 +39,7 @@ class AssistantCreate(BaseModel):
 
 class AssistantPatch(BaseModel):
     graph_id: str | None = None
-    config: dict | None = None
+    config: RunConfig | None = None
     context: dict | None = None
     metadata: dict | None = None
     name: str | None = None

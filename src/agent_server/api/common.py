@@ -1,11 +1,12 @@
 """Helpers every resource module shares: JSON responses, the runtime, id resolution."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Request
 from fastapi.responses import Response
+from pydantic import AfterValidator
 
 from ..errors import Invalid
 from ..graphs import default_assistant_id
@@ -41,3 +42,14 @@ def resolve_assistant_id(rt: Runtime, value: str | UUID) -> UUID:
 
 def no_content() -> Response:
     return Response(status_code=204)
+
+
+def _check_config(config: dict) -> dict:
+    for key, kind in (("configurable", dict), ("metadata", dict), ("tags", list)):
+        if config.get(key) is not None and not isinstance(config[key], kind):
+            raise ValueError(f"config.{key} must be {'an object' if kind is dict else 'a list'}")
+    return config
+
+
+# A RunnableConfig as a request gives it: an object whose known parts have the right shapes.
+RunConfig = Annotated[dict, AfterValidator(_check_config)]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .. import runs as service
 from ..errors import Invalid
-from .common import JSONResponse, no_content, resolve_assistant_id, runtime
+from .common import JSONResponse, RunConfig, no_content, resolve_assistant_id, runtime
 from .sse import sse_response
 
 router = APIRouter(tags=["runs"], default_response_class=JSONResponse)
@@ -31,7 +31,7 @@ class RunCreate(BaseModel):
     assistant_id: str
     input: Any = None
     command: CommandModel | None = None
-    config: dict = Field(default_factory=dict)
+    config: RunConfig = Field(default_factory=dict)
     context: dict | None = None
     metadata: dict = Field(default_factory=dict)
     stream_mode: list[StreamMode] = Field(default_factory=lambda: ["values"])

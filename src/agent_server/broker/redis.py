@@ -49,22 +49,21 @@ class RedisBroker(Broker):
     async def subscribe(self, channel: str):
         sub = Subscription()
         key = PREFIX + channel
-        async with self._lock:
-            first = not self._subs[key]
-            self._subs[key].add(sub)
-            if first:
-                self._confirmed[key] = asyncio.Event()
-                try:
-                    await self.pubsub.subscribe(key)
-                except (RedisError, OSError) as exc:  # the reader subscribes it again on reconnect
-                    log.warning("Redis subscribe to %s failed: %s", channel, exc)
-                    self._confirmed[key].set()
         try:
-            # From confirmation on, nothing published is missed.
-            await asyncio.wait_for(self._confirmed[key].wait(), 5)
-        except asyncio.TimeoutError:
-            log.warning("Redis did not confirm the subscription to %s", channel)
-        try:
+            async with self._lock:
+                first = not self._subs[key]
+                self._subs[key].add(sub)
+                if first:
+                    self._confirmed[key] = asyncio.Event()
+                    try:
+                        await self.pubsub.subscribe(key)
+                    except (RedisError, OSError) as exc:  # the reader subscribes it again on reconnect
+                        log.warning("Redis subscribe to %s failed: %s", channel, exc)
+                        self._confirmed[key].set()
+            try:  # from confirmation on, nothing published is missed
+                await asyncio.wait_for(self._confirmed[key].wait(), 5)
+            except asyncio.TimeoutError:
+                log.warning("Redis did not confirm the subscription to %s", channel)
             yield sub
         finally:
             async with self._lock:

@@ -6,16 +6,23 @@ import logging
 import os
 import socket
 import uuid
+from dataclasses import dataclass
 
 from ..broker import CANCEL, WAKE
 from ..runtime import Runtime
-from ..worker.executor import execute
+from ..worker.executor import RunControl, execute
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 2.0  # a safety net only: new runs wake the loop through the broker
-MAX_ATTEMPTS = 3
-RESUMABLE_EVENTS_SECONDS = 600.0  # how long a resumable run's events can be replayed  # a run whose worker dies this many times ends in error
+MAX_ATTEMPTS = 3  # a run whose worker dies this many times ends in error
+RESUMABLE_EVENTS_SECONDS = 600.0  # how long a resumable run's events can be replayed
+
+
+@dataclass
+class _Active:
+    task: asyncio.Task
+    control: RunControl
 
 
 class QueueWorker:
@@ -24,8 +31,7 @@ class QueueWorker:
         self.concurrency = concurrency or rt.settings.n_jobs_per_worker
         self.lease = rt.settings.lease_secs
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.active: dict[uuid.UUID, asyncio.Task] = {}
-        self.cancel_reason: dict[uuid.UUID, str] = {}
+        self.active: dict[uuid.UUID, _Active] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
@@ -40,6 +46,8 @@ class QueueWorker:
             asyncio.create_task(self._loop(), name="queue-loop"),
             asyncio.create_task(self._heartbeat(), name="queue-heartbeat"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._on_core_task_done)
         await ready.wait()
 
     async def stop(self, drain_seconds: float = 0) -> None:
@@ -47,23 +55,27 @@ class QueueWorker:
         self._stopping = True
         self._wake.set()
         if self.active and drain_seconds:
-            await asyncio.wait(list(self.active.values()), timeout=drain_seconds)
-        for run_id, task in list(self.active.items()):
-            self.cancel_reason[run_id] = "release"
-            task.cancel()
+            await asyncio.wait([a.task for a in self.active.values()], timeout=drain_seconds)
+        for run_id in list(self.active):
+            self.cancel(run_id, "release")
         if self.active:
-            await asyncio.wait(list(self.active.values()), timeout=10)
+            await asyncio.wait([a.task for a in self.active.values()], timeout=10)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def cancel(self, run_id: uuid.UUID, action: str) -> bool:
-        task = self.active.get(run_id)
-        if task is None or task.done():
+        """Stop a run this worker executes; not once it is recording its outcome."""
+        active = self.active.get(run_id)
+        if active is None or active.task.done() or active.control.finishing:
             return False
-        self.cancel_reason[run_id] = action
-        task.cancel()
+        active.control.reason = action
+        active.task.cancel()
         return True
+
+    def _on_core_task_done(self, task: asyncio.Task) -> None:
+        if not self._stopping and not task.cancelled():
+            log.critical("queue task %s stopped: %r; this worker no longer works", task.get_name(), task.exception())
 
     async def _listen(self, ready: asyncio.Event) -> None:
         broker = self.rt.broker
@@ -76,39 +88,43 @@ class QueueWorker:
 
             async def on_cancel():
                 async for message in cancels:
-                    run_id, _, action = message.decode().partition(" ")
-                    self.cancel(uuid.UUID(run_id), action or "interrupt")
+                    try:
+                        run_id, _, action = message.decode().partition(" ")
+                        self.cancel(uuid.UUID(run_id), action or "interrupt")
+                    except ValueError:
+                        log.warning("ignored a malformed cancel message: %r", message[:100])
 
             await asyncio.gather(on_wake(), on_cancel())
 
     async def _loop(self) -> None:
         while not self._stopping:
-            self._wake.clear()  # before claiming: a wake-up during the claim must not be lost
-            free = self.concurrency - len(self.active)
-            claimed = []
-            if free > 0:
-                try:
-                    claimed = await self.rt.runs.claim(self.worker_id, free, self.lease)
-                except Exception:
-                    log.exception("claiming runs failed; retrying")
-                    await asyncio.sleep(1)
-                    continue
-            for run in claimed:
-                log.info("run %s on thread %s started (attempt %s)", run["run_id"], run["thread_id"], run["attempt"])
-                task = asyncio.create_task(execute(self.rt, run, self.cancel_reason), name=f"run-{run['run_id']}")
-                self.active[run["run_id"]] = task
-                task.add_done_callback(self._on_done(run["run_id"]))
-            if claimed and len(claimed) == free:
-                continue  # maybe more waiting
-            timeout = IDLE_POLL_SECONDS
-            if not claimed:  # idle: sleep until the next delayed run is due, at the latest
-                delay = await self.rt.runs.next_available_in()
-                if delay is not None:
-                    timeout = min(timeout, delay + 0.01)
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+                await self._claim_and_wait()
+            except Exception:
+                log.exception("the queue loop failed; retrying in 1s")
+                await asyncio.sleep(1)
+
+    async def _claim_and_wait(self) -> None:
+        self._wake.clear()  # before claiming: a wake-up during the claim must not be lost
+        free = self.concurrency - len(self.active)
+        claimed = await self.rt.runs.claim(self.worker_id, free, self.lease) if free > 0 else []
+        for run in claimed:
+            log.info("run %s on thread %s started (attempt %s)", run["run_id"], run["thread_id"], run["attempt"])
+            control = RunControl()
+            task = asyncio.create_task(execute(self.rt, run, control), name=f"run-{run['run_id']}")
+            self.active[run["run_id"]] = _Active(task, control)
+            task.add_done_callback(self._on_done(run["run_id"]))
+        if claimed and len(claimed) == free:
+            return  # maybe more waiting
+        timeout = IDLE_POLL_SECONDS
+        if not claimed:  # idle: sleep until the next delayed run is due, at the latest
+            delay = await self.rt.runs.next_available_in()
+            if delay is not None:
+                timeout = min(timeout, delay + 0.01)
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
 
     def _on_done(self, run_id: uuid.UUID):
         def done(task: asyncio.Task) -> None:
@@ -135,8 +151,8 @@ class QueueWorker:
         held = await self.rt.runs.heartbeat(self.worker_id, list(self.active), self.lease)
         for run_id in list(self.active):
             if run_id not in held:
-                log.warning("run %s: lease lost, stopping it", run_id)
-                self.cancel(run_id, "release")
+                if self.cancel(run_id, "release"):
+                    log.warning("run %s: lease lost, stopping it", run_id)
             elif held[run_id]:
                 self.cancel(run_id, held[run_id])
 

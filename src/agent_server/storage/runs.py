@@ -125,16 +125,13 @@ class RunRepo(Repository):
         """Cancel in-flight runs by ids (on a thread), by thread, or by status.
 
         Returns the runs matched, and the running ones, whose workers must be signalled."""
+        selection = """FROM run WHERE (%(thread)s::uuid IS NULL OR thread_id = %(thread)s)
+                         AND (%(ids)s::uuid[] IS NULL OR run_id = ANY(%(ids)s))
+                         AND status = ANY(%(statuses)s)"""
+        params = {"thread": thread_id, "ids": run_ids, "statuses": [status] if status else list(INFLIGHT)}
         async with self.pool.connection() as conn, conn.transaction():
-            rows = await self.all(
-                """SELECT run_id, thread_id FROM run
-                   WHERE (%(thread)s::uuid IS NULL OR thread_id = %(thread)s)
-                     AND (%(ids)s::uuid[] IS NULL OR run_id = ANY(%(ids)s))
-                     AND status = ANY(%(statuses)s)
-                   ORDER BY thread_id FOR UPDATE""",
-                {"thread": thread_id, "ids": run_ids, "statuses": [status] if status else list(INFLIGHT)},
-                conn,
-            )
+            await self._lock_threads(conn, f"SELECT thread_id {selection}", params)
+            rows = await self.all(f"SELECT run_id, thread_id {selection} ORDER BY thread_id FOR UPDATE", params, conn)
             running: list[UUID] = []
             by_thread: dict[UUID, list[UUID]] = {}
             for r in rows:
@@ -142,6 +139,12 @@ class RunRepo(Repository):
             for tid, ids in by_thread.items():
                 running += await self._cancel(conn, tid, ids, action)
             return [r["run_id"] for r in rows], running
+
+    async def _lock_threads(self, conn, thread_ids_sql: str, params) -> None:
+        """Lock threads before their runs, in one order, as claim and finish do: no deadlock."""
+        await conn.execute(
+            f"SELECT 1 FROM thread WHERE thread_id IN ({thread_ids_sql}) ORDER BY thread_id FOR UPDATE", params
+        )
 
     async def count_existing(self, run_ids: list[UUID]) -> int:
         return await self.scalar("SELECT count(*) FROM run WHERE run_id = ANY(%s)", (run_ids,))
@@ -167,6 +170,7 @@ class RunRepo(Repository):
 
     async def delete(self, run_id: UUID, thread_id: UUID) -> None:
         async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM thread WHERE thread_id = %s FOR UPDATE", (thread_id,))
             row = await self.one(
                 "SELECT status FROM run WHERE run_id = %s AND thread_id = %s FOR UPDATE", (run_id, thread_id), conn
             )
@@ -194,14 +198,17 @@ class RunRepo(Repository):
                    WHERE t.active_run_id IS NULL AND c.available_at <= now()
                    ORDER BY c.available_at LIMIT %(limit)s
                    FOR UPDATE OF t SKIP LOCKED
+               ), started AS (
+                   -- re-checked on the latest row: a run cancelled or deleted meanwhile is not started
+                   UPDATE run SET status = 'running', attempt = attempt + 1, lease_owner = %(worker)s,
+                       lease_expires_at = now() + %(lease)s * interval '1 second', updated_at = now()
+                   FROM ready WHERE run.run_id = ready.run_id AND run.status = 'pending'
+                   RETURNING run.*
                ), taken AS (
-                   UPDATE thread SET active_run_id = ready.run_id, status = 'busy', updated_at = now()
-                   FROM ready WHERE thread.thread_id = ready.thread_id
+                   UPDATE thread SET active_run_id = started.run_id, status = 'busy', updated_at = now()
+                   FROM started WHERE thread.thread_id = started.thread_id
                )
-               UPDATE run SET status = 'running', attempt = attempt + 1, lease_owner = %(worker)s,
-                   lease_expires_at = now() + %(lease)s * interval '1 second', updated_at = now()
-               FROM ready WHERE run.run_id = ready.run_id
-               RETURNING run.*""",
+               SELECT * FROM started""",
             {"limit": limit, "worker": worker_id, "lease": lease_seconds},
         )
 
@@ -273,6 +280,7 @@ class RunRepo(Repository):
     async def release(self, run_id: UUID, thread_id: UUID, worker_id: str) -> None:
         """Give a claimed run back to the queue (shutdown); another worker resumes it."""
         async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM thread WHERE thread_id = %s FOR UPDATE", (thread_id,))
             released = await self.one(
                 """UPDATE run SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
                    WHERE run_id = %s AND status = 'running' AND lease_owner = %s RETURNING 1""",
@@ -289,10 +297,18 @@ class RunRepo(Repository):
         """Runs whose worker stopped renewing its lease go back to the queue, to resume from their
         last checkpoint; a run that already had `max_attempts` ends in error instead."""
         async with self.pool.connection() as conn, conn.transaction():
-            lost = await self.all(
-                """SELECT run_id, thread_id, attempt FROM run
-                   WHERE status = 'running' AND lease_expires_at < now() FOR UPDATE SKIP LOCKED""",
+            expired = "status = 'running' AND lease_expires_at < now()"
+            threads = await self.all(
+                f"""SELECT thread_id FROM thread WHERE thread_id IN (SELECT thread_id FROM run WHERE {expired})
+                    ORDER BY thread_id FOR UPDATE SKIP LOCKED""",
                 conn=conn,
+            )
+            if not threads:
+                return []
+            lost = await self.all(
+                f"SELECT run_id, thread_id, attempt FROM run WHERE thread_id = ANY(%s) AND {expired} FOR UPDATE",
+                ([t["thread_id"] for t in threads],),
+                conn,
             )
             if not lost:
                 return []

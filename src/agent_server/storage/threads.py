@@ -185,12 +185,16 @@ class ThreadRepo(Repository):
         )
 
     async def delete_expired(self) -> list[UUID]:
-        """Delete idle threads past their TTL (strategy `delete`), their runs and their checkpoints.
-        To be called periodically by the queue's sweeper."""
+        """Delete idle threads past their TTL (strategy `delete`), their runs and their checkpoints;
+        and the threads of stateless runs that ended without a worker (cancelled while pending, or
+        given up on). To be called periodically by the queue's sweeper."""
         rows = await self.all(
             """WITH gone AS (
-                   DELETE FROM thread WHERE expires_at < now() AND coalesce(ttl_strategy, 'delete') = 'delete'
-                       AND active_run_id IS NULL RETURNING thread_id),
+                   DELETE FROM thread WHERE active_run_id IS NULL AND (
+                       (expires_at < now() AND coalesce(ttl_strategy, 'delete') = 'delete')
+                       OR (ephemeral AND NOT EXISTS (SELECT 1 FROM run WHERE run.thread_id = thread.thread_id
+                                                     AND run.status IN ('pending', 'running'))))
+                   RETURNING thread_id),
                c AS (DELETE FROM checkpoints USING gone WHERE checkpoints.thread_id = gone.thread_id::text),
                b AS (DELETE FROM checkpoint_blobs USING gone WHERE checkpoint_blobs.thread_id = gone.thread_id::text),
                w AS (DELETE FROM checkpoint_writes USING gone WHERE checkpoint_writes.thread_id = gone.thread_id::text)

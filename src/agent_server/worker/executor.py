@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from importlib.metadata import version
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -44,35 +45,67 @@ def graph_input(kwargs: dict) -> Any:
     return kwargs.get("input")
 
 
-async def execute(rt: Runtime, run: dict, cancel_reason: dict) -> None:
-    """Run to the end. `cancel_reason[run_id]` says why, when the task gets cancelled."""
-    run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
-    channel = run_channel(run_id)
+@dataclass
+class RunControl:
+    """What the queue worker tells a run it executes, and what it may still do to it."""
 
-    resumable = kwargs.get("resumable", False)
-    seq = -1  # resumable runs number their events and store them: a client can reconnect from an id
+    reason: str | None = None  # why the task was cancelled: interrupt | rollback | release
+    finishing: bool = False  # past the graph, recording the outcome: no cancelling any more
 
-    async def publish(event: str, data: bytes) -> None:
-        nonlocal seq
-        if not resumable or event == DONE:
-            await rt.broker.publish(channel, pack(event, data))
+
+class _Publisher:
+    """A run's events to its followers; resumable runs number and store them so clients can reconnect."""
+
+    def __init__(self, rt: Runtime, run: dict) -> None:
+        self.rt, self.run_id = rt, run["run_id"]
+        self.channel = run_channel(self.run_id)
+        self.resumable = run["kwargs"].get("resumable", False)
+        self.seq: int | None = None
+
+    async def __call__(self, event: str, data: bytes) -> None:
+        if not self.resumable or event == DONE:
+            await self.rt.broker.publish(self.channel, pack(event, data))
             return
-        seq += 1
-        await rt.events.append(run_id, seq, event, data)
-        await rt.broker.publish(channel, pack(event, data, str(seq)))
+        if self.seq is None:  # a retried run continues the numbering of its first attempt
+            self.seq = await self.rt.events.last_seq(self.run_id)
+        self.seq += 1
+        await self.rt.events.append(self.run_id, self.seq, event, data)
+        await self.rt.broker.publish(self.channel, pack(event, data, str(self.seq)))
 
-    status, error, graph, stream = "success", None, None, None
+
+async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
+    """Run to the end and record how it ended, unless the run is handed back to the queue."""
+    run_id, thread_id = run["run_id"], run["thread_id"]
+    publish = _Publisher(rt, run)
+    stream = RunStream(run["kwargs"]["stream_mode"], run["kwargs"]["subgraphs"])
+    status, error, graph = await _run_graph(rt, run, publish, stream, control)
+    control.finishing = True  # no await since the graph stopped: a cancel from now on is ignored
+    if status == "release":
+        try:
+            await rt.runs.release(run_id, thread_id, run["lease_owner"])
+        except psycopg.Error:
+            pass  # the database is down: the lease expires and the sweep requeues the run
+        return
+    if error is not None:
+        await publish("error", dumps(error))
+    result = await _finish(rt, run, status, error, graph, stream)
+    if result is not None:
+        await publish(DONE, dumps(result))
+
+
+async def _run_graph(rt: Runtime, run: dict, publish: _Publisher, stream: RunStream, control: RunControl):
+    """Stream the graph; returns (status, error, graph). Status `release`: hand the run back."""
+    run_id, kwargs = run["run_id"], run["kwargs"]
+    graph = None
     try:
         async with asyncio.timeout(rt.settings.bg_job_timeout_secs):
-            if resumable:
-                seq = await rt.events.last_seq(run_id)  # a retried run continues the numbering
             await publish("metadata", dumps({"run_id": str(run_id), "attempt": run["attempt"]}))
             config = run_config(run)
-            graph_id = config["configurable"]["graph_id"]
             # A temporary thread dies with its run: no checkpoints, as the official server does.
             checkpointer = None if kwargs.get("temporary") else rt.checkpointer
-            graph = await rt.graphs.get(graph_id, config, checkpointer=checkpointer, store=rt.store)
-            stream = RunStream(kwargs["stream_mode"], kwargs["subgraphs"])
+            graph = await rt.graphs.get(
+                config["configurable"]["graph_id"], config, checkpointer=checkpointer, store=rt.store
+            )
             extra = {
                 "interrupt_before": kwargs.get("interrupt_before"),
                 "interrupt_after": kwargs.get("interrupt_after"),
@@ -83,33 +116,20 @@ async def execute(rt: Runtime, run: dict, cancel_reason: dict) -> None:
             value = await _input_for_attempt(rt, graph, config, run)
             async for event, data in stream.events(graph, value, config, **extra):
                 await publish(event, data)
+        return "success", None, graph
     except asyncio.CancelledError:
         asyncio.current_task().uncancel()
-        status = "rollback" if cancel_reason.get(run_id) == "rollback" else "interrupted"
-        if cancel_reason.get(run_id) == "release":
-            await rt.runs.release(run_id, thread_id, run["lease_owner"])
-            return
+        return {"rollback": "rollback", "release": "release"}.get(control.reason, "interrupted"), None, graph
     except TimeoutError:
-        status, error = "timeout", {"error": "TimeoutError", "message": "Run exceeded BG_JOB_TIMEOUT_SECS"}
+        return "timeout", {"error": "TimeoutError", "message": "Run exceeded BG_JOB_TIMEOUT_SECS"}, graph
     except GraphInterrupt:  # interrupt() outside a node's normal flow still leaves a resumable state
-        pass
+        return "success", None, graph
     except psycopg.OperationalError as exc:  # the database went away: the run is not at fault
         log.warning("run %s: database unavailable (%s); handing it back to resume later", run_id, exc)
-        try:
-            await rt.runs.release(run_id, thread_id, run["lease_owner"])
-        except psycopg.Error:
-            pass  # still down: its lease expires and the sweep requeues it
-        return
+        return "release", None, graph
     except Exception as exc:
         log.exception("run %s failed", run_id)
-        status, error = "error", {"error": type(exc).__name__, "message": str(exc)}
-    finally:
-        cancel_reason.pop(run_id, None)
-    if error is not None:
-        await publish("error", dumps(error))
-    result = await _finish(rt, run, status, error, graph, stream)
-    if result is not None:
-        await publish(DONE, dumps(result))
+        return "error", {"error": type(exc).__name__, "message": str(exc)}, graph
 
 
 async def _input_for_attempt(rt: Runtime, graph, config: dict, run: dict) -> Any:
@@ -161,7 +181,12 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
         delete_thread=kwargs.get("temporary", False),
     )
     if not held:
-        log.warning("run %s: lease lost to another worker; its outcome here is dropped", run_id)
+        if not kwargs.get("temporary") and not await rt.threads.exists(thread_id):
+            # The thread was deleted while the run wrote checkpoints: remove what it left.
+            await rt.checkpointer.adelete_thread(str(thread_id))
+            log.info("run %s: its thread was deleted meanwhile", run_id)
+        else:
+            log.warning("run %s: lease lost to another worker; its outcome here is dropped", run_id)
         return None
     log.info("run %s on thread %s ended: %s", run_id, thread_id, status)
     return {"status": status, "output": output}
