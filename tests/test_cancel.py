@@ -204,3 +204,45 @@ async def test_stream_of_a_pending_run_ends_when_a_new_run_interrupts_it(client)
     assert await asyncio.wait_for(events, 2) == []  # it never started: not even metadata
     assert time.monotonic() - begun < 1
     await client.runs.join(thread_id, last["run_id"])
+
+
+async def test_deleting_a_thread_while_its_run_writes_checkpoints_leaves_none_behind(client, database_uri):
+    import asyncio
+
+    import psycopg
+
+    thread = await client.threads.create()
+    run = await client.runs.create(thread["thread_id"], "slow", input={}, config={"configurable": {"delay": 0.3}})
+    for _ in range(100):
+        if (await client.runs.get(thread["thread_id"], run["run_id"]))["status"] == "running":
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.4)  # a checkpoint or two written
+    await client.threads.delete(thread["thread_id"])
+    left = None
+    for _ in range(60):  # the worker notices the cancel, stops, and cleans up
+        with psycopg.connect(database_uri) as conn:
+            left = conn.execute(
+                "SELECT (SELECT count(*) FROM checkpoints WHERE thread_id = %(t)s)"
+                " + (SELECT count(*) FROM checkpoint_writes WHERE thread_id = %(t)s)"
+                " + (SELECT count(*) FROM checkpoint_blobs WHERE thread_id = %(t)s)",
+                {"t": thread["thread_id"]},
+            ).fetchone()[0]
+        if left == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert left == 0
+
+
+async def test_the_thread_of_a_stateless_run_cancelled_before_it_started_is_removed(client, http):
+    import asyncio
+
+    run = await client.runs.create(None, "echo", input={"messages": []}, after_seconds=60)
+    await client.runs.cancel(run["thread_id"], run["run_id"])
+    status = None
+    for _ in range(150):  # the queue's housekeeping runs every few seconds
+        status = http.get(f"/threads/{run['thread_id']}").status_code
+        if status == 404:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 404

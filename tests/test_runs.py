@@ -368,3 +368,11 @@ async def test_a_stateless_run_does_not_take_the_checkpointer_from_later_threade
     state = await client.threads.get_state(thread["thread_id"], subgraphs=True)
     assert state["values"]["log"][-1] == "after"
     assert len(await client.threads.get_history(thread["thread_id"], limit=10)) > 1
+
+
+async def test_a_config_whose_configurable_is_not_an_object_is_rejected(http):
+    r = http.post("/runs/wait", json={"assistant_id": "echo", "input": {}, "config": {"configurable": 5}})
+    assert r.status_code == 422
+    assert "configurable" in r.json()["detail"]
+    r = http.post("/assistants", json={"graph_id": "echo", "config": {"configurable": [1]}})
+    assert r.status_code == 422

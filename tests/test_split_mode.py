@@ -171,3 +171,18 @@ async def test_sigterm_on_an_api_process_ends_its_streams_cleanly_and_the_run_go
     runs = await get_client(url=survivor.url).runs.list(thread["thread_id"])
     result = await get_client(url=survivor.url).runs.join(thread["thread_id"], runs[0]["run_id"])
     assert result["steps"] == STEPS
+
+
+async def test_a_malformed_cancel_signal_does_not_stop_a_worker_from_cancelling(cluster, redis_uri):
+    import redis.asyncio as aioredis
+
+    cluster.add_worker()
+    r = aioredis.from_url(redis_uri)
+    await r.publish("agent_server:cancel", b"not-a-run-id interrupt")
+    await r.aclose()
+    thread = await cluster.client.threads.create()
+    run = await cluster.client.runs.create(thread["thread_id"], SLOW, input={}, config={"configurable": {"delay": 2}})
+    await _wait_status(cluster.client, thread["thread_id"], run["run_id"], {"running"})
+    await cluster.client.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
+    assert (await cluster.client.runs.get(thread["thread_id"], run["run_id"]))["status"] == "interrupted"
+    assert "malformed cancel message" in cluster.workers[0].output()
