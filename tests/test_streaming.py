@@ -204,3 +204,34 @@ async def test_events_mode_names_the_root_after_the_graph(client):
     roots = [e for e in events if not e.get("parent_ids")]
     assert [e["event"] for e in roots] == ["on_chain_start", "on_chain_end"]
     assert {e["name"] for e in roots} == {"echo"}
+
+
+async def test_joining_a_thread_stream_follows_each_of_its_runs_in_turn(client):
+    import asyncio
+
+    thread = await client.threads.create()
+    seen: list[tuple[str, dict]] = []
+
+    async def join():
+        async for part in await client.threads.join_stream(thread["thread_id"], stream_mode="updates"):
+            seen.append((part.event, part.data))
+            if sum(1 for e, _ in seen if e == "updates") == 2:
+                return
+
+    joiner = asyncio.create_task(join())
+    await asyncio.sleep(0.5)  # joined before the runs start
+    for text in ("one", "two"):
+        run = await client.runs.create(
+            thread["thread_id"], "echo", input={"messages": [{"role": "user", "content": text}]}, stream_mode="updates"
+        )
+        await client.runs.join(thread["thread_id"], run["run_id"])
+    await asyncio.wait_for(joiner, 15)
+    updates = [d["echo"]["messages"][0]["content"] for e, d in seen if e == "updates"]
+    assert updates == ["echo: one", "echo: two"]
+    assert [e for e, _ in seen].count("metadata") == 2
+
+
+async def test_joining_the_stream_of_an_unknown_thread_is_not_found(http):
+    import uuid
+
+    assert http.get(f"/threads/{uuid.uuid4()}/stream").status_code == 404

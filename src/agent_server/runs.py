@@ -7,10 +7,10 @@ from contextlib import AsyncExitStack
 from typing import Any, AsyncIterator
 from uuid import UUID, uuid4
 
-from .broker import CANCEL, DONE, WAKE, Subscription, pack, run_channel, unpack
+from .broker import CANCEL, DONE, WAKE, Subscription, pack, run_channel, thread_channel, unpack
 from .errors import BadRequest, NotFound, Unavailable
 from .runtime import Runtime
-from .serde import loads
+from .serde import dumps, loads
 from .storage.runs import NewRun
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,34 @@ class RunFollower:
         if self.result is None:
             raise Unavailable("The server is shutting down; join the run again on another server.")
         return self.result
+
+
+async def thread_events(rt: Runtime, thread_id: UUID, modes: set[str] | None) -> AsyncIterator[tuple[str, bytes, str]]:
+    """Every run of a thread, one after another, from now on: open until the client leaves.
+
+    `modes` keeps only those stream modes (None: each run's own modes)."""
+    async with rt.broker.subscribe(thread_channel(thread_id)) as starts:
+        current = await rt.runs.active_run(thread_id)
+        while True:
+            if current is not None:
+                async with RunFollower(rt, current) as follower:
+                    # The run's own metadata event may have gone out before we subscribed: say it here.
+                    yield "metadata", dumps({"run_id": str(current)}), ""
+                    async for event, data, event_id in follower.events(check_first=True):
+                        if event == "metadata":
+                            continue
+                        if not event or modes is None or event.partition("|")[0].partition("/")[0] in modes:
+                            yield event, data, event_id
+                    if follower.sub.ended:
+                        return
+            message = await starts.get(timeout=CHECK_SECONDS)
+            if message is None:
+                if starts.ended:
+                    return
+                yield "", b"", ""  # idle: a heartbeat
+                current = await rt.runs.active_run(thread_id)
+            else:
+                current = UUID(message.decode())
 
 
 def spawn_cancel(rt: Runtime, run_id: UUID) -> None:

@@ -11,6 +11,7 @@ from .. import runs as run_service
 from .. import state
 from ..errors import Invalid
 from .common import JSONResponse, no_content, runtime
+from .sse import sse_response
 
 router = APIRouter(tags=["threads"], default_response_class=JSONResponse)
 
@@ -231,3 +232,14 @@ async def post_history(request: Request, thread_id: ThreadId, body: HistoryQuery
         runtime(request), thread_id, limit=body.limit, before=_checkpoint(body.before),
         metadata=body.metadata, checkpoint=_checkpoint(body.checkpoint),
     )
+
+
+@router.get("/threads/{thread_id}/stream")
+async def join_thread_stream(request: Request, thread_id: UUID, stream_mode: list[str] = Query(["run_modes"])):
+    """The output of every run on the thread from now on, one after another, until the client leaves."""
+    rt = runtime(request)
+    await rt.threads.get(thread_id)
+    modes = None
+    if "run_modes" not in stream_mode:  # those modes only; a run's metadata and errors always
+        modes = {"metadata", "error", *stream_mode} | ({"messages"} if "messages-tuple" in stream_mode else set())
+    return sse_response(run_service.thread_events(rt, thread_id, modes))

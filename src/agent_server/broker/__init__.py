@@ -15,6 +15,11 @@ def run_channel(run_id) -> str:
     return f"run:{run_id}"
 
 
+def thread_channel(thread_id) -> str:
+    """Where a worker says which run of the thread it has just started."""
+    return f"thread:{thread_id}"
+
+
 async def open_broker(redis_uri: str | None) -> Broker:
     if not redis_uri:
         return MemoryBroker()
@@ -23,7 +28,7 @@ async def open_broker(redis_uri: str | None) -> Broker:
     return await RedisBroker.connect(redis_uri)
 
 
-__all__ = ["Broker", "Subscription", "MemoryBroker", "open_broker", "run_channel", "WAKE", "CANCEL"]
+__all__ = ["Broker", "Subscription", "MemoryBroker", "open_broker", "run_channel", "thread_channel", "WAKE", "CANCEL"]
 
 
 def pack(event: str, data: bytes, event_id: str = "") -> bytes:

@@ -146,6 +146,9 @@ class RunRepo(Repository):
             f"SELECT 1 FROM thread WHERE thread_id IN ({thread_ids_sql}) ORDER BY thread_id FOR UPDATE", params
         )
 
+    async def active_run(self, thread_id: UUID) -> UUID | None:
+        return await self.scalar("SELECT active_run_id FROM thread WHERE thread_id = %s", (thread_id,))
+
     async def count_existing(self, run_ids: list[UUID]) -> int:
         return await self.scalar("SELECT count(*) FROM run WHERE run_id = ANY(%s)", (run_ids,))
 

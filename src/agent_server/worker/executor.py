@@ -11,7 +11,7 @@ import psycopg
 from langgraph.errors import GraphInterrupt
 from langgraph.types import Command
 
-from ..broker import DONE, pack, run_channel
+from ..broker import DONE, pack, run_channel, thread_channel
 from ..runtime import Runtime
 from ..serde import dumps, to_jsonable
 from ..state import interrupts_by_task
@@ -77,6 +77,7 @@ async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
     """Run to the end and record how it ended, unless the run is handed back to the queue."""
     run_id, thread_id = run["run_id"], run["thread_id"]
     publish = _Publisher(rt, run)
+    await rt.broker.publish(thread_channel(thread_id), str(run_id).encode())  # for thread stream joiners
     stream = RunStream(run["kwargs"]["stream_mode"], run["kwargs"]["subgraphs"])
     status, error, graph = await _run_graph(rt, run, publish, stream, control)
     control.finishing = True  # no await since the graph stopped: a cancel from now on is ignored
