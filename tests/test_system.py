@@ -86,3 +86,15 @@ def test_unknown_route_and_wrong_method(http):
     assert (http.get("/nope").status_code, http.get("/nope").json()) == (404, {"detail": "Not Found"})
     r = http.get("/assistants")
     assert r.status_code == 405 and r.json() == {"detail": "Method Not Allowed"}
+
+
+def test_metrics_report_the_queue_in_prometheus_text_and_json(http):
+    r = http.post("/runs/wait", json={"assistant_id": "echo", "input": {"messages": []}})
+    assert r.status_code == 200
+    text = http.get("/metrics")
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    lines = dict(line.split(" ") for line in text.text.splitlines())
+    assert float(lines["agent_server_worker_capacity"]) == 10
+    assert "agent_server_runs_pending" in lines and "agent_server_pool_size" in lines
+    data = http.get("/metrics", params={"format": "json"}).json()
+    assert data["worker_capacity"] == 10 and data["runs_pending"] >= 0

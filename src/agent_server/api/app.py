@@ -48,7 +48,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
 
         rt = runtime or await Runtime.start(settings)
         app.state.runtime = rt
-        worker = QueueWorker(rt) if settings.run_queue else None
+        worker = app.state.worker = QueueWorker(rt) if settings.run_queue else None
         if worker:
             await worker.start()
         log.info("serving graphs %s", ", ".join(rt.graphs.ids()))

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from .. import __version__
+from ..storage import database
 from .common import JSONResponse, runtime
 
 router = APIRouter(tags=["system"], default_response_class=JSONResponse)
@@ -15,9 +17,28 @@ router = APIRouter(tags=["system"], default_response_class=JSONResponse)
 async def ok(request: Request, check_db: int = 0):
     """Liveness; with ?check_db=1 also a round trip to PostgreSQL (a failure is a 500)."""
     if check_db:
-        async with runtime(request).pool.connection() as conn:
-            await conn.execute("SELECT 1")
+        await database.ping(runtime(request).pool)
     return {"ok": True, "services": {}}
+
+
+@router.get("/metrics")
+async def metrics(request: Request, format: Literal["prometheus", "json"] = "prometheus"):
+    """Queue depth, runs by status, this process's active runs and connection pool, for monitoring."""
+    rt = runtime(request)
+    worker = getattr(request.app.state, "worker", None)
+    pool = rt.pool.get_stats()
+    stats = {
+        **await rt.runs.queue_stats(),
+        "worker_active_runs": float(len(worker.active) if worker else 0),
+        "worker_capacity": float(worker.concurrency if worker else 0),
+        "pool_size": float(pool.get("pool_size", 0)),
+        "pool_available": float(pool.get("pool_available", 0)),
+        "pool_requests_waiting": float(pool.get("requests_waiting", 0)),
+    }
+    if format == "json":
+        return stats
+    text = "".join(f"agent_server_{name} {value:g}\n" for name, value in stats.items())
+    return Response(text, media_type="text/plain; version=0.0.4")
 
 
 @router.get("/info")

@@ -117,3 +117,8 @@ async def migrate(pool: AsyncConnectionPool) -> None:
 async def connect(database_uri: str | None, data_dir: Path, max_size: int = 20) -> AsyncConnectionPool:
     uri = database_uri or await asyncio.to_thread(start_embedded, data_dir)
     return await open_pool(uri, max_size=max_size)
+
+
+async def ping(pool: AsyncConnectionPool) -> None:
+    async with pool.connection() as conn:
+        await conn.execute("SELECT 1")

@@ -146,6 +146,17 @@ class RunRepo(Repository):
             f"SELECT 1 FROM thread WHERE thread_id IN ({thread_ids_sql}) ORDER BY thread_id FOR UPDATE", params
         )
 
+    async def queue_stats(self) -> dict[str, float]:
+        """Runs by status, and how long the oldest available pending run has waited (seconds)."""
+        rows = await self.all("SELECT status, count(*) AS n FROM run GROUP BY status")
+        stats = {f"runs_{status}": 0.0 for status in ("pending", "running", "success", "error", "timeout", "interrupted")}
+        stats.update({f"runs_{r['status']}": float(r["n"]) for r in rows})
+        stats["queue_oldest_pending_seconds"] = await self.scalar(
+            """SELECT coalesce(extract(epoch FROM now() - min(available_at)), 0)::float FROM run
+               WHERE status = 'pending' AND available_at <= now()"""
+        )
+        return stats
+
     async def active_run(self, thread_id: UUID) -> UUID | None:
         return await self.scalar("SELECT active_run_id FROM thread WHERE thread_id = %s", (thread_id,))
 
