@@ -4,7 +4,8 @@
 
 Only correct responses count towards a rate: a wrong answer, a non-2xx status or a timeout is an error.
 With --pid, the server's CPU time and peak RSS are sampled with psutil (the process and its children,
-except PostgreSQL).
+except PostgreSQL). With --soak N, N stateless echo runs follow the scenarios, with the server's RSS sampled
+every 1,000 runs (a leak shows as growth between the middle and the end).
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ import psutil
 
 STEPS = [f"step{i}" for i in range(1, 6)]
 SLOW_CONFIG = {"configurable": {"delay": 0}}
+STALLED_SECONDS = 10.0
+BURN_CONFIG = {"configurable": {"delay": 0.02, "burn": 1}}  # each of the 5 steps spins the CPU for 20 ms
 
 
 class CheckFailed(Exception):
@@ -43,21 +46,24 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 class ServerProbe:
-    """CPU seconds and RSS of a server process tree, PostgreSQL processes excluded."""
+    """CPU seconds and RSS of a server's process trees (one pid, or several: API and workers), PostgreSQL
+    processes excluded."""
 
-    def __init__(self, pid: int | None) -> None:
-        self.root = psutil.Process(pid) if pid else None
+    def __init__(self, pid: int | list[int] | None) -> None:
+        pids = [pid] if isinstance(pid, int) else list(pid or [])
+        self.roots = [psutil.Process(p) for p in pids]
+        self.root = self.roots[0] if self.roots else None
         self.peak_rss = 0
         self.window_peak_rss = 0
         self._task: asyncio.Task | None = None
 
     def procs(self) -> list[psutil.Process]:
-        if self.root is None:
-            return []
-        try:
-            procs = [self.root, *self.root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
+        procs: list[psutil.Process] = []
+        for root in self.roots:
+            try:
+                procs += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
         return [p for p in procs if "postgres" not in _name(p)]
 
     def cpu_seconds(self) -> float:
@@ -103,6 +109,52 @@ def _name(p: psutil.Process) -> str:
         return ""
 
 
+def tree(pid: int) -> Callable[[], list[psutil.Process]]:
+    """The processes of one server (a pid and its children, PostgreSQL excluded), looked up when called."""
+    return lambda: ServerProbe(pid).procs()
+
+
+class CpuMeter:
+    """CPU use of named groups of processes, and of the whole machine, between two snapshots.
+
+    A group is a function returning its processes when called (so processes appearing during the window,
+    such as new PostgreSQL backends, count from their start)."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[psutil.Process]]]) -> None:
+        self.groups = groups
+
+    def snapshot(self) -> dict[str, Any]:
+        snap: dict[str, Any] = {"_time": time.perf_counter()}
+        for name, procs in self.groups.items():
+            per_pid: dict[int, float] = {}
+            for p in procs():
+                try:
+                    t = p.cpu_times()
+                    per_pid[p.pid] = t.user + t.system
+                except psutil.Error:
+                    pass
+            snap[name] = per_pid
+        t = psutil.cpu_times()
+        snap["_machine"] = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+        snap["_steal"] = getattr(t, "steal", 0.0)
+        return snap
+
+    @staticmethod
+    def percent(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+        """CPU % per group (100 % = one core), then "anything else on the machine", "machine (all processes)",
+        and the time the hypervisor gave to others while this machine wanted the CPU ("stolen")."""
+        elapsed = max(after["_time"] - before["_time"], 1e-9)
+        out: dict[str, float] = {}
+        for name, per_pid in after.items():
+            if not name.startswith("_"):
+                out[name] = sum(cpu - before[name].get(pid, 0.0) for pid, cpu in per_pid.items()) / elapsed * 100
+        machine = (after["_machine"] - before["_machine"]) / elapsed * 100
+        out["anything else on the machine"] = max(0.0, machine - sum(out.values()))
+        out["machine (all processes)"] = machine
+        out["stolen by the hypervisor"] = (after["_steal"] - before["_steal"]) / elapsed * 100
+        return {k: round(v, 1) for k, v in out.items()}
+
+
 # --- scenario runner ---------------------------------------------------------------------------
 
 # An operation: one unit of work (a run, a CRUD cycle) by one client. It raises on a wrong answer and
@@ -128,6 +180,11 @@ class Result:
     cpu_ms_per_op: float | None = None
     peak_rss_mb: float | None = None
     error_samples: list[str] = field(default_factory=list)
+    # completions (correct) within the recorded window / its length: a throughput that a few stalled
+    # operations do not stretch, as they stretch `seconds` (which lasts until the last operation started ends)
+    window_rate: float | None = None
+    stalled: int = 0  # operations that took more than STALLED_SECONDS
+    cpu_pct_by: dict[str, float] = field(default_factory=dict)  # with a CpuMeter: per process group
 
 
 async def no_setup(_: httpx.AsyncClient) -> dict:
@@ -147,21 +204,27 @@ async def run_scenario(
     max_ops: int = 20_000,
     unit: str = "runs/s",
     weight: int = 1,
+    meter: CpuMeter | None = None,
 ) -> Result:
     """Run `op` in a loop from `concurrency` clients: `warmup` seconds unrecorded, then `seconds` recorded
-    (or `max_ops` operations, whichever comes first). `weight` is requests per operation, for rates."""
+    (or `max_ops` operations, whichever comes first). `weight` is requests per operation, for rates.
+    With a `meter`, the CPU use of its process groups over the recorded window."""
     states = await asyncio.gather(*(setup(client) for _ in range(concurrency)))
     latencies: list[float] = []
     extras: dict[str, list[float]] = {}
     errors: list[str] = []
+    finished: list[float] = []
     t_start = time.perf_counter()
     measure_from, deadline = t_start + warmup, t_start + warmup + seconds
     cpu0: list[float] = []
+    snap0: list[dict[str, Any]] = []
     started = 0
 
     async def mark_start() -> None:
         await asyncio.sleep(warmup)
         cpu0.append(probe.cpu_seconds())
+        if meter:
+            snap0.append(meter.snapshot())
         probe.window_peak_rss = 0
 
     async def worker(state: dict) -> None:
@@ -178,6 +241,7 @@ async def run_scenario(
                 if recorded:
                     errors.append(f"{type(exc).__name__}: {exc}"[:200])
                 continue
+            finished.append(time.perf_counter())
             if recorded:
                 latencies.append((time.perf_counter() - t0) * 1000)
                 for key, value in (extra or {}).items():
@@ -188,7 +252,10 @@ async def run_scenario(
     elapsed = max(time.perf_counter() - measure_from, 1e-9)
     await marker
     cpu = probe.cpu_seconds() - cpu0[0] if probe.root else None
+    cpu_by = CpuMeter.percent(snap0[0], meter.snapshot()) if meter else {}
     ok = len(latencies)
+    in_window = sum(measure_from <= t <= deadline for t in finished)
+    window = max(min(deadline, measure_from + elapsed) - measure_from, 1e-9)
     return Result(
         name=name,
         concurrency=concurrency,
@@ -205,6 +272,9 @@ async def run_scenario(
         cpu_ms_per_op=None if cpu is None or not ok else round(1000 * cpu / (ok * weight), 2),
         peak_rss_mb=round(probe.window_peak_rss / 2**20, 1) if probe.root else None,
         error_samples=sorted(set(errors))[:3],
+        cpu_pct_by=cpu_by,
+        window_rate=round(in_window * weight / window, 1),
+        stalled=sum(ms > STALLED_SECONDS * 1000 for ms in latencies),
     )
 
 
@@ -240,6 +310,13 @@ async def stateless_wait(client: httpx.AsyncClient, _: dict) -> None:
     text = tag()
     r = await client.post("/runs/wait", json={"assistant_id": "echo", "input": echo_input(text)})
     check_echo(ok_json(r), text)
+
+
+async def stateless_burn(client: httpx.AsyncClient, _: dict) -> None:
+    """The 5-step graph on no thread, each step spinning the CPU (BURN_CONFIG): CPU-bound work for the workers."""
+    body = {"assistant_id": "slow", "input": {}, "config": BURN_CONFIG}
+    out = ok_json(await client.post("/runs/wait", json=body))
+    check(isinstance(out, dict) and out.get("steps") == STEPS, f"wrong steps: {str(out)[-120:]}")
 
 
 async def new_thread(client: httpx.AsyncClient) -> dict:
@@ -372,6 +449,74 @@ async def run_all(url: str, pid: int | None, quick: bool = False, log: Callable[
     }
 
 
+async def soak(url: str, pid: int | None, runs: int = 10_000, concurrency: int = 16, every: int = 1_000,
+               log: Callable[[str], None] = print) -> dict:
+    """`runs` stateless echo runs/wait from `concurrency` clients, as fast as the server answers, each checked;
+    the server's RSS is sampled before the first and after every `every` completed runs. A server that leaks
+    per run grows between the middle and the end; one that does not levels off after its caches fill."""
+    probe = ServerProbe(pid)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    samples: list[dict[str, float]] = []
+    latencies: list[float] = []
+    errors: list[str] = []
+    issued = done = 0
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        ok_json(await client.get("/ok"))
+        t0, cpu0 = time.perf_counter(), probe.cpu_seconds()
+
+        def sample() -> None:
+            samples.append({"runs": done, "rss_mb": round(probe.rss() / 2**20, 1),
+                            "seconds": round(time.perf_counter() - t0, 1)})
+
+        async def client_loop() -> None:
+            nonlocal issued, done
+            while issued < runs:
+                issued += 1
+                t = time.perf_counter()
+                try:
+                    await stateless_wait(client, {})
+                except (CheckFailed, httpx.HTTPError, ValueError, KeyError, TypeError, IndexError) as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                else:
+                    latencies.append((time.perf_counter() - t) * 1000)
+                done += 1
+                if done % every == 0 or done == runs:
+                    sample()
+                    if done % (every * 5) == 0 or done == runs:
+                        log(f"soak: {done} runs, server RSS {samples[-1]['rss_mb']} MB, {samples[-1]['seconds']} s")
+
+        sample()
+        log(f"soak: 0 runs, server RSS {samples[-1]['rss_mb']} MB")
+        probe.start()
+        await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+        await probe.stop()
+        elapsed = time.perf_counter() - t0
+        cpu = probe.cpu_seconds() - cpu0
+    by_runs = {s["runs"]: s["rss_mb"] for s in samples}
+    half = runs // 2 // every * every
+    at_half, at_end = by_runs.get(half), by_runs.get(runs)
+    return {
+        "runs": runs,
+        "concurrency": concurrency,
+        "ok": len(latencies),
+        "errors": len(errors),
+        "error_samples": sorted(set(errors))[:3],
+        "seconds": round(elapsed, 1),
+        "rate": round(len(latencies) / elapsed, 1),
+        "p50_ms": _r(pct(latencies, 0.50)),
+        "p99_ms": _r(pct(latencies, 0.99)),
+        "stalled": sum(ms > STALLED_SECONDS * 1000 for ms in latencies),
+        "cpu_ms_per_op": round(1000 * cpu / runs, 2) if pid else None,
+        "half": half,
+        "rss_start_mb": by_runs.get(0),
+        "rss_half_mb": at_half,
+        "rss_end_mb": at_end,
+        "growth_half_to_end_mb": None if at_half is None or at_end is None else round(at_end - at_half, 1),
+        "peak_rss_mb": round(probe.peak_rss / 2**20, 1) if pid else None,
+        "samples": samples,
+    }
+
+
 HEADER = (
     f"{'scenario':34} {'conc':>4} {'ok':>6} {'err':>4} {'rate':>9} {'unit':6} "
     f"{'p50ms':>7} {'p95ms':>7} {'p99ms':>7} {'cpu%':>6} {'cpu ms/op':>9} {'rssMB':>6}  extra p50 ms"
@@ -394,10 +539,13 @@ def main() -> None:
     parser.add_argument("--pid", type=int, help="server pid, for CPU and RSS")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--quick", action="store_true", help="2 s per measurement instead of 6")
+    parser.add_argument("--soak", type=int, metavar="N", help="then N stateless echo runs, sampling the server's RSS")
     args = parser.parse_args()
     print(HEADER)
     data = asyncio.run(run_all(args.url, args.pid, args.quick))
     print(f"server: idle CPU {data['idle_cpu_pct']} %, RSS idle {data['idle_rss_mb']} MB, peak {data['peak_rss_mb']} MB")
+    if args.soak:
+        data["soak"] = asyncio.run(soak(args.url, args.pid, args.soak))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(data, fh, indent=2)

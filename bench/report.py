@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 Row = dict[str, Any]
+GROWTH_NOISE_MB = 2.0  # RSS moving less than this between two samples is allocator noise, not growth
 
 
 def _f(v: float | None, spec: str = ".1f") -> str:
@@ -66,6 +67,11 @@ def targets(data: dict) -> str:
     f32 = find(floor_rows, "floor echo, async", 32) or {}
     ttfe = (st1.get("extra_p50_ms") or {}).get("first_event")
     rss = data["ours"].get("peak_rss_mb")
+    soak, split = data["ours"].get("soak") or {}, data.get("split") or {}
+    soak_end, growth = soak.get("rss_end_mb"), soak.get("growth_half_to_end_mb")
+    ratio = split.get("ratio")
+    split_rates = [r.get("window_rate") or r["rate"] for r in split.get("results", [])]
+    errors = sum(r["errors"] for r in ours) + soak.get("errors", 0) + sum(r["errors"] for r in split.get("results", []))
     rows = [
         ("stateless echo, 1 client, p50", "≤ 15 ms", f"{_f(s1.get('p50_ms'))} ms", s1.get("p50_ms") is not None and s1["p50_ms"] <= 15),
         ("time to first SSE event, p50", "≤ 10 ms", f"{_f(ttfe)} ms", ttfe is not None and ttfe <= 10),
@@ -75,12 +81,88 @@ def targets(data: dict) -> str:
          bool(f32.get("rate")) and s32.get("rate", 0) >= 0.7 * f32["rate"]),
         ("threaded 5-step runs/s, 32 clients vs official", "≥ 3×", _ratio(t32.get("rate"), ot32.get("rate")),
          bool(ot32.get("rate")) and t32.get("rate", 0) >= 3 * ot32["rate"]),
-        ("server peak RSS", "≤ 250 MB", f"{_f(rss)} MB", rss is not None and rss <= 250),
-        ("every response correct", "0 errors", f"{sum(r['errors'] for r in ours)} errors", not any(r["errors"] for r in ours)),
+        ("server peak RSS, load scenarios", "≤ 250 MB", f"{_f(rss)} MB", rss is not None and rss <= 250),
+        (f"soak: server RSS after {soak.get('runs', 10_000):,} stateless runs", "≤ 250 MB", f"{_f(soak_end)} MB",
+         soak_end is not None and soak_end <= 250),
+        (f"soak: RSS growth from run {soak.get('half', 5_000):,} to {soak.get('runs', 10_000):,}",
+         f"none (≤ {GROWTH_NOISE_MB:g} MB)", f"{'–' if growth is None else format(growth, '+.1f')} MB",
+         growth is not None and growth <= GROWTH_NOISE_MB),
+        ("split mode, CPU-bound runs/s: 2 workers vs 1", "≥ 1.6×",
+         f"{_ratio(split_rates[1], split_rates[0]) if len(split_rates) == 2 else '–'}"
+         + (f" ({split_rates[0]:.1f} → {split_rates[1]:.1f} runs/s)" if len(split_rates) == 2 else ""),
+         ratio is not None and ratio >= 1.6),
+        ("every response correct (incl. soak, split mode)", "0 errors", f"{errors} errors", errors == 0),
     ]
     out = ["| target | goal | ours | met |", "|---|---|--:|:-:|"]
     out += [f"| {name} | {goal} | {value} | {'✓' if met else '✗'} |" for name, goal, value, met in rows]
     return "\n".join(out)
+
+
+def soak_section(soak: dict) -> str:
+    if not soak:
+        return "(not run)"
+    runs = soak["runs"]
+    head = (f"{runs:,} stateless echo `runs/wait` from {soak['concurrency']} clients on the server that had just run "
+            f"the scenarios above, each response checked: {soak['ok']:,} correct, "
+            f"{'**' + str(soak['errors']) + '** ✗' if soak['errors'] else '0'} errors, in {soak['seconds']} s "
+            f"({soak['rate']} runs/s, p50 {_f(soak['p50_ms'])} ms, p99 {_f(soak['p99_ms'])} ms, "
+            f"{soak.get('stalled', 0)} correct but slower than 10 s, "
+            f"{_f(soak.get('cpu_ms_per_op'), '.2f')} server CPU ms/run). Server RSS (process tree, PostgreSQL "
+            f"excluded) after every 1,000 runs; peak {_f(soak.get('peak_rss_mb'))} MB.")
+    table = ["| runs done | " + " | ".join(f"{s['runs']:,}" for s in soak["samples"]) + " |",
+             "|---|" + "--:|" * len(soak["samples"]),
+             "| RSS MB | " + " | ".join(_f(s["rss_mb"]) for s in soak["samples"]) + " |",
+             "| seconds | " + " | ".join(_f(s["seconds"]) for s in soak["samples"]) + " |"]
+    errors = [f"- `{e}`" for e in soak.get("error_samples", [])]
+    return "\n".join([head, "", *table] + (["", "Errors (samples):", *errors] if errors else []))
+
+
+def split_section(split: dict) -> str:
+    if not split:
+        return "(not run)"
+    rows = split["results"]
+    groups = list(dict.fromkeys(k for r in reversed(rows) for k in r.get("cpu_pct_by", {})))  # 2 workers first
+    out = [
+        f"`agent-server serve --no-queue` plus `agent-server worker` processes (default `N_JOBS_PER_WORKER`), joined by "
+        f"PostgreSQL and Redis (`{split.get('redis')}`), all on this machine. {split['clients']} clients run "
+        f"stateless `runs/wait` of the `slow` graph with config `{json.dumps(split['config'])}`: each of its 5 steps "
+        "spins the CPU for 20 ms, so a run is ≥ 100 ms of one worker's CPU and one worker (one Python process) "
+        "tops out below 10 runs/s. Each row is measured after the workers are ready and one run has gone through. "
+        "The machine has 2 cores for the API, the workers, PostgreSQL and the load generator: with 2 workers, "
+        "their share of the 2 cores, not their number, bounds the rate.",
+        "",
+        "| setup | clients | ok | errors | runs/s completed in window | runs/s, all started (s) | runs > 10 s "
+        "| p50 ms | p95 ms | p99 ms | CPU ms/run (API + workers) | peak RSS MB (API + workers) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        errors = f"**{r['errors']}** ✗" if r["errors"] else "0"
+        out.append(f"| {r['name'].removeprefix('split: ')} | {r['concurrency']} | {r['ok']} | {errors} | "
+                   f"{_f(r.get('window_rate'))} | {r['rate']:.1f} ({r['seconds']:.0f} s) | {r.get('stalled', '–')} | "
+                   f"{_f(r['p50_ms'])} | {_f(r['p95_ms'])} | {_f(r['p99_ms'])} | {_f(r['cpu_ms_per_op'], '.2f')} | "
+                   f"{_f(r.get('peak_rss_mb'))} |")
+    out += ["", f"2 workers vs 1 (runs completed in the window): **{_f(split.get('ratio'), '.2f')}×**. "
+            "\"Completed in window\" counts the runs that ended within the measurement window, over its length; "
+            "\"all started\" counts every run started in the window, over the time until the last of them ended, "
+            "so a few runs stalled for tens of seconds stretch it (and show in the \"runs > 10 s\" and p99 columns).", "",
+            "CPU use per process during each measurement (100 % = one core, the machine has 200 %; PostgreSQL = "
+            "the backends connected to the benchmark's database; \"anything else\" = other PostgreSQL processes, "
+            "the kernel, and whatever else runs on the machine, such as other users' processes):", "",
+            "| setup | " + " | ".join(groups) + " |", "|---|" + "--:|" * len(groups)]
+    for r in rows:
+        by = r.get("cpu_pct_by", {})
+        out.append(f"| {r['name'].removeprefix('split: ')} | " + " | ".join(_f(by.get(g)) for g in groups) + " |")
+    share = []
+    for r in rows:
+        workers = sum(v for k, v in r.get("cpu_pct_by", {}).items() if k.startswith("worker"))
+        if workers and r.get("window_rate"):
+            share.append(f"{r['name'].removeprefix('split: ')}: the workers had {workers:.0f} % of a core in all, "
+                         f"{10 * workers / r['window_rate']:.0f} worker CPU ms per completed run")
+    if share:
+        out += ["", "Workers' CPU: " + "; ".join(share) + ". Equal CPU ms per run means the workers scale with the CPU "
+                "they get; the ratio is then their CPU share with 2 workers over that with 1."]
+    samples = [f"- {r['name']}: `{e}`" for r in rows for e in r.get("error_samples", [])]
+    return "\n".join(out + (["", "Errors (samples):", *samples] if samples else []))
 
 
 def render(data: dict) -> str:
@@ -114,6 +196,14 @@ shared (load average above the core count), rates and latencies mostly measure c
 ## Official `langgraph dev` (idle: CPU {_f(official.get('idle_cpu_pct'))} %, RSS {_f(official.get('idle_rss_mb'))} MB; peak RSS {_f(official.get('peak_rss_mb'))} MB)
 
 {server_table(official['results'])}
+
+## Soak (ours): memory over {(ours.get('soak') or {}).get('runs', 0):,} runs
+
+{soak_section(ours.get('soak') or {})}
+
+## Split mode (ours): API + 1 worker, then + 2 workers
+
+{split_section(data.get('split') or {})}
 
 ## Floor: echo graph in-process with AsyncPostgresSaver, no HTTP
 

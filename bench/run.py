@@ -3,9 +3,11 @@
     .venv/bin/python bench/run.py [--quick]
 
 Starts our server on a fresh database (the local PostgreSQL on 127.0.0.1:5432 when reachable, else an
-embedded one), runs the load generator against it, stops it; does the same for the official server
-(bench tools' official-server script, same examples/langgraph.json); then runs the floor. The servers run
-one at a time. Writes bench/results.json and bench/RESULTS.md.
+embedded one), runs the load generator against it, then the soak (10,000 stateless runs, RSS sampled every
+1,000), stops it; does the same for the official server (bench tools' official-server script, same
+examples/langgraph.json), without the soak; runs the floor; then our split mode on another fresh database
+and Redis (REDIS_URI, default redis://127.0.0.1:6379/0): an API process with 1 queue worker, then 2,
+on CPU-burning runs. Everything runs one at a time. Writes bench/results.json and bench/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +34,7 @@ from typing import Iterator
 import httpx
 import psycopg
 
+import loadgen as L
 from loadgen import HEADER, run_all
 
 BENCH = Path(__file__).resolve().parent
@@ -38,6 +42,8 @@ ROOT = BENCH.parent
 CONFIG = ROOT / "examples" / "langgraph.json"
 OFFICIAL = Path(os.environ.get("OFFICIAL_SERVER", "/work/shared/tools/official-server"))
 LOCAL_PG = os.environ.get("BENCH_PG_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("BENCH_REDIS_URI", "redis://127.0.0.1:6379/0")
+AGENT_SERVER = str(Path(sys.executable).parent / "agent-server")
 
 
 def free_port() -> int:
@@ -76,26 +82,36 @@ def fresh_databases(names: list[str]) -> Iterator[tuple[list[str], str]]:
                 admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
+def http_ok(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/ok", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @contextmanager
-def server(name: str, cmd: list[str], port: int, env: dict[str, str], timeout: float = 300) -> Iterator[int]:
-    """Start a server in its own process group, wait for /ok, yield its pid; stop it afterwards."""
+def server(name: str, cmd: list[str], port: int | None, env: dict[str, str], timeout: float = 300,
+           ready_line: str | None = None) -> Iterator[int]:
+    """Start a server in its own process group, wait until it is ready (/ok on `port`, or `ready_line` in its
+    log), yield its pid; stop it afterwards. `env` values of None are removed from the environment."""
     logfile = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=logfile, stderr=subprocess.STDOUT,
+    full_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=logfile, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} server exited with {proc.returncode}; log: {logfile.name}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ok", timeout=2).status_code == 200:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; log: {logfile.name}")
+            if ready_line is not None:
+                if ready_line in Path(logfile.name).read_text(errors="replace"):
                     break
-            except httpx.HTTPError:
-                pass
+            elif http_ok(port):
+                break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} server not ready after {timeout:.0f} s; log: {logfile.name}")
+                raise RuntimeError(f"{name} not ready after {timeout:.0f} s; log: {logfile.name}")
             time.sleep(0.3)
-        log(f"{name} server ready on port {port} (pid {proc.pid}, log {logfile.name})")
+        log(f"{name} ready{f' on port {port}' if port else ''} (pid {proc.pid}, log {logfile.name})")
         yield proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -110,12 +126,85 @@ def server(name: str, cmd: list[str], port: int, env: dict[str, str], timeout: f
             shutil.rmtree(m.group(1), ignore_errors=True)
 
 
-def bench_server(name: str, cmd: list[str], port: int, env: dict[str, str], quick: bool) -> dict:
-    with server(name, cmd, port, env) as pid:
+def bench_server(name: str, cmd: list[str], port: int, env: dict[str, str], quick: bool, soak_runs: int = 0) -> dict:
+    with server(f"{name} server", cmd, port, env) as pid:
         log(f"\n== {name}  (load average {os.getloadavg()[0]:.2f})\n{HEADER}")
         data = asyncio.run(run_all(f"http://127.0.0.1:{port}", pid, quick, log))
         log(f"{name} server: idle CPU {data['idle_cpu_pct']} %, RSS idle {data['idle_rss_mb']} MB, peak {data['peak_rss_mb']} MB")
+        if soak_runs:
+            log(f"\n== {name}: soak, {soak_runs} stateless echo runs/wait at 16 clients  (load average {os.getloadavg()[0]:.2f})")
+            data["soak"] = soak = asyncio.run(L.soak(f"http://127.0.0.1:{port}", pid, soak_runs, 16, log=log))
+            log(f"soak: {soak['ok']} ok, {soak['errors']} errors, {soak['rate']} runs/s; RSS {soak['rss_start_mb']} → "
+                f"{soak['rss_half_mb']} (run {soak['half']}) → {soak['rss_end_mb']} MB (run {soak['runs']})")
         return data
+
+
+def pg_backends(dsn: str) -> list:
+    """The PostgreSQL backend processes connected to the database of `dsn` (the server's, not others')."""
+    import psutil
+
+    db = dsn.rsplit("/", 1)[-1].split("?")[0]
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
+            pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                                               "pg_backend_pid()", (db,))]
+    except psycopg.Error:
+        return []
+    out = []
+    for pid in pids:
+        try:
+            out.append(psutil.Process(pid))
+        except psutil.Error:
+            pass
+    return out
+
+
+def bench_split(dsn: str, quick: bool, clients: int = 32) -> dict:
+    """Split mode: `serve --no-queue` plus 1 `worker`, then a 2nd worker, under CPU-burning stateless runs."""
+    import psutil
+
+    env = {"DATABASE_URI": dsn, "REDIS_URI": REDIS, "N_JOBS_PER_WORKER": None}  # the default N_JOBS_PER_WORKER
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    api_cmd = [AGENT_SERVER, "serve", "--no-queue", "--config", str(CONFIG), "--host", "127.0.0.1", "--port", str(port)]
+    worker_cmd = [AGENT_SERVER, "worker", "--config", str(CONFIG)]
+    seconds, warmup = (5.0, 2.0) if quick else (14.0, 3.0)
+    results = []
+
+    async def measure(api: int, workers: list[int]) -> dict:
+        groups = {"API": L.tree(api), **{f"worker {i + 1}": L.tree(w) for i, w in enumerate(workers)},
+                  "PostgreSQL (our database)": lambda: pg_backends(dsn),
+                  "Redis": lambda: [p for p in psutil.process_iter() if L._name(p).startswith("redis-server")],
+                  "load generator": lambda: [psutil.Process()]}
+        probe = L.ServerProbe([api, *workers])
+        probe.start()
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+            try:  # a first run, unrecorded, so that no process is measured while still starting up
+                await L.stateless_burn(client, {})
+            except (L.CheckFailed, httpx.HTTPError, ValueError, KeyError) as exc:
+                log(f"first split-mode run failed: {exc}")
+            res = await L.run_scenario(client, probe, f"split: API + {len(workers)} worker{'s' * (len(workers) > 1)}",
+                                       clients, L.stateless_burn, seconds=seconds, warmup=warmup,
+                                       meter=L.CpuMeter(groups))
+        await probe.stop()
+        log(L.format_row(res))
+        log(f"    {res.window_rate} runs/s completed within the {seconds:.0f} s window; {res.stalled} runs took over "
+            f"{L.STALLED_SECONDS:.0f} s")
+        log("    CPU %: " + ", ".join(f"{k} {v}" for k, v in res.cpu_pct_by.items()))
+        return asdict(res)
+
+    with server("split API", api_cmd, port, env) as api:
+        with server("worker 1", worker_cmd, None, env, ready_line="running up to") as w1:
+            log(f"\n== ours, split mode: stateless runs/wait, slow graph burning CPU {L.BURN_CONFIG['configurable']}, "
+                f"{clients} clients  (load average {os.getloadavg()[0]:.2f})\n{HEADER}")
+            results.append(asyncio.run(measure(api, [w1])))
+            with server("worker 2", worker_cmd, None, env, ready_line="running up to") as w2:
+                results.append(asyncio.run(measure(api, [w1, w2])))
+    one, two = results[0]["window_rate"], results[1]["window_rate"]
+    ratio = round(two / one, 2) if one else None
+    log(f"split mode (runs completed within the window): 1 worker {one} runs/s, 2 workers {two} runs/s: {ratio}×")
+    return {"clients": clients, "config": L.BURN_CONFIG, "redis": REDIS, "ratio": ratio, "results": results}
 
 
 def run_floor(dsn: str, quick: bool) -> dict:
@@ -141,17 +230,19 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         "load_average_at_start": round(os.getloadavg()[0], 2),
     }
-    with fresh_databases(["server", "floor"]) as ([server_db, floor_db], db_note):
+    with fresh_databases(["server", "floor", "split"]) as ([server_db, floor_db, split_db], db_note):
         meta["database"] = db_note
         log(f"database: {db_note}")
         port = free_port()
-        ours_cmd = [str(Path(sys.executable).parent / "agent-server"), "dev", "--config", str(CONFIG), "--port", str(port)]
-        ours = bench_server("ours", ours_cmd, port, {"DATABASE_URI": server_db}, args.quick)
+        ours_cmd = [AGENT_SERVER, "dev", "--config", str(CONFIG), "--port", str(port)]
+        ours = bench_server("ours", ours_cmd, port, {"DATABASE_URI": server_db}, args.quick,
+                            soak_runs=2_000 if args.quick else 10_000)
         port = free_port()
         official = bench_server("official", ["bash", str(OFFICIAL), str(CONFIG), str(port)], port, {}, args.quick)
         floor = run_floor(floor_db, args.quick)
+        split = bench_split(split_db, args.quick)
     meta["seconds"] = round(time.monotonic() - started)
-    data = {"meta": meta, "ours": ours, "official": official, "floor": floor}
+    data = {"meta": meta, "ours": ours, "official": official, "floor": floor, "split": split}
     (BENCH / "results.json").write_text(json.dumps(data, indent=2))
     from report import render
 
