@@ -7,6 +7,7 @@ import inspect
 import logging
 import sys
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -100,8 +101,8 @@ class GraphRegistry:
             log.info("loaded graph %s from %s", graph_id, spec)
         return cls(entries)
 
-    def __contains__(self, graph_id: str) -> bool:
-        return graph_id in self.entries
+    def __contains__(self, graph_id: object) -> bool:
+        return isinstance(graph_id, str) and graph_id in self.entries
 
     def ids(self) -> list[str]:
         return list(self.entries)
@@ -147,8 +148,19 @@ def _safe(fn):
         return None
 
 
+# Schemas per graph object, computed once: rendering them takes tens of milliseconds of CPU.
+_schemas: weakref.WeakKeyDictionary[Pregel, dict[str | None, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
 def graph_schemas(graph: Pregel, name: str | None = None) -> dict[str, Any]:
     """The five JSON schemas of a graph; `name` (the graph id) titles the state schema."""
+    by_name = _schemas.setdefault(graph, {})
+    if name not in by_name:
+        by_name[name] = _render_schemas(graph, name)
+    return by_name[name]
+
+
+def _render_schemas(graph: Pregel, name: str | None) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # get_config_jsonschema is deprecated, and still what clients read
         return {

@@ -7,7 +7,7 @@ from typing import Any
 from langgraph.errors import InvalidUpdateError
 from langgraph.types import Command, StateSnapshot, StateUpdate
 
-from .errors import BadRequest
+from .errors import BadRequest, NotFound
 from .serde import to_jsonable
 
 
@@ -124,9 +124,12 @@ async def update_state(rt, thread_id, values, *, as_node: str | None, checkpoint
     thread = await rt.threads.get(thread_id)
     graph = await thread_graph(rt, thread, required=True)
     config = {**thread_config(thread_id, checkpoint), "metadata": {"graph_id": thread["metadata"]["graph_id"]}}
-    with bad_update():
-        config = await graph.aupdate_state(config, values, as_node=as_node)
-    await refresh_thread(rt, graph, thread_id)
+    async with rt.threads.locked(thread_id):  # concurrent updates each build on the one before
+        if checkpoint and checkpoint.get("checkpoint_id") and await rt.checkpointer.aget_tuple(config) is None:
+            raise NotFound(f"Checkpoint {checkpoint['checkpoint_id']} not found")
+        with bad_update():
+            config = await graph.aupdate_state(config, values, as_node=as_node)
+        await refresh_thread(rt, graph, thread_id)
     ref = checkpoint_ref(config)
     return {"checkpoint": ref, "configurable": ref, "checkpoint_id": ref["checkpoint_id"]}
 
@@ -143,11 +146,11 @@ async def refresh_thread(rt, graph, thread_id) -> None:
 async def bulk_update(rt, thread_id, graph_id: str, supersteps: list[dict]) -> None:
     """Pre-populate a new thread: each superstep is a list of updates applied as one step."""
     graph = await rt.graphs.get(graph_id, checkpointer=rt.checkpointer, store=rt.store)
-    steps = [
-        [StateUpdate(Command(**u["command"]) if u.get("command") else u.get("values"), u.get("as_node")) for u in step["updates"]]
-        for step in supersteps
-    ]
     with bad_update():
+        steps = [
+            [StateUpdate(Command(**u["command"]) if u.get("command") else u.get("values"), u.get("as_node")) for u in step["updates"]]
+            for step in supersteps
+        ]
         await graph.abulk_update_state(thread_config(thread_id), steps)
     await refresh_thread(rt, graph, thread_id)
 

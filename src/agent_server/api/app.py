@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
+import orjson
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +25,10 @@ async def _validation_error(request: Request, exc: RequestValidationError):
     errors = exc.errors()
     detail = describe(errors[0], exc.body) if errors else INVALID_JSON
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _unencodable(request: Request, exc: Exception):
+    return JSONResponse({"detail": f"Invalid value: {exc}"}, status_code=422)
 
 
 async def _data_error(request: Request, exc: psycopg.DataError):
@@ -64,6 +69,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(AgentServerError, _server_error)
     app.add_exception_handler(psycopg.DataError, _data_error)
+    # Text or numbers JSON cannot carry (a lone surrogate, an integer past 64 bits) are bad input too.
+    app.add_exception_handler(orjson.JSONEncodeError, _unencodable)
+    app.add_exception_handler(UnicodeEncodeError, _unencodable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for module in (system, assistants, threads, runs):
         app.include_router(module.router)

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from .. import runs as run_service
 from ..errors import BadRequest, Invalid, NotFound
 from ..graphs import default_assistant_id, graph_schemas
 from .common import JSONResponse, RunConfig, no_content, runtime
@@ -67,7 +68,7 @@ class VersionSearch(BaseModel):
 
 
 class SetLatest(BaseModel):
-    version: int | None = None
+    version: int
 
 
 def _check_graph(request: Request, graph_id: str | None) -> None:
@@ -141,7 +142,7 @@ async def delete_assistant(request: Request, assistant_id: UUID, delete_threads:
     thread_ids = await rt.assistants.delete(assistant_id, with_threads=delete_threads)
     for thread_id in thread_ids:
         try:
-            await rt.threads.delete(thread_id)
+            await run_service.delete_thread(rt, thread_id)  # its runs cancelled, its checkpoints gone
         except NotFound:  # deleted meanwhile
             pass
     return no_content()

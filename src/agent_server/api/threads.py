@@ -77,7 +77,7 @@ class ThreadSearch(ThreadFilter):
 
 
 class ThreadPrune(BaseModel):
-    thread_ids: list[UUID]
+    thread_ids: list[UUID] = Field(max_length=1000)
     strategy: Literal["delete", "keep_latest"] = "delete"
 
 
@@ -128,10 +128,9 @@ async def create_thread(request: Request, body: ThreadCreate):
     graph_id = body.metadata.get("graph_id")
     if body.supersteps and graph_id not in rt.graphs:
         raise Invalid("supersteps need metadata.graph_id naming one of this server's graphs")
-    existed = body.thread_id is not None and await rt.threads.exists(thread_id)
     ttl = body.ttl.model_dump() if body.ttl else None
-    thread = await rt.threads.create(thread_id, metadata=body.metadata, if_exists=body.if_exists, ttl=ttl)
-    if body.supersteps and not existed:
+    thread, created = await rt.threads.create(thread_id, metadata=body.metadata, if_exists=body.if_exists, ttl=ttl)
+    if body.supersteps and created:  # only the request that made the thread fills it
         try:
             await state.bulk_update(rt, thread_id, graph_id, [s.model_dump() for s in body.supersteps])
         except Exception:
@@ -160,7 +159,7 @@ async def count_threads(request: Request, body: ThreadFilter):
 @router.post("/threads/prune")
 async def prune_threads(request: Request, body: ThreadPrune):
     rt = runtime(request)
-    existing = [t for t in dict.fromkeys(body.thread_ids) if await rt.threads.exists(t)]
+    existing = await rt.threads.existing(list(dict.fromkeys(body.thread_ids)))
     if body.strategy == "delete":
         for thread_id in existing:
             await run_service.delete_thread(rt, thread_id)

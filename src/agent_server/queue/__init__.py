@@ -146,10 +146,11 @@ class QueueWorker:
 
     async def _renew_leases(self) -> None:
         """Keep our runs; stop those whose lease we lost, or that someone asked to cancel."""
-        if not self.active:
+        sent = list(self.active)
+        if not sent:
             return
-        held = await self.rt.runs.heartbeat(self.worker_id, list(self.active), self.lease)
-        for run_id in list(self.active):
+        held = await self.rt.runs.heartbeat(self.worker_id, sent, self.lease)
+        for run_id in sent:  # not runs claimed during the round trip: their leases are fresh
             if run_id not in held:
                 if self.cancel(run_id, "release"):
                     log.warning("run %s: lease lost, stopping it", run_id)

@@ -98,7 +98,8 @@ class AssistantRepo(Repository):
         if not with_threads:
             return []
         rows = await self.all(
-            "SELECT thread_id FROM thread WHERE metadata->>'assistant_id' = %s", (str(assistant_id),)
+            "SELECT thread_id FROM thread WHERE metadata @> jsonb_build_object('assistant_id', %s::text)",
+            (str(assistant_id),),
         )
         return [r["thread_id"] for r in rows]
 

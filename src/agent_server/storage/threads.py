@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import asynccontextmanager
 from uuid import UUID
 
 from ..errors import Conflict, Invalid, NotFound
@@ -49,8 +50,8 @@ class ThreadRepo(Repository):
         ttl: dict | None = None,
         ephemeral: bool = False,
         conn=None,
-    ) -> dict:
-        """`ttl`: {"strategy": "delete" | "keep_latest", "ttl": minutes} or None."""
+    ) -> tuple[dict, bool]:
+        """The thread, and whether this call created it. `ttl`: {"strategy", "ttl": minutes} or None."""
         row = await self.one(
             f"""INSERT INTO thread (thread_id, metadata, ephemeral, ttl_strategy, ttl_minutes, expires_at)
                 VALUES (%(thread_id)s, %(metadata)s, %(ephemeral)s, %(ttl_strategy)s, %(ttl_minutes)s, {EXPIRES})
@@ -60,9 +61,9 @@ class ThreadRepo(Repository):
         )
         if row is None:
             if if_exists == "do_nothing":
-                return await self.get(thread_id, conn)
+                return await self.get(thread_id, conn), False
             raise Conflict(f"Thread with ID {thread_id} already exists")
-        return row
+        return row, True
 
     async def get(self, thread_id: UUID, conn=None, *, include_ttl: bool = False) -> dict:
         extra = f", {TTL}" if include_ttl else ""
@@ -70,6 +71,21 @@ class ThreadRepo(Repository):
         if row is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
         return row
+
+    @asynccontextmanager
+    async def locked(self, thread_id: UUID):
+        """Hold a lock on the thread (an advisory lock: the checkpointer writes on other connections)."""
+        async with self.pool.connection() as conn:
+            await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (str(thread_id),))
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (str(thread_id),))
+
+    async def existing(self, thread_ids: list[UUID]) -> list[UUID]:
+        """Those of these threads that exist, in the order given."""
+        found = {r["thread_id"] for r in await self.all("SELECT thread_id FROM thread WHERE thread_id = ANY(%s)", (thread_ids,))}
+        return [t for t in thread_ids if t in found]
 
     async def exists(self, thread_id: UUID) -> bool:
         return await self.one("SELECT 1 FROM thread WHERE thread_id = %s", (thread_id,)) is not None
