@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
 from importlib import resources
 from pathlib import Path
 
@@ -43,6 +45,22 @@ def stop_embedded() -> None:
         _embedded.pop()._cleanup()  # the library's own exit hook: reference-counted across processes
 
 
+# Hand out only live connections, so that after a database restart no request meets a dead one;
+# but check only those that sat idle a while: a round trip per checkout costs too much on the hot
+# path (the checkpointer takes a connection for every write).
+IDLE_CHECK_SECONDS = 1.0
+_returned_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def _note_returned(conn: psycopg.AsyncConnection) -> None:
+    _returned_at[conn] = time.monotonic()
+
+
+async def _check_if_idle(conn: psycopg.AsyncConnection) -> None:
+    if time.monotonic() - _returned_at.get(conn, 0.0) > IDLE_CHECK_SECONDS:
+        await AsyncConnectionPool.check_connection(conn)
+
+
 async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
     # One direct connection first: a wrong address fails at once with its real cause, where a
     # pool would retry quietly until its timeout.
@@ -58,8 +76,8 @@ async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
         max_size=max_size,
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
-        # Hand out only live connections: after a database restart, no request meets a dead one.
-        check=AsyncConnectionPool.check_connection,
+        check=_check_if_idle,
+        reset=_note_returned,
     )
     try:
         await pool.open(wait=True, timeout=10)
