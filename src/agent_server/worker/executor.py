@@ -143,6 +143,16 @@ async def _input_for_attempt(rt: Runtime, graph, config: dict, run: dict) -> Any
     return graph_input(run["kwargs"])
 
 
+def _ran_to_the_end(stream: RunStream, kwargs: dict) -> bool:
+    """The last values streamed are the whole final state when the graph did not stop on the way."""
+    last = stream.last_values
+    return (
+        last is not None
+        and not kwargs.get("interrupt_before") and not kwargs.get("interrupt_after")
+        and not (isinstance(last, dict) and "__interrupt__" in last)
+    )
+
+
 async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph, stream: RunStream | None) -> dict | None:
     run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
     values, interrupts, pending = None, None, None
@@ -155,6 +165,8 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
         await rt.threads.delete_run_checkpoints(thread_id, run_id)
     if kwargs.get("temporary"):
         values = to_jsonable(stream.last_values) if stream else None  # carries __interrupt__ already
+    elif status == "success" and _ran_to_the_end(stream, kwargs):
+        values, interrupts = to_jsonable(stream.last_values), {}  # the final state: no need to read it back
     elif graph is not None:
         try:
             snapshot = await graph.aget_state({"configurable": {"thread_id": str(thread_id)}})
