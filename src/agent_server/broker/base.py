@@ -1,39 +1,48 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 
 
 class Subscription:
-    """Messages published on a channel after subscribing, in order, until the broker ends it."""
+    """Messages published on a channel after subscribing, in order, until the broker ends it.
+
+    A deque and at most one waiting future: lighter than an asyncio.Queue, and one is made per run."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._items: deque[bytes | None] = deque()
+        self._waiter: asyncio.Future | None = None
         self.ended = False
+
+    def put(self, message: bytes | None) -> None:
+        self._items.append(message)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def end(self) -> None:
         """The process is shutting down: whoever reads this subscription stops."""
         self.ended = True
-        self.queue.put_nowait(None)
+        self.put(None)
 
     async def get(self, timeout: float | None = None) -> bytes | None:
         """The next message; None when `timeout` passes first or the subscription has ended."""
-        try:
-            return self.queue.get_nowait()  # the common case while a run streams: no timer needed
-        except asyncio.QueueEmpty:
-            pass
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except asyncio.TimeoutError:
-            return None
+        if not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self._waiter, timeout)
+            except asyncio.TimeoutError:
+                return None
+            finally:
+                self._waiter = None
+        return self._items.popleft()
 
     def __aiter__(self):
         return self
 
     async def __anext__(self) -> bytes:
-        message = await self.queue.get()
+        message = await self.get()
         if message is None:
             raise StopAsyncIteration
         return message

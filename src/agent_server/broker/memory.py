@@ -13,7 +13,7 @@ class MemoryBroker(Broker):
 
     async def publish(self, channel: str, message: bytes) -> None:
         for sub in self._subs.get(channel, ()):
-            sub.queue.put_nowait(message)
+            sub.put(message)
 
     @asynccontextmanager
     async def subscribe(self, channel: str):

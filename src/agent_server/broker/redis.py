@@ -106,7 +106,7 @@ class RedisBroker(Broker):
                     event.set()
             elif message["type"] == "message":
                 for sub in self._subs.get(channel, ()):
-                    sub.queue.put_nowait(message["data"])
+                    sub.put(message["data"])
 
     async def close(self) -> None:
         if self._reader:
