@@ -23,15 +23,20 @@ from psycopg_pool import AsyncConnectionPool
 
 from loadgen import HEADER, ServerProbe, check_echo, echo_input, format_row, run_scenario, tag
 
-ECHO = Path(__file__).resolve().parent.parent / "examples" / "graphs" / "echo.py"
+GRAPHS = Path(__file__).resolve().parent.parent / "examples" / "graphs"
+ECHO = GRAPHS / "echo.py"
 
 
-def load_echo_graph() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_echo", ECHO)
+def load_graph(path: Path = ECHO) -> Any:
+    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.graph
+
+
+def load_echo_graph() -> Any:
+    return load_graph(ECHO)
 
 
 async def run_floor(dsn: str, quick: bool = False, log=print) -> dict:
@@ -64,9 +69,35 @@ async def run_floor(dsn: str, quick: bool = False, log=print) -> dict:
                 res.peak_rss_mb = None
                 log(format_row(res))
                 results.append(asdict(res))
+        results += await _five_step_floor(pool, saver, probe, quick, log)
         return {"dsn_db": dsn.rsplit("/", 1)[-1], "results": results}
     finally:
         await pool.close()
+
+
+async def _five_step_floor(pool, saver, probe, quick: bool, log) -> list[dict]:
+    """The threaded scenario's graph (5 steps, each checkpointed): stock saver, and the lock-free one our
+    server runs on (same saver, without its one lock per saver)."""
+    from agent_server.storage.checkpointer import PooledPostgresSaver
+
+    builder = load_graph(GRAPHS / "slow.py").builder
+    savers = {"floor slow 5-step, async": saver, "floor slow 5-step, async, lock-free saver": PooledPostgresSaver(pool)}
+    results = []
+    for name, checkpointer in savers.items():
+        graph = builder.compile(checkpointer=checkpointer)
+
+        async def invoke(_client: Any, _state: dict, graph=graph) -> None:
+            config = {"configurable": {"thread_id": str(uuid.uuid4()), "delay": 0}}
+            out = await graph.ainvoke({}, config, durability="async")
+            if out.get("steps") != [f"step{i}" for i in range(1, 6)]:
+                raise AssertionError(f"wrong steps: {out}")
+
+        for conc in (1, 32):
+            res = await run_scenario(None, probe, name, conc, invoke, seconds=2.0 if quick else 4.0, warmup=0.5)  # type: ignore[arg-type]
+            res.peak_rss_mb = None
+            log(format_row(res))
+            results.append(asdict(res))
+    return results
 
 
 def main() -> None:
