@@ -69,13 +69,14 @@ async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
             pass
     except Exception as exc:
         raise ConfigError(f"cannot connect to PostgreSQL at {_redact(uri)}: {exc}") from None
-    # autocommit + dict rows + no prepared statements: what AsyncPostgresSaver expects of its pool.
+    # autocommit + dict rows: what AsyncPostgresSaver expects of its pool; statements are prepared on
+    # first use (PostgreSQL plans the queue's queries once per connection, not once per run).
     pool = AsyncConnectionPool(
         uri,
         min_size=2,
         max_size=max_size,
         open=False,
-        kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         check=_check_if_idle,
         reset=_note_returned,
     )
@@ -122,7 +123,7 @@ async def migrate(pool: AsyncConnectionPool) -> None:
                     continue
                 log.info("applying migration %s", name)
                 async with conn.transaction():
-                    await conn.execute(sql)
+                    await conn.execute(sql, prepare=False)  # many statements: cannot be prepared
                     await conn.execute(
                         "INSERT INTO agent_server_migrations (version, name) VALUES (%s, %s)", (version, name)
                     )
