@@ -131,6 +131,8 @@ def analysis(data: dict) -> str:
 - **Latency at 1 client and the first SSE event.** Each is an HTTP request plus three queries before the run
   starts (assistant, create, claim) and the worker's wake-up; on a quiet machine the stateless run's p50 is
   about 9–12 ms and the first event about 8–11 ms; both move with the machine's load (see the load average above).
+- **Noise.** On this shared 2-core machine, two full runs a few minutes apart differed by up to ±30 % at 32
+  clients, for both servers (compare the load average above); the CPU ms/op columns are steadier than rates.
 - **Split mode, 1.6×.** The CPU-burning graph needs a core per worker; two workers, the API process, PostgreSQL,
   Redis and the load generator share 2 cores here, so the second worker gets what the others leave (see the CPU
   column of the split table).
