@@ -110,3 +110,26 @@ def test_migrate_creates_the_schema_and_exits(postgres_server):
 def test_migrate_with_unreachable_database_fails_clearly():
     env = {"DATABASE_URI": f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"}
     assert "cannot connect to PostgreSQL" in error_line(agent_server("migrate", "--config", str(CONFIG), env=env))
+
+
+def test_a_worker_with_a_graph_that_fails_to_import_exits_instead_of_retrying(tmp_path):
+    (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
+    (tmp_path / "langgraph.json").write_text('{"graphs": {"broken": "./broken.py:graph"}}')
+    proc = subprocess.run(
+        [*AGENT_SERVER, "worker", "--config", str(tmp_path / "langgraph.json")],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DATABASE_URI": "postgresql://postgres@127.0.0.1:1/none"},
+    )
+    assert proc.returncode == 2
+    assert "broken" in proc.stderr and "boom" in proc.stderr
+
+
+def test_the_data_dir_option_puts_the_embedded_database_there(tmp_path):
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URI", "POSTGRES_URI")}
+    proc = subprocess.run(
+        [*AGENT_SERVER, "migrate", "--config", str(CONFIG), "--data-dir", str(data)],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (data / "pgdata" / "PG_VERSION").exists()

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 import orjson
 
@@ -85,6 +86,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
 
 async def _worker(settings: Settings) -> None:
+    from .graphs import GraphRegistry
     from .queue import QueueWorker
     from .runtime import Runtime
 
@@ -92,10 +94,11 @@ async def _worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    graphs = GraphRegistry.load(settings.graphs, settings.base_dir, settings.dependencies)  # broken: exit now
     delay = 1.0
     while True:  # a worker outlives a database or Redis that is not up yet
         try:
-            rt = await Runtime.start(settings)
+            rt = await Runtime.start(settings, graphs)
             break
         except ConfigError as exc:
             log.error("%s; retrying in %.0fs", exc, delay)
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         if args.data_dir:
-            settings.data_dir = os.path.abspath(args.data_dir)
+            settings.data_dir = Path(args.data_dir).resolve()
         if args.command == "serve" and not settings.database_uri and not args.embedded:
             raise ConfigError("serve needs DATABASE_URI (or --embedded for the embedded PostgreSQL)")
         if args.command in ("dev", "serve"):

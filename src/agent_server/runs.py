@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import AsyncExitStack
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 from uuid import UUID, uuid4
 
 from .broker import CANCEL, DONE, WAKE, Subscription, pack, run_channel, thread_channel, unpack

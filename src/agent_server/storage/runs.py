@@ -172,9 +172,6 @@ class RunRepo(Repository):
             raise NotFound(f"Run {run_id} not found")
         return row
 
-    async def get_for_execution(self, run_id: UUID) -> dict | None:
-        return await self.one("SELECT * FROM run WHERE run_id = %s", (run_id,))
-
     async def list(self, thread_id: UUID, *, status: str | None, limit: int, offset: int) -> list[dict]:
         return await self.all(
             f"""SELECT {PUBLIC} FROM run WHERE thread_id = %s AND (%s::text IS NULL OR status = %s)

@@ -153,7 +153,7 @@ def _ran_to_the_end(stream: RunStream, kwargs: dict) -> bool:
     )
 
 
-async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph, stream: RunStream | None) -> dict | None:
+async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph, stream: RunStream) -> dict | None:
     run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
     values, interrupts, pending = None, None, None
     thread_status = {"error": "error", "timeout": "error"}.get(status)
@@ -164,9 +164,9 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
     if status == "rollback":
         await rt.threads.delete_run_checkpoints(thread_id, run_id)
     if kwargs.get("temporary"):
-        values = to_jsonable(stream.last_values) if stream else None  # carries __interrupt__ already
+        values = stream.last_values  # carries __interrupt__ already
     elif status == "success" and _ran_to_the_end(stream, kwargs):
-        values, interrupts = to_jsonable(stream.last_values), {}  # the final state: no need to read it back
+        values, interrupts = stream.last_values, {}  # the final state: no need to read it back
     elif graph is not None:
         try:
             snapshot = await graph.aget_state({"configurable": {"thread_id": str(thread_id)}})
