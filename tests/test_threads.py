@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
+from langgraph_sdk.errors import ConflictError, NotFoundError
 
 HI = {"messages": [{"role": "user", "content": "hi"}]}
 FRESH_THREAD_FIELDS = {

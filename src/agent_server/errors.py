@@ -31,3 +31,9 @@ class Unavailable(AgentServerError):
 
 class ConfigError(Exception):
     """The server cannot start: a bad langgraph.json, a graph that does not load, no database."""
+
+
+BOTH_CONFIGURABLE_AND_CONTEXT = (
+    "Cannot specify both configurable and context. Prefer setting context alone. Context was introduced in "
+    "LangGraph 0.6.0 and is the long term planned replacement for configurable."
+)

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import AsyncExitStack
 from typing import AsyncIterator
 from uuid import UUID, uuid4
 
 from .broker import CANCEL, DONE, WAKE, Subscription, pack, run_channel, thread_channel, unpack
-from .errors import BadRequest, NotFound, Unavailable
+from .errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, NotFound, Unavailable
 from .runtime import Runtime
 from .serde import dumps, loads
 from .storage.runs import NewRun
@@ -25,10 +24,7 @@ def run_kwargs(assistant: dict, run_id: UUID, thread_id: UUID, metadata: dict, p
     a_cfg, r_cfg = assistant.get("config") or {}, payload.get("config") or {}
     context = payload.get("context") or {}
     if context and r_cfg.get("configurable"):
-        raise BadRequest(
-            "Cannot specify both configurable and context. Prefer setting context alone. Context was introduced "
-            "in LangGraph 0.6.0 and is the long term planned replacement for configurable."
-        )
+        raise BadRequest(BOTH_CONFIGURABLE_AND_CONTEXT)
     configurable = {
         **(a_cfg.get("configurable") or {}),
         **({**context, "__context_provided__": True} if context else {}),
@@ -136,16 +132,16 @@ class RunFollower:
 
     def __init__(self, rt: Runtime, run_id: UUID) -> None:
         self.rt, self.run_id = rt, run_id
-        self._stack = AsyncExitStack()
+        self._subscription = rt.broker.subscribe(run_channel(run_id))
         self.sub: Subscription | None = None
         self.result: dict | None = None  # {"status", "output"} once the run has ended
 
     async def __aenter__(self) -> "RunFollower":
-        self.sub = await self._stack.enter_async_context(self.rt.broker.subscribe(run_channel(self.run_id)))
+        self.sub = await self._subscription.__aenter__()
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await self._stack.aclose()
+        await self._subscription.__aexit__(*exc)
 
     async def _ended_in_db(self) -> bool:
         row = await self.rt.runs.output(self.run_id)

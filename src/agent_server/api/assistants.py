@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from .. import runs as run_service
-from ..errors import BadRequest, Invalid, NotFound
+from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, Invalid, NotFound
 from ..graphs import default_assistant_id, graph_schemas
 from .common import JSONResponse, RunConfig, no_content, runtime
 
@@ -21,12 +21,6 @@ AssistantColumn = Literal[
     "assistant_id", "graph_id", "name", "description", "config", "context", "created_at", "updated_at",
     "metadata", "version",
 ]
-BOTH_CONFIGURABLE_AND_CONTEXT = (
-    "Cannot specify both configurable and context. Prefer setting context alone. Context was introduced in "
-    "LangGraph 0.6.0 and is the long term planned replacement for configurable."
-)
-
-
 class AssistantCreate(BaseModel):
     assistant_id: UUID | None = None
     graph_id: str

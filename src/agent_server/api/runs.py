@@ -1,7 +1,7 @@
 """Runs: background, wait, stream, join, cancel; on a thread or stateless."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Awaitable, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -13,6 +13,7 @@ from ..errors import Invalid
 from .common import JSONResponse, RunConfig, no_content, resolve_assistant_id, runtime
 from .sse import sse_response
 
+T = TypeVar("T")
 router = APIRouter(tags=["runs"], default_response_class=JSONResponse)
 
 StreamMode = Literal[
@@ -91,15 +92,21 @@ def _location(run: dict, suffix: str) -> dict[str, str]:
     return {"Location": f"{path}/{suffix}", "Content-Location": path}
 
 
-async def _stream(request: Request, thread_id: UUID | None, body: RunCreate):
-    rt = runtime(request)
-    run_id = uuid6()
+async def _subscribed(rt, run_id: UUID, then: Awaitable[T]) -> tuple[service.RunFollower, T]:
+    """Subscribe to a run's events, then await what may start it (so no event is missed); the caller's
+    stream unsubscribes when it ends, and a failure here does at once."""
     follower = await service.RunFollower(rt, run_id).__aenter__()
     try:
-        run = await _create(request, thread_id, body, run_id)
+        return follower, await then
     except BaseException:
         await follower.__aexit__(None, None, None)
         raise
+
+
+async def _stream(request: Request, thread_id: UUID | None, body: RunCreate):
+    rt = runtime(request)
+    run_id = uuid6()
+    follower, run = await _subscribed(rt, run_id, _create(request, thread_id, body, run_id))
     # A resumable stream exists to be reconnected to: leaving it does not cancel the run by default.
     cancel_on_disconnect = (body.on_disconnect or ("continue" if body.stream_resumable else "cancel")) == "cancel"
     return sse_response(_follow(rt, follower, run_id, cancel_on_disconnect), _location(run, "stream"))
@@ -184,18 +191,14 @@ async def join_stream(
 ):
     """Live events from now on; with Last-Event-ID on a resumable run, first every event after it."""
     rt = runtime(request)
-    follower = await service.RunFollower(rt, run_id).__aenter__()
-    try:
-        run = await rt.runs.get(run_id, thread_id)
-        replay_after = None
-        if last_event_id is not None and run["kwargs"].get("resumable"):
-            try:
-                replay_after = int(last_event_id)
-            except ValueError:
-                raise Invalid(f"Last-Event-ID must be an event id, not {last_event_id!r}") from None
-    except BaseException:
-        await follower.__aexit__(None, None, None)
-        raise
+    follower, run = await _subscribed(rt, run_id, rt.runs.get(run_id, thread_id))
+    replay_after = None
+    if last_event_id is not None and run["kwargs"].get("resumable"):
+        try:
+            replay_after = int(last_event_id)
+        except ValueError:
+            await follower.__aexit__(None, None, None)
+            raise Invalid(f"Last-Event-ID must be an event id, not {last_event_id!r}") from None
     return sse_response(
         _follow(rt, follower, run_id, cancel_on_disconnect, check_first=True, replay_after=replay_after),
         _location(run, "stream"),

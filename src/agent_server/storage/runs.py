@@ -62,8 +62,7 @@ class RunRepo(Repository):
                 await conn.execute(
                     "INSERT INTO thread (thread_id) VALUES (%(thread)s) ON CONFLICT DO NOTHING", params
                 )
-            thread = await self.one("SELECT thread_id FROM thread WHERE thread_id = %(thread)s FOR UPDATE", params, conn)
-            if thread is None:
+            if not await self._lock_thread(conn, new.thread_id):
                 raise NotFound("Thread or assistant not found.")
             inflight = await self.all(
                 "SELECT run_id, status FROM run WHERE thread_id = %s AND status = ANY(%s) ORDER BY created_at",
@@ -140,6 +139,10 @@ class RunRepo(Repository):
                 running += await self._cancel(conn, tid, ids, action)
             return [r["run_id"] for r in rows], running
 
+    async def _lock_thread(self, conn, thread_id: UUID) -> bool:
+        """Lock a thread before touching its runs (the one lock order: no deadlock). False: no such thread."""
+        return await self.one("SELECT 1 FROM thread WHERE thread_id = %s FOR UPDATE", (thread_id,), conn) is not None
+
     async def _lock_threads(self, conn, thread_ids_sql: str, params) -> None:
         """Lock threads before their runs, in one order, as claim and finish do: no deadlock."""
         await conn.execute(
@@ -181,7 +184,7 @@ class RunRepo(Repository):
 
     async def delete(self, run_id: UUID, thread_id: UUID) -> None:
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT 1 FROM thread WHERE thread_id = %s FOR UPDATE", (thread_id,))
+            await self._lock_thread(conn, thread_id)
             row = await self.one(
                 "SELECT status FROM run WHERE run_id = %s AND thread_id = %s FOR UPDATE", (run_id, thread_id), conn
             )
@@ -269,7 +272,7 @@ class RunRepo(Repository):
                 params,
             ) is not None
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT 1 FROM thread WHERE thread_id = %(thread)s FOR UPDATE", params)
+            await self._lock_thread(conn, thread_id)
             if rollback:
                 sql = f"DELETE FROM run WHERE {held} RETURNING 1"
             else:
@@ -291,7 +294,7 @@ class RunRepo(Repository):
     async def release(self, run_id: UUID, thread_id: UUID, worker_id: str) -> None:
         """Give a claimed run back to the queue (shutdown); another worker resumes it."""
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT 1 FROM thread WHERE thread_id = %s FOR UPDATE", (thread_id,))
+            await self._lock_thread(conn, thread_id)
             released = await self.one(
                 """UPDATE run SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
                    WHERE run_id = %s AND status = 'running' AND lease_owner = %s RETURNING 1""",
