@@ -235,3 +235,14 @@ async def test_joining_the_stream_of_an_unknown_thread_is_not_found(http):
     import uuid
 
     assert http.get(f"/threads/{uuid.uuid4()}/stream").status_code == 404
+
+
+async def test_subgraph_streams_carry_only_the_modes_asked_for(client):
+    events = [
+        p.event async for p in client.runs.stream(
+            None, "subgraph", input={}, stream_mode="updates", stream_subgraphs=True
+        )
+    ]
+    assert events[0] == "metadata"
+    assert {e.split("|")[0] for e in events[1:]} == {"updates"}
+    assert any(e.startswith("updates|child:") for e in events)

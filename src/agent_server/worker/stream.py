@@ -52,9 +52,10 @@ class RunStream:
                 for item in self._messages(chunk, ns):
                     yield item
                 continue
-            if mode == "values" and not ns:
-                self.last_values = chunk
-                if "values" not in self.modes:
+            if mode == "values":
+                if not ns:
+                    self.last_values = chunk
+                if "values" not in self.modes:  # asked for by us, not by the client
                     continue
             yield event_name(mode, ns), dumps(chunk)
 
