@@ -89,8 +89,8 @@ async def create_run(rt: Runtime, run_id: UUID, thread_id: UUID | None, assistan
         ephemeral=temporary,
     )
     created = await rt.runs.create(new)
-    for cancelled in created.cancelled:
-        await rt.broker.publish(CANCEL, f"{cancelled} {new.multitask_strategy}".encode())
+    for run_id in created.running:
+        await rt.broker.publish(CANCEL, f"{run_id} {new.multitask_strategy}".encode())
     await _recheck(rt, created.cancelled)
     await rt.broker.publish(WAKE, b"")
     return created.run
@@ -121,7 +121,6 @@ async def _recheck(rt: Runtime, run_ids: list[UUID]) -> None:
 
 
 async def delete_thread(rt: Runtime, thread_id: UUID) -> None:
-    await rt.threads.get(thread_id)
     await cancel_runs(rt, thread_id, None, "interrupt")
     await rt.threads.delete(thread_id)
     await rt.checkpointer.adelete_thread(str(thread_id))

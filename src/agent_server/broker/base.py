@@ -52,6 +52,23 @@ class Broker(ABC):
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
 
+    def _add(self, key: str, sub: Subscription) -> bool:
+        """Register a subscription; True when it is the channel's first."""
+        first = not self._subs[key]
+        self._subs[key].add(sub)
+        return first
+
+    def _remove(self, key: str, sub: Subscription) -> bool:
+        """Forget a subscription; True when it was the channel's last."""
+        subs = self._subs.get(key)
+        if subs is None:
+            return False
+        subs.discard(sub)
+        if subs:
+            return False
+        del self._subs[key]
+        return True
+
     def end_subscriptions(self) -> None:
         """Shutdown: every reader of every subscription of this process stops."""
         for subs in self._subs.values():

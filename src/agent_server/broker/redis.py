@@ -51,9 +51,7 @@ class RedisBroker(Broker):
         key = PREFIX + channel
         try:
             async with self._lock:
-                first = not self._subs[key]
-                self._subs[key].add(sub)
-                if first:
+                if self._add(key, sub):
                     self._confirmed[key] = asyncio.Event()
                     try:
                         await self.pubsub.subscribe(key)
@@ -67,16 +65,12 @@ class RedisBroker(Broker):
             yield sub
         finally:
             async with self._lock:
-                subs = self._subs.get(key)
-                if subs is not None:
-                    subs.discard(sub)
-                    if not subs:
-                        del self._subs[key]
-                        self._confirmed.pop(key, None)
-                        try:
-                            await self.pubsub.unsubscribe(key)
-                        except (RedisError, OSError):
-                            pass  # the connection is gone, and its subscriptions with it
+                if self._remove(key, sub):
+                    self._confirmed.pop(key, None)
+                    try:
+                        await self.pubsub.unsubscribe(key)
+                    except (RedisError, OSError):
+                        pass  # the connection is gone, and its subscriptions with it
 
     async def _read(self) -> None:
         backoff = 0.1

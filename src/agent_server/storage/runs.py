@@ -33,6 +33,7 @@ class NewRun:
 class Created:
     run: dict
     cancelled: list[UUID]  # in-flight runs ended (pending) or asked to stop (running) by interrupt/rollback
+    running: list[UUID]  # those of them a worker executes: it must be signalled
 
 
 class RunRepo(Repository):
@@ -56,7 +57,7 @@ class RunRepo(Repository):
                     {insert_run}""",
                 params,
             )
-            return Created(row, [])
+            return Created(row, [], [])
         async with self.pool.connection() as conn, conn.transaction():
             if new.if_not_exists == "create":
                 await conn.execute(
@@ -70,20 +71,21 @@ class RunRepo(Repository):
                 conn,
             )
             cancelled: list[UUID] = []
+            running: list[UUID] = []
             if inflight:
                 strategy = new.multitask_strategy
                 if strategy == "reject":
                     raise Conflict("Thread is already running a task. Wait for it to finish or choose a different multitask strategy.")
                 if strategy in ("interrupt", "rollback"):
                     cancelled = [r["run_id"] for r in inflight]
-                    await self._cancel(conn, new.thread_id, cancelled, strategy)
+                    running = await self._cancel(conn, new.thread_id, cancelled, strategy)
             row = await self.one(insert_run, params, conn)
             await conn.execute(
                 f"""UPDATE thread SET status = 'busy', updated_at = now(), metadata = metadata || {thread_metadata}
                     WHERE thread_id = %(thread)s""",
                 params,
             )
-            return Created(row, cancelled)
+            return Created(row, cancelled, running)
 
     async def _cancel(self, conn, thread_id: UUID, run_ids: list[UUID], action: str) -> list[UUID]:
         """Pending runs end at once; running ones are flagged for their worker. Returns the running ones."""

@@ -110,10 +110,10 @@ class ThreadRepo(Repository):
     async def set_state(self, thread_id: UUID, *, values, interrupts: dict, paused: bool, conn=None) -> None:
         """Record the thread's latest state after a state update: `paused` (next nodes left to run or
         interrupts waiting) makes it interrupted, else idle; a thread running a run stays busy."""
-        await self.all(
+        await self.execute(
             """UPDATE thread SET "values" = %s, interrupts = %s, updated_at = now(),
                    status = CASE WHEN active_run_id IS NOT NULL THEN status WHEN %s THEN 'interrupted' ELSE 'idle' END
-               WHERE thread_id = %s RETURNING 1""",
+               WHERE thread_id = %s""",
             (jsonb(values), jsonb(interrupts), paused, thread_id),
             conn,
         )
@@ -189,13 +189,12 @@ class ThreadRepo(Repository):
     async def delete_run_checkpoints(self, thread_id: UUID, run_id: UUID, conn=None) -> None:
         """Rollback: forget the checkpoints a run wrote (their metadata carries the run id)."""
         tid = str(thread_id)
-        await self.all(
+        await self.execute(
             """WITH gone AS (
                    DELETE FROM checkpoints WHERE thread_id = %s AND metadata->>'run_id' = %s
                    RETURNING checkpoint_ns, checkpoint_id)
                DELETE FROM checkpoint_writes w USING gone
-               WHERE w.thread_id = %s AND w.checkpoint_ns = gone.checkpoint_ns AND w.checkpoint_id = gone.checkpoint_id
-               RETURNING 1""",
+               WHERE w.thread_id = %s AND w.checkpoint_ns = gone.checkpoint_ns AND w.checkpoint_id = gone.checkpoint_id""",
             (tid, str(run_id), tid),
             conn,
         )

@@ -14,7 +14,7 @@ from langgraph.types import Command
 from ..broker import DONE, pack, run_channel, thread_channel
 from ..runtime import Runtime
 from ..serde import dumps, to_jsonable
-from ..state import interrupts_by_task
+from ..state import interrupts_by_task, thread_config
 from .stream import RunStream
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ async def _run_graph(rt: Runtime, run: dict, publish: _Publisher, stream: RunStr
 async def _input_for_attempt(rt: Runtime, graph, config: dict, run: dict) -> Any:
     """A retried run resumes from its last checkpoint instead of starting over."""
     if run["attempt"] > 1:
-        latest = await rt.checkpointer.aget_tuple({"configurable": {"thread_id": str(run["thread_id"]), "checkpoint_ns": ""}})
+        latest = await rt.checkpointer.aget_tuple(thread_config(run["thread_id"]))
         if latest and (latest.metadata or {}).get("run_id") == str(run["run_id"]):
             log.info("run %s attempt %s resumes from checkpoint %s", run["run_id"], run["attempt"], latest.config["configurable"]["checkpoint_id"])
             return None
@@ -169,7 +169,7 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
         values, interrupts = stream.last_values, {}  # the final state: no need to read it back
     elif graph is not None:
         try:
-            snapshot = await graph.aget_state({"configurable": {"thread_id": str(thread_id)}})
+            snapshot = await graph.aget_state(thread_config(thread_id))
             values, interrupts = to_jsonable(snapshot.values), interrupts_by_task(snapshot)
             if (snapshot.next or snapshot.interrupts) and status == "success":  # stopped before its end
                 thread_status = "interrupted"
