@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from .. import runs as run_service
 from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, Invalid, NotFound
 from ..graphs import default_assistant_id, graph_schemas
-from .common import JSONResponse, RunConfig, no_content, runtime
+from .common import JSONResponse, RunConfig, no_content, page, runtime
 
 router = APIRouter(tags=["assistants"], default_response_class=JSONResponse)
 
@@ -96,11 +96,8 @@ async def create_assistant(request: Request, body: AssistantCreate):
 @router.post("/assistants/search")
 async def search_assistants(request: Request, body: AssistantSearch, response: Response):
     _check_graph(request, body.graph_id)
-    rows, more = await runtime(request).assistants.search(**body.model_dump())
-    response.headers["X-Pagination-Total"] = str(body.offset + len(rows) + more)
-    if more:
-        response.headers["X-Pagination-Next"] = str(body.offset + body.limit)
-    return rows
+    rows = await runtime(request).assistants.search(**{**body.model_dump(), "limit": body.limit + 1})
+    return page(response, rows, body.offset, body.limit)
 
 
 @router.post("/assistants/count")

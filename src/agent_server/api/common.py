@@ -40,6 +40,15 @@ def resolve_assistant_id(rt: Runtime, value: str | UUID) -> UUID:
         ) from None
 
 
+def page(response: Response, rows: list, offset: int, limit: int) -> list:
+    """The first `limit` of `rows` (fetched with limit + 1), with the official pagination headers: the
+    total counts one past this page when more follow."""
+    response.headers["X-Pagination-Total"] = str(offset + len(rows))
+    if len(rows) > limit:
+        response.headers["X-Pagination-Next"] = str(offset + limit)
+    return rows[:limit]
+
+
 def no_content() -> Response:
     return Response(status_code=204)
 

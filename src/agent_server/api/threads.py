@@ -1,16 +1,16 @@
 """Threads: metadata, status, state and history."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from .. import runs as run_service
 from .. import state
 from ..errors import Invalid
-from .common import JSONResponse, no_content, runtime
+from .common import JSONResponse, no_content, page, runtime
 from .sse import sse_response
 
 router = APIRouter(tags=["threads"], default_response_class=JSONResponse)
@@ -19,17 +19,6 @@ ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 ThreadColumn = Literal[
     "thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "config", "status", "values", "interrupts",
 ]
-
-
-def _thread_id(thread_id: str) -> UUID:
-    try:
-        return UUID(thread_id)
-    except ValueError:
-        raise Invalid("Invalid thread ID: must be a UUID") from None
-
-
-ThreadId = Annotated[UUID, Depends(_thread_id)]
-"""A thread id in the path: a non-UUID is a 422 naming the thread, as the official server answers."""
 
 
 class TTL(BaseModel):
@@ -143,12 +132,7 @@ async def create_thread(request: Request, body: ThreadCreate):
 @router.post("/threads/search")
 async def search_threads(request: Request, response: Response, body: ThreadSearch):
     threads = await runtime(request).threads.search(**{**body.model_dump(), "limit": body.limit + 1})
-    more = len(threads) > body.limit
-    # as the official server: the total counts one past this page when there are more
-    response.headers["x-pagination-total"] = str(body.offset + len(threads))
-    if more:
-        response.headers["x-pagination-next"] = str(body.offset + body.limit)
-    return [_thread_json(t) for t in threads[: body.limit]]
+    return [_thread_json(t) for t in page(response, threads, body.offset, body.limit)]
 
 
 @router.post("/threads/count")
@@ -169,39 +153,39 @@ async def prune_threads(request: Request, body: ThreadPrune):
 
 
 @router.get("/threads/{thread_id}")
-async def get_thread(request: Request, thread_id: ThreadId, include: str = ""):
+async def get_thread(request: Request, thread_id: UUID, include: str = ""):
     return _thread_json(await runtime(request).threads.get(thread_id, include_ttl="ttl" in include.split(",")))
 
 
 @router.patch("/threads/{thread_id}")
-async def patch_thread(request: Request, thread_id: ThreadId, body: ThreadPatch):
+async def patch_thread(request: Request, thread_id: UUID, body: ThreadPatch):
     ttl = body.ttl.model_dump() if body.ttl else None
     return _thread_json(await runtime(request).threads.update(thread_id, metadata=body.metadata, ttl=ttl))
 
 
 @router.delete("/threads/{thread_id}", status_code=204)
-async def delete_thread(request: Request, thread_id: ThreadId):
+async def delete_thread(request: Request, thread_id: UUID):
     await run_service.delete_thread(runtime(request), thread_id)
     return no_content()
 
 
 @router.post("/threads/{thread_id}/copy")
-async def copy_thread(request: Request, thread_id: ThreadId):
+async def copy_thread(request: Request, thread_id: UUID):
     return _thread_json(await runtime(request).threads.copy(thread_id, uuid4()))
 
 
 @router.get("/threads/{thread_id}/storage")
-async def thread_storage(request: Request, thread_id: ThreadId):
+async def thread_storage(request: Request, thread_id: UUID):
     return await runtime(request).threads.storage(thread_id)
 
 
 @router.get("/threads/{thread_id}/state")
-async def get_state(request: Request, thread_id: ThreadId, subgraphs: bool = False):
+async def get_state(request: Request, thread_id: UUID, subgraphs: bool = False):
     return await state.get_state(runtime(request), thread_id, subgraphs=subgraphs)
 
 
 @router.post("/threads/{thread_id}/state")
-async def update_state(request: Request, thread_id: ThreadId, body: StateUpdate):
+async def update_state(request: Request, thread_id: UUID, body: StateUpdate):
     return await state.update_state(
         runtime(request), thread_id, body.values, as_node=body.as_node,
         checkpoint=_checkpoint(body.checkpoint, body.checkpoint_id),
@@ -209,24 +193,24 @@ async def update_state(request: Request, thread_id: ThreadId, body: StateUpdate)
 
 
 @router.post("/threads/{thread_id}/state/checkpoint")
-async def get_state_at(request: Request, thread_id: ThreadId, body: StateAtCheckpoint):
+async def get_state_at(request: Request, thread_id: UUID, body: StateAtCheckpoint):
     return await state.get_state(runtime(request), thread_id, _checkpoint(body.checkpoint), body.subgraphs)
 
 
 @router.get("/threads/{thread_id}/state/{checkpoint_id}")
-async def get_state_at_id(request: Request, thread_id: ThreadId, checkpoint_id: str, subgraphs: bool = False):
+async def get_state_at_id(request: Request, thread_id: UUID, checkpoint_id: str, subgraphs: bool = False):
     return await state.get_state(runtime(request), thread_id, {"checkpoint_id": checkpoint_id}, subgraphs)
 
 
 @router.get("/threads/{thread_id}/history")
 async def get_history(
-    request: Request, thread_id: ThreadId, limit: int = Query(1, ge=1, le=1000), before: str | None = None
+    request: Request, thread_id: UUID, limit: int = Query(1, ge=1, le=1000), before: str | None = None
 ):
     return await post_history(request, thread_id, HistoryQuery(limit=limit, before=before))
 
 
 @router.post("/threads/{thread_id}/history")
-async def post_history(request: Request, thread_id: ThreadId, body: HistoryQuery):
+async def post_history(request: Request, thread_id: UUID, body: HistoryQuery):
     return await state.history(
         runtime(request), thread_id, limit=body.limit, before=_checkpoint(body.before),
         metadata=body.metadata, checkpoint=_checkpoint(body.checkpoint),

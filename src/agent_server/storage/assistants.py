@@ -128,16 +128,15 @@ class AssistantRepo(Repository):
         sort_by: str | None = None,
         sort_order: str | None = None,
         select: list[str] | None = None,
-    ) -> tuple[list[dict], bool]:
-        """One page of assistants, and whether more follow it."""
+    ) -> list[dict]:
         where, params = self._where(graph_id, name, metadata)
         order = order_clause(sort_by, sort_order, SORTABLE, "created_at")
         rows = await self.all(
             f"SELECT {select_clause(select, COLUMNS)} FROM assistant WHERE {where} {order}, assistant_id"
             " LIMIT %(limit)s OFFSET %(offset)s",
-            {**params, "limit": limit + 1, "offset": offset},
+            {**params, "limit": limit, "offset": offset},
         )
-        return rows[:limit], len(rows) > limit
+        return rows
 
     async def count(self, *, graph_id: str | None = None, name: str | None = None, metadata: dict | None = None) -> int:
         where, params = self._where(graph_id, name, metadata)
