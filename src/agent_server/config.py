@@ -131,10 +131,10 @@ def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
         database_uri=os.environ.get("DATABASE_URI") or os.environ.get("POSTGRES_URI") or None,
         redis_uri=os.environ.get("REDIS_URI") or None,
         data_dir=data_dir,
-        n_jobs_per_worker=_env_number("N_JOBS_PER_WORKER", 10, int),
-        bg_job_timeout_secs=_env_number("BG_JOB_TIMEOUT_SECS", 3600.0),
-        lease_secs=_env_number("AGENT_SERVER_LEASE_SECS", 30.0),
-        drain_timeout_secs=_env_number("DRAIN_TIMEOUT_SECS", 30.0),
+        n_jobs_per_worker=_env_number("N_JOBS_PER_WORKER", Settings.n_jobs_per_worker, int),
+        bg_job_timeout_secs=_env_number("BG_JOB_TIMEOUT_SECS", Settings.bg_job_timeout_secs),
+        lease_secs=_env_number("AGENT_SERVER_LEASE_SECS", Settings.lease_secs),
+        drain_timeout_secs=_env_number("DRAIN_TIMEOUT_SECS", Settings.drain_timeout_secs),
     )
     for key, value in overrides.items():
         setattr(settings, key, value)
