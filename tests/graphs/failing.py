@@ -1,16 +1,23 @@
-"""Fails on demand: input {"fail": true} raises in the node."""
+"""Fails on demand: input {"fail": true} raises in the node; {"fail": "operational"} raises the
+graph's own psycopg.OperationalError (its database is down), {"fail": "timeout"} a TimeoutError."""
 from typing import TypedDict
 
+import psycopg
 from langgraph.graph import START, StateGraph
 
 
 class State(TypedDict, total=False):
-    fail: bool
+    fail: bool | str
     ok: bool
 
 
 def node(state: State) -> dict:
-    if state.get("fail"):
+    fail = state.get("fail")
+    if fail == "operational":
+        raise psycopg.OperationalError("the graph's own database is down")
+    if fail == "timeout":
+        raise TimeoutError("the graph's own call timed out")
+    if fail:
         raise ValueError("asked to fail")
     return {"ok": True}
 
