@@ -7,48 +7,172 @@ import uuid
 import psycopg
 import pytest
 
+from agent_server.status import RunStatus
 from agent_server.storage import database
+from agent_server.storage.queue import MAX_FAILURES, QueueRepo
 from agent_server.storage.runs import NewRun, RunRepo
 from conftest import create_database, drop_database
 
 
+class Repos:
+    def __init__(self, pool, uri: str) -> None:
+        self.runs, self.queue, self.uri = RunRepo(pool), QueueRepo(pool), uri
+
+    async def sql(self, statement: str, params=None) -> list[dict]:
+        return await self.runs.all(statement, params)
+
+    async def execute(self, statement: str, params=None) -> None:
+        await self.runs.execute(statement, params)
+
+    async def expire(self, run_id) -> None:
+        """As if the run's worker died: its lease lapses."""
+        await self.execute("UPDATE run SET lease_expires_at = now() - interval '1 second' WHERE run_id = %s", (run_id,))
+
+    async def claim_now(self, worker: str, executing=()) -> list[dict]:
+        """Claim, ignoring any backoff a failure put on a run."""
+        await self.execute("UPDATE run SET available_at = now() WHERE status = 'pending'")
+        return await self.queue.claim(worker, 10, 30, list(executing))
+
+
 @pytest.fixture
-async def repo(postgres_server):
+async def repos(postgres_server):
     uri = create_database(postgres_server)
     pool = await database.open_pool(uri, max_size=5)
     await database.migrate(pool)
-    yield RunRepo(pool), uri
+    yield Repos(pool, uri)
     await pool.close()
     drop_database(postgres_server, uri)
 
 
-async def _queue_two_runs(runs: RunRepo) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
-    thread, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    for run_id in (first, second):
+async def _queue_runs(runs: RunRepo, n: int = 2) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    thread, ids = uuid.uuid4(), [uuid.uuid4() for _ in range(n)]
+    for run_id in ids:
         await runs.create(NewRun(run_id, thread, uuid.uuid4(), "echo", kwargs={}, if_not_exists="create"))
-    return thread, first, second
+    return thread, ids
 
 
-async def test_a_claim_never_starts_a_run_that_ended_while_it_was_being_claimed(repo):
-    runs, uri = repo
-    thread, first, second = await _queue_two_runs(runs)
-    async with await psycopg.AsyncConnection.connect(uri) as other:
+async def _finish(queue: QueueRepo, run: dict) -> bool:
+    return await queue.finish(run, status=RunStatus.SUCCESS, output={}, thread_status=None, values={}, interrupts={})
+
+
+async def test_a_claim_never_starts_a_run_that_ended_while_it_was_being_claimed(repos):
+    thread, (first, second) = await _queue_runs(repos.runs)
+    async with await psycopg.AsyncConnection.connect(repos.uri) as other:
         async with other.transaction():
             # Another session ends the first run (as a cancel does) and has not committed yet.
             await other.execute("UPDATE run SET status = 'interrupted' WHERE run_id = %s", (first,))
-            claim = asyncio.create_task(runs.claim("w1", 10, 30))
+            claim = asyncio.create_task(repos.queue.claim("w1", 10, 30, []))
             await asyncio.sleep(0.3)  # the claim now waits on that run's row lock
         claimed = await claim
     assert first not in [r["run_id"] for r in claimed]
-    assert (await runs.get(first))["status"] == "interrupted"
+    assert (await repos.runs.get(first))["status"] == "interrupted"
     # The thread was not taken by the run that did not start: its next run is claimable.
-    assert [r["run_id"] for r in await runs.claim("w1", 10, 30)] == [second]
+    assert [r["run_id"] for r in await repos.queue.claim("w1", 10, 30, [])] == [second]
 
 
-async def test_only_one_run_per_thread_runs_whatever_the_number_of_claimers(repo):
-    runs, _ = repo
-    threads = [await _queue_two_runs(runs) for _ in range(10)]
-    results = await asyncio.gather(*(runs.claim(f"w{i}", 10, 30) for i in range(4)))
+async def test_only_one_run_per_thread_runs_whatever_the_number_of_claimers(repos):
+    threads = [await _queue_runs(repos.runs) for _ in range(10)]
+    results = await asyncio.gather(*(repos.queue.claim(f"w{i}", 10, 30, []) for i in range(4)))
     started = [r for batch in results for r in batch]
-    assert sorted(r["thread_id"] for r in started) == sorted(t for t, _, _ in threads)
-    assert {r["run_id"] for r in started} == {first for _, first, _ in threads}
+    assert sorted(r["thread_id"] for r in started) == sorted(t for t, _ in threads)
+    assert {r["run_id"] for r in started} == {ids[0] for _, ids in threads}
+
+
+async def test_the_schema_refuses_two_running_runs_on_one_thread(repos):
+    _, (first, second) = await _queue_runs(repos.runs)
+    await repos.queue.claim("w1", 10, 30, [])
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await repos.execute("UPDATE run SET status = 'running' WHERE run_id = %s", (second,))
+
+
+async def test_a_stale_execution_can_neither_finish_release_nor_renew_the_newer_one(repos):
+    _, (run_id,) = await _queue_runs(repos.runs, 1)
+    (old,) = await repos.queue.claim("w1", 10, 30, [])
+    await repos.expire(run_id)
+    await repos.queue.sweep()  # the worker seemed dead: its run went back to the queue...
+    (new,) = await repos.claim_now("w1")  # ...and the same worker claimed it again
+    assert new["attempt"] == old["attempt"] + 1
+    assert await repos.queue.heartbeat("w1", {run_id: old["attempt"]}, 30) == {}
+    assert await repos.queue.release(old) is None
+    assert not await _finish(repos.queue, old)
+    assert (await repos.runs.get(run_id))["status"] == "running"  # the new execution is untouched
+    assert await repos.queue.heartbeat("w1", {run_id: new["attempt"]}, 30) == {run_id: None}
+    assert await _finish(repos.queue, new)
+    assert (await repos.runs.get(run_id))["status"] == "success"
+
+
+async def test_a_worker_never_claims_a_run_it_still_executes(repos):
+    _, (run_id,) = await _queue_runs(repos.runs, 1)
+    await repos.queue.claim("w1", 10, 30, [])
+    await repos.expire(run_id)
+    await repos.queue.sweep()
+    assert await repos.claim_now("w1", executing=[run_id]) == []
+    assert [r["run_id"] for r in await repos.claim_now("w2")] == [run_id]
+
+
+async def test_graceful_hand_backs_are_free_and_lost_leases_are_capped(repos):
+    _, (run_id,) = await _queue_runs(repos.runs, 1)
+    for _ in range(2 * MAX_FAILURES):  # rolling deploys: each drain hands the run back
+        (run,) = await repos.claim_now("w1")
+        assert await repos.queue.release(run) == RunStatus.PENDING
+    for lost in range(1, MAX_FAILURES + 1):  # crashes
+        (run,) = await repos.claim_now("w1")
+        await repos.expire(run_id)
+        swept = await repos.queue.sweep()
+        if lost < MAX_FAILURES:
+            assert swept.requeued == [run_id]
+    row = (await repos.sql("SELECT status, failures, output FROM run WHERE run_id = %s", (run_id,)))[0]
+    assert (row["status"], row["failures"]) == ("error", MAX_FAILURES)
+    assert "cut off 3 times" in row["output"]["__error__"]["message"]
+
+
+async def test_a_run_handed_back_for_a_database_failure_waits_and_is_capped(repos):
+    _, (run_id,) = await _queue_runs(repos.runs, 1)
+    (run,) = await repos.queue.claim("w1", 10, 30, [])
+    assert await repos.queue.release(run, retry=True) == RunStatus.PENDING
+    assert await repos.queue.claim("w1", 10, 30, []) == []  # it waits its backoff
+    assert 1 < await repos.queue.next_available_in() <= 2
+    for _ in range(MAX_FAILURES - 1):
+        (run,) = await repos.claim_now("w1")
+        status = await repos.queue.release(run, retry=True)
+    assert status == RunStatus.ERROR
+    assert (await repos.runs.get(run_id))["status"] == "error"
+
+
+@pytest.mark.parametrize("action", ["interrupt", "rollback"])
+async def test_the_sweep_ends_a_cancelled_run_of_a_dead_worker_instead_of_requeueing_it(repos, action):
+    thread, (run_id, waiting) = await _queue_runs(repos.runs)
+    await repos.queue.claim("w1", 10, 30, [])
+    matched, running = await repos.runs.cancel(thread, [run_id], action)
+    assert running == [run_id]
+    await repos.expire(run_id)  # the worker died before it saw the cancel
+    swept = await repos.queue.sweep()
+    assert swept.requeued == [] and [e[0] for e in swept.ended] == [run_id]
+    rows = await repos.sql("SELECT status FROM run WHERE run_id = %s", (run_id,))
+    assert rows == ([{"status": "interrupted"}] if action == "interrupt" else [])
+    # the thread is free for its next run
+    assert [r["run_id"] for r in await repos.queue.claim("w2", 10, 30, [])] == [waiting]
+
+
+async def test_checkpoints_of_deleted_threads_are_collected(repos):
+    kept, _ = await _queue_runs(repos.runs, 1)
+    gone = uuid.uuid4()
+    for thread in (kept, gone):  # as a late worker leaves them after its thread was deleted
+        await repos.execute(
+            """INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata)
+               VALUES (%s, '', 'c1', '{}', '{}')""",
+            (str(thread),),
+        )
+    assert await repos.queue.collect_orphan_checkpoints() == 1
+    assert [r["thread_id"] for r in await repos.sql("SELECT thread_id FROM checkpoints")] == [str(kept)]
+
+
+async def test_heartbeat_and_bulk_cancel_on_many_threads_do_not_deadlock(repos):
+    threads = [await _queue_runs(repos.runs, 1) for _ in range(20)]
+    claimed = {r["run_id"]: r["attempt"] for r in await repos.queue.claim("w1", 50, 30, [])}
+    for _ in range(10):
+        await asyncio.gather(
+            repos.queue.heartbeat("w1", dict(reversed(list(claimed.items()))), 30),
+            repos.runs.cancel(None, [ids[0] for _, ids in threads], "interrupt"),
+            repos.queue.heartbeat("w1", claimed, 30),
+        )

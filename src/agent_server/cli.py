@@ -57,7 +57,7 @@ def _check_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
+async def _serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
     from .api.app import create_app
@@ -81,13 +81,14 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             signal.signal(sig, lambda *_: None)
         log.info("Agent Server listening on http://%s:%s", host, port)
         await Server(config).serve()
+        return 1 if getattr(app.state, "failed", False) else 0
     finally:
         await rt.close()
 
 
-async def _worker(settings: Settings) -> None:
+async def _worker(settings: Settings) -> int:
     from .graphs import GraphRegistry
-    from .queue import QueueWorker
+    from .worker.consumer import QueueWorker
     from .runtime import Runtime
 
     stop = asyncio.Event()
@@ -111,9 +112,13 @@ async def _worker(settings: Settings) -> None:
     try:
         await worker.start()
         log.info("worker %s running up to %d runs at once", worker.worker_id, worker.concurrency)
-        await stop.wait()
+        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(worker.failed.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
         log.info("worker %s stopping", worker.worker_id)
         await worker.stop(drain_seconds=settings.drain_timeout_secs)
+        return 1 if worker.failed.is_set() else 0
     finally:
         await rt.close()
 
@@ -129,14 +134,14 @@ async def _migrate(settings: Settings) -> None:
     log.info("database schema is up to date")
 
 
-def _run(coro) -> None:
+def _run(coro):
     """Run on uvloop when it is installed (it is with uvicorn[standard]): a faster event loop."""
     try:
         import uvloop
     except ImportError:
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(coro)
+        return runner.run(coro)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("dev", "serve"):
             settings.run_queue = not args.no_queue
             _check_port(args.host, args.port)
-            _run(_serve(settings, args.host, args.port))
+            return _run(_serve(settings, args.host, args.port)) or 0
         elif args.command == "worker":
-            _run(_worker(settings))
+            return _run(_worker(settings)) or 0
         else:
             asyncio.run(_migrate(settings))
     except ConfigError as exc:  # one line, whatever the cause's own formatting

@@ -5,7 +5,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg_pool import AsyncConnectionPool
 
 from .broker import Broker, open_broker
@@ -13,8 +12,9 @@ from .config import Settings
 from .graphs import GraphRegistry, default_assistant_id
 from .storage import database
 from .storage.assistants import AssistantRepo
-from .storage.checkpointer import PooledPostgresSaver
+from .storage.checkpointer import PooledPostgresSaver, PooledPostgresStore
 from .storage.events import RunEventRepo
+from .storage.queue import QueueRepo
 from .storage.runs import RunRepo
 from .storage.threads import ThreadRepo
 
@@ -28,10 +28,11 @@ class Runtime:
     broker: Broker
     graphs: GraphRegistry
     checkpointer: PooledPostgresSaver
-    store: AsyncPostgresStore
+    store: PooledPostgresStore
     assistants: AssistantRepo
     threads: ThreadRepo
     runs: RunRepo
+    queue: QueueRepo
     events: RunEventRepo
 
     @classmethod
@@ -52,10 +53,11 @@ class Runtime:
             broker=broker,
             graphs=graphs,
             checkpointer=PooledPostgresSaver(pool),
-            store=AsyncPostgresStore(pool),
+            store=PooledPostgresStore(pool),
             assistants=AssistantRepo(pool),
             threads=ThreadRepo(pool),
             runs=RunRepo(pool),
+            queue=QueueRepo(pool),
             events=RunEventRepo(pool),
         )
         await rt.ensure_default_assistants()

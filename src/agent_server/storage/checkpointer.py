@@ -1,16 +1,43 @@
-"""The checkpointer: langgraph-checkpoint-postgres's saver, on our pool."""
+"""The checkpointer and the store: langgraph's PostgreSQL saver and store, on our pool.
+
+Both mark the database errors they raise as ours, so that a run failing because our database is
+unavailable goes back to the queue, while a graph's own psycopg error (its database) fails the run."""
 from __future__ import annotations
 
 import contextlib
 
+import psycopg
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg_pool import AsyncConnectionPool
 
+_OURS = "_agent_server_storage"
 
-class PooledPostgresSaver(AsyncPostgresSaver):
+
+def is_storage_error(exc: BaseException) -> bool:
+    """True for an OperationalError (a pool timeout included) raised by our checkpointer or store."""
+    return isinstance(exc, psycopg.OperationalError) and getattr(exc, _OURS, False)
+
+
+class _MarksStorageErrors:
+    @contextlib.asynccontextmanager
+    async def _cursor(self, *args, **kwargs):  # every database access of the saver and the store
+        try:
+            async with super()._cursor(*args, **kwargs) as cur:
+                yield cur
+        except psycopg.OperationalError as exc:
+            setattr(exc, _OURS, True)
+            raise
+
+
+class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
     """AsyncPostgresSaver guards its connection with one lock, which on a pool (a connection per
     call) only makes every run's checkpoint reads and writes wait for each other's."""
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         super().__init__(pool)
         self.lock = contextlib.nullcontext()
+
+
+class PooledPostgresStore(_MarksStorageErrors, AsyncPostgresStore):
+    pass

@@ -15,12 +15,12 @@ from ..broker import DONE, pack, run_channel, thread_channel
 from ..runtime import Runtime
 from ..serde import dumps, to_jsonable
 from ..state import interrupts_by_task, thread_config
+from ..status import CANCEL_ACTIONS, RunOutcome, RunStatus, cancel_error
+from ..storage.checkpointer import is_storage_error
 from .stream import RunStream
 
 log = logging.getLogger(__name__)
 LANGGRAPH_VERSION = version("langgraph")
-# how a cancelled run leaves its thread (status, error name, verb of the message), as the official server
-CANCELLED = {"interrupted": ("interrupted", "UserInterrupt", "interrupt"), "rollback": ("idle", "UserRollback", "rollback")}
 
 def run_config(run: dict) -> dict:
     """The config recorded at creation, plus what only the execution knows (the attempt)."""
@@ -49,7 +49,7 @@ def graph_input(kwargs: dict) -> Any:
 class RunControl:
     """What the queue worker tells a run it executes, and what it may still do to it."""
 
-    reason: str | None = None  # why the task was cancelled: interrupt | rollback | release
+    reason: str | None = None  # why the task was cancelled: interrupt | rollback | release (the first reason wins)
     finishing: bool = False  # past the graph, recording the outcome: no cancelling any more
 
 
@@ -79,27 +79,31 @@ async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
     publish = _Publisher(rt, run)
     await rt.broker.publish(thread_channel(thread_id), str(run_id).encode())  # for thread stream joiners
     stream = RunStream(run["kwargs"]["stream_mode"], run["kwargs"]["subgraphs"])
-    status, error, graph = await _run_graph(rt, run, publish, stream, control)
+    outcome, graph = await _run_graph(rt, run, publish, stream, control)
     control.finishing = True  # no await since the graph stopped: a cancel from now on is ignored
-    if status == "release":
+    if outcome.status is None:
         try:
-            await rt.runs.release(run_id, thread_id, run["lease_owner"])
+            status = await rt.queue.release(run, retry=outcome.retry)
         except psycopg.Error:
-            pass  # the database is down: the lease expires and the sweep requeues the run
+            return  # the database is down: the lease expires and the sweep requeues the run
+        if status == RunStatus.ERROR:  # handed back once too often: it has ended
+            log.error("run %s: our database failed under it too many times; it ended in error", run_id)
+            await publish(DONE, dumps(await rt.runs.output(run_id)))
         return
-    if error is not None:
-        await publish("error", dumps(error))
-    result = await _finish(rt, run, status, error, graph, stream)
+    if outcome.error is not None:
+        await publish("error", dumps(outcome.error))
+    result = await _finish(rt, run, outcome, graph, stream)
     if result is not None:
         await publish(DONE, dumps(result))
 
 
 async def _run_graph(rt: Runtime, run: dict, publish: _Publisher, stream: RunStream, control: RunControl):
-    """Stream the graph; returns (status, error, graph). Status `release`: hand the run back."""
+    """Stream the graph; returns (outcome, graph)."""
     run_id, kwargs = run["run_id"], run["kwargs"]
     graph = None
+    deadline = asyncio.timeout(rt.settings.bg_job_timeout_secs)
     try:
-        async with asyncio.timeout(rt.settings.bg_job_timeout_secs):
+        async with deadline:
             await publish("metadata", dumps({"run_id": str(run_id), "attempt": run["attempt"]}))
             config = run_config(run)
             # A temporary thread dies with its run: no checkpoints, as the official server does.
@@ -117,20 +121,25 @@ async def _run_graph(rt: Runtime, run: dict, publish: _Publisher, stream: RunStr
             value = await _input_for_attempt(rt, graph, config, run)
             async for event, data in stream.events(graph, value, config, **extra):
                 await publish(event, data)
-        return "success", None, graph
+        return RunOutcome.success(), graph
     except asyncio.CancelledError:
         asyncio.current_task().uncancel()
-        return {"rollback": "rollback", "release": "release"}.get(control.reason, "interrupted"), None, graph
-    except TimeoutError:
-        return "timeout", {"error": "TimeoutError", "message": "Run exceeded BG_JOB_TIMEOUT_SECS"}, graph
+        if control.reason == "release":
+            return RunOutcome.handed_back(), graph
+        return RunOutcome.cancelled(control.reason or "interrupt"), graph
+    except TimeoutError as exc:
+        if deadline.expired():
+            return RunOutcome.failed(exc, RunStatus.TIMEOUT, "Run exceeded BG_JOB_TIMEOUT_SECS"), graph
+        log.exception("run %s failed", run_id)  # a node's own timeout: the node's error
+        return RunOutcome.failed(exc), graph
     except GraphInterrupt:  # interrupt() outside a node's normal flow still leaves a resumable state
-        return "success", None, graph
-    except psycopg.OperationalError as exc:  # the database went away: the run is not at fault
-        log.warning("run %s: database unavailable (%s); handing it back to resume later", run_id, exc)
-        return "release", None, graph
+        return RunOutcome.success(), graph
     except Exception as exc:
+        if is_storage_error(exc):  # our database went away: the run is not at fault
+            log.warning("run %s: database unavailable (%s); handing it back to retry later", run_id, exc)
+            return RunOutcome.handed_back(retry=True), graph
         log.exception("run %s failed", run_id)
-        return "error", {"error": type(exc).__name__, "message": str(exc)}, graph
+        return RunOutcome.failed(exc), graph
 
 
 async def _input_for_attempt(rt: Runtime, graph, config: dict, run: dict) -> Any:
@@ -153,25 +162,25 @@ def _ran_to_the_end(stream: RunStream, kwargs: dict) -> bool:
     )
 
 
-async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph, stream: RunStream) -> dict | None:
+async def _finish(rt: Runtime, run: dict, outcome: RunOutcome, graph, stream: RunStream) -> dict | None:
     run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
+    status, error = outcome.status, outcome.error
     values, interrupts, pending = None, None, None
-    thread_status = {"error": "error", "timeout": "error"}.get(status)
+    thread_status = {RunStatus.ERROR: "error", RunStatus.TIMEOUT: "error"}.get(status)
     thread_error = error
-    if status in CANCELLED:
-        thread_status, name, verb = CANCELLED[status]
-        thread_error = {"error": name, "message": f"{verb} requested via POST /threads/{{thread_id}}/runs/{{run_id}}/cancel"}
-    if status == "rollback":
+    if outcome.cancel:
+        thread_status, thread_error = CANCEL_ACTIONS[outcome.cancel][0], cancel_error(outcome.cancel)
+    if outcome.cancel == "rollback":
         await rt.threads.delete_run_checkpoints(thread_id, run_id)
     if kwargs.get("temporary"):
         values = stream.last_values  # carries __interrupt__ already
-    elif status == "success" and _ran_to_the_end(stream, kwargs):
+    elif status == RunStatus.SUCCESS and _ran_to_the_end(stream, kwargs):
         values, interrupts = stream.last_values, {}  # the final state: no need to read it back
     elif graph is not None:
         try:
             snapshot = await graph.aget_state(thread_config(thread_id))
             values, interrupts = to_jsonable(snapshot.values), interrupts_by_task(snapshot)
-            if (snapshot.next or snapshot.interrupts) and status == "success":  # stopped before its end
+            if (snapshot.next or snapshot.interrupts) and status == RunStatus.SUCCESS:  # stopped before its end
                 thread_status = "interrupted"
                 pending = to_jsonable(list(snapshot.interrupts))
         except Exception:
@@ -182,15 +191,15 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
         output = {**values, "__interrupt__": pending}
     else:
         output = values
-    held = await rt.runs.finish(
-        run_id, thread_id, run["lease_owner"],
-        status="interrupted" if status == "rollback" else status,
+    held = await rt.queue.finish(
+        run,
+        status=status,
         output=output,
         thread_status=thread_status,
         values=values,
         interrupts=interrupts,
         error=thread_error,
-        rollback=status == "rollback",
+        rollback=outcome.cancel == "rollback",
         delete_thread=kwargs.get("temporary", False),
     )
     if not held:
@@ -201,5 +210,5 @@ async def _finish(rt: Runtime, run: dict, status: str, error: dict | None, graph
         else:
             log.warning("run %s: lease lost to another worker; its outcome here is dropped", run_id)
         return None
-    log.info("run %s on thread %s ended: %s", run_id, thread_id, status)
+    log.info("run %s on thread %s ended: %s", run_id, thread_id, "rollback" if outcome.cancel == "rollback" else status)
     return {"status": status, "output": output}

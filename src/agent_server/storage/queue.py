@@ -1,0 +1,259 @@
+"""The queue protocol: claim, heartbeat, finish, release, sweep.
+
+A claim leases a run to one worker for one attempt. Every later statement about that execution
+names the worker AND the attempt, so a stale execution (a worker that lost its lease during a
+database blip and then re-claimed the run) can never end, release or renew the newer one.
+Row locks are taken threads first, then runs, each in (thread_id, run_id) order: no deadlocks."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from ..status import CANCEL_ACTIONS, RunStatus, cancel_error
+from .base import Repository, jsonb
+from .runs import lock_thread, settle_thread
+
+log = logging.getLogger(__name__)
+
+MAX_FAILURES = 3  # lost leases / database failures after which a run ends in error
+# After a failure a run waits before its next try: 2 s, 4 s, ... (a run that kills its worker must not
+# spin). In an UPDATE that counts the failure, `failures` is still the count before it.
+BACKOFF = "least(power(2, failures + 1), 60) * interval '1 second'"
+HELD = "run_id = %(run)s AND status = 'running' AND lease_owner = %(worker)s AND attempt = %(attempt)s"
+
+
+def lease(run: dict) -> dict:
+    """The parameters that identify one execution of a claimed run."""
+    return {"run": run["run_id"], "thread": run["thread_id"], "worker": run["lease_owner"], "attempt": run["attempt"]}
+
+
+def gave_up(failures: int) -> dict:
+    return {
+        "error": "RunFailedRepeatedly",
+        "message": f"the run was cut off {failures} times (its worker was lost or its database unavailable); giving up",
+    }
+
+
+@dataclass
+class Swept:
+    requeued: list[UUID] = field(default_factory=list)
+    # runs ended by the sweep: (run_id, thread_id, status, output, cancel action or None)
+    ended: list[tuple[UUID, UUID, RunStatus, object, str | None]] = field(default_factory=list)
+
+
+class QueueRepo(Repository):
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float, executing: list[UUID]) -> list[dict]:
+        """Start up to `limit` runs, the oldest pending run of each idle thread; never one this
+        worker still executes (a stale execution of it may be unwinding here).
+
+        The thread row is locked (SKIP LOCKED) and re-checked to have no active run, so at most one
+        run per thread is ever running, whatever the number of workers."""
+        return await self.all(
+            """WITH candidate AS (
+                   SELECT DISTINCT ON (thread_id) run_id, thread_id, available_at
+                   FROM run WHERE status = 'pending'
+                   ORDER BY thread_id, created_at
+               ), ready AS (
+                   SELECT t.thread_id, c.run_id FROM thread t JOIN candidate c USING (thread_id)
+                   WHERE t.active_run_id IS NULL AND c.available_at <= now() AND c.run_id <> ALL(%(executing)s)
+                   ORDER BY c.available_at LIMIT %(limit)s
+                   FOR UPDATE OF t SKIP LOCKED
+               ), started AS (
+                   -- re-checked on the latest row: a run cancelled or deleted meanwhile is not started
+                   UPDATE run SET status = 'running', attempt = attempt + 1, lease_owner = %(worker)s,
+                       lease_expires_at = now() + %(lease)s * interval '1 second', updated_at = now()
+                   FROM ready WHERE run.run_id = ready.run_id AND run.status = 'pending'
+                   RETURNING run.*
+               ), taken AS (
+                   UPDATE thread SET active_run_id = started.run_id, status = 'busy', updated_at = now()
+                   FROM started WHERE thread.thread_id = started.thread_id
+               )
+               SELECT * FROM started""",
+            {"limit": limit, "worker": worker_id, "lease": lease_seconds, "executing": executing},
+        )
+
+    async def next_available_in(self) -> float | None:
+        """Seconds until the earliest delayed run becomes available (None when nothing waits)."""
+        # Runs available now but waiting behind a busy thread are not counted: the run ahead of
+        # them wakes the queue when it ends.
+        return await self.scalar(
+            """SELECT extract(epoch FROM min(available_at) - now())::float FROM run
+               WHERE status = 'pending' AND available_at > now()"""
+        )
+
+    async def heartbeat(self, worker_id: str, attempts: dict[UUID, int], lease_seconds: float) -> dict[UUID, str | None]:
+        """Renew the leases of these executions (run id → attempt); returns, for each one this worker
+        still holds, the cancel asked of it (or None)."""
+        rows = await self.all(
+            """WITH mine AS (
+                   SELECT run.run_id FROM run
+                   JOIN unnest(%(ids)s::uuid[], %(attempts)s::int[]) AS l(run_id, attempt) USING (run_id)
+                   WHERE run.attempt = l.attempt AND run.lease_owner = %(worker)s AND run.status = 'running'
+                   ORDER BY run.thread_id, run.run_id FOR UPDATE OF run
+               )
+               UPDATE run SET lease_expires_at = now() + %(lease)s * interval '1 second'
+               FROM mine WHERE run.run_id = mine.run_id
+               RETURNING run.run_id, run.cancel_action""",
+            {"ids": list(attempts), "attempts": list(attempts.values()), "worker": worker_id, "lease": lease_seconds},
+        )
+        return {r["run_id"]: r["cancel_action"] for r in rows}
+
+    async def finish(
+        self,
+        run: dict,
+        *,
+        status: RunStatus,
+        output,
+        thread_status: str | None,
+        values,
+        interrupts: dict | None,
+        error=None,
+        rollback: bool = False,
+        delete_thread: bool = False,
+    ) -> bool:
+        """End an execution, free its thread and record the thread's new state, in one transaction.
+
+        False when this execution no longer holds the run (its lease passed to another)."""
+        params = {**lease(run), "status": status, "output": jsonb(output)}
+        if delete_thread:  # a temporary thread goes, and its run with it: one statement
+            return await self.one(
+                f"""DELETE FROM thread WHERE thread_id = %(thread)s
+                      AND EXISTS (SELECT 1 FROM run WHERE {HELD}) RETURNING 1""",
+                params,
+            ) is not None
+        async with self.pool.connection() as conn, conn.transaction():
+            await lock_thread(conn, run["thread_id"])
+            if rollback:
+                sql = f"DELETE FROM run WHERE {HELD} RETURNING 1"
+            else:
+                sql = f"""UPDATE run SET status = %(status)s, output = %(output)s, updated_at = now(),
+                              lease_owner = NULL, lease_expires_at = NULL WHERE {HELD} RETURNING 1"""
+            if await self.one(sql, params, conn) is None:
+                return False
+            await _free_thread(conn, run["thread_id"], run["run_id"], thread_status, error=error,
+                               values=values, interrupts=interrupts)
+            return True
+
+    async def release(self, run: dict, *, retry: bool = False) -> RunStatus | None:
+        """Give a run back to the queue; another worker resumes it from its last checkpoint.
+
+        A graceful hand-back (shutdown) is free; `retry` (our database failed) counts as a failure
+        and waits a backoff; past MAX_FAILURES the run ends in error. Returns the run's new status,
+        None when this execution no longer held it."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await lock_thread(conn, run["thread_id"])
+            row = await self.one(
+                f"""UPDATE run SET failures = failures + %(retry)s::int, updated_at = now(),
+                        lease_owner = NULL, lease_expires_at = NULL,
+                        status = CASE WHEN failures + %(retry)s::int >= {MAX_FAILURES} THEN 'error' ELSE 'pending' END,
+                        available_at = now() + CASE WHEN %(retry)s THEN {BACKOFF}
+                                                    ELSE interval '0' END
+                    WHERE {HELD} RETURNING status, failures""",
+                {**lease(run), "retry": retry},
+                conn,
+            )
+            if row is None:
+                return None
+            status = RunStatus(row["status"])
+            if status == RunStatus.ERROR:
+                error = gave_up(row["failures"])
+                await conn.execute("UPDATE run SET output = %s WHERE run_id = %s", (jsonb({"__error__": error}), run["run_id"]))
+                await _free_thread(conn, run["thread_id"], run["run_id"], "error", error=error)
+            else:
+                await _free_thread(conn, run["thread_id"], run["run_id"])
+            return status
+
+    async def sweep(self) -> Swept:
+        """Runs whose worker stopped renewing its lease: a cancel asked of them ends them as asked;
+        otherwise they go back to the queue (a lost lease counts as a failure) or, after
+        MAX_FAILURES, end in error."""
+        swept = Swept()
+        async with self.pool.connection() as conn, conn.transaction():
+            expired = "status = 'running' AND lease_expires_at < now()"
+            threads = await self.all(
+                f"""SELECT thread_id FROM thread WHERE thread_id IN (SELECT thread_id FROM run WHERE {expired})
+                    ORDER BY thread_id FOR UPDATE SKIP LOCKED""",
+                conn=conn,
+            )
+            if not threads:
+                return swept
+            lost = await self.all(
+                f"""SELECT run_id, thread_id, failures, cancel_action FROM run
+                    WHERE thread_id = ANY(%s) AND {expired} ORDER BY thread_id, run_id FOR UPDATE""",
+                ([t["thread_id"] for t in threads],),
+                conn,
+            )
+            for r in lost:
+                run_id, thread_id, action = r["run_id"], r["thread_id"], r["cancel_action"]
+                if action:
+                    output = await self.scalar('SELECT "values" FROM thread WHERE thread_id = %s', (thread_id,), conn)
+                    if action == "rollback":
+                        await conn.execute("DELETE FROM run WHERE run_id = %s", (run_id,))
+                    else:
+                        await _end(conn, run_id, RunStatus.INTERRUPTED, output)
+                    await _free_thread(conn, thread_id, run_id, CANCEL_ACTIONS[action][0], error=cancel_error(action))
+                    swept.ended.append((run_id, thread_id, RunStatus.INTERRUPTED, output, action))
+                elif r["failures"] + 1 >= MAX_FAILURES:
+                    error = gave_up(r["failures"] + 1)
+                    await _end(conn, run_id, RunStatus.ERROR, {"__error__": error}, failed=True)
+                    await _free_thread(conn, thread_id, run_id, "error", error=error)
+                    swept.ended.append((run_id, thread_id, RunStatus.ERROR, {"__error__": error}, None))
+                else:
+                    await conn.execute(
+                        f"""UPDATE run SET status = 'pending', failures = failures + 1, lease_owner = NULL,
+                                lease_expires_at = NULL, updated_at = now(), available_at = now() + {BACKOFF}
+                            WHERE run_id = %s""",
+                        (run_id,),
+                    )
+                    await _free_thread(conn, thread_id, run_id)
+                    swept.requeued.append(run_id)
+        return swept
+
+    async def collect_orphan_checkpoints(self) -> int:
+        """Delete checkpoints of threads that no longer exist (a run that wrote after its thread was
+        deleted, by a worker that died before cleaning up). One worker at a time does it."""
+        async with self.pool.connection() as conn, conn.transaction():
+            if not await self.scalar("SELECT pg_try_advisory_xact_lock(7311427002)", conn=conn):
+                return 0
+            deleted = 0
+            for table in ("checkpoint_writes", "checkpoint_blobs", "checkpoints"):
+                cur = await conn.execute(
+                    f"""DELETE FROM {table} c
+                        WHERE NOT EXISTS (SELECT 1 FROM thread t WHERE t.thread_id::text = c.thread_id)"""
+                )
+                deleted += cur.rowcount
+            return deleted
+
+
+async def _end(conn, run_id: UUID, status: RunStatus, output, failed: bool = False) -> None:
+    await conn.execute(
+        """UPDATE run SET status = %s, output = %s, failures = failures + %s::int, lease_owner = NULL,
+               lease_expires_at = NULL, updated_at = now() WHERE run_id = %s""",
+        (status, jsonb(output), failed, run_id),
+    )
+
+
+_KEEP = object()
+
+
+async def _free_thread(
+    conn, thread_id: UUID, run_id: UUID, thread_status: str | None = None, *, error=_KEEP, values=None,
+    interrupts: dict | None = None,
+) -> None:
+    """The thread no longer runs this run: record what it left (values, interrupts, error) and settle
+    its status (busy while more runs wait, else `thread_status`)."""
+    await conn.execute(
+        """UPDATE thread SET active_run_id = NULL,
+               "values" = CASE WHEN %(set_values)s THEN %(values)s ELSE "values" END,
+               interrupts = coalesce(%(interrupts)s, interrupts),
+               error = CASE WHEN %(set_error)s THEN %(error)s ELSE error END
+           WHERE thread_id = %(thread)s AND (active_run_id = %(run)s OR active_run_id IS NULL)""",
+        {
+            "set_values": values is not None, "values": jsonb(values),
+            "interrupts": jsonb(interrupts) if interrupts is not None else None,
+            "set_error": error is not _KEEP, "error": jsonb(error) if error not in (None, _KEEP) else None,
+            "thread": thread_id, "run": run_id,
+        },
+    )
+    await settle_thread(conn, thread_id, thread_status)

@@ -1,0 +1,204 @@
+"""The durable run queue's consumer: claim runs from PostgreSQL, execute them, keep their leases."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+
+from ..broker import CANCEL, DONE, WAKE, pack, run_channel
+from ..runtime import Runtime
+from ..serde import dumps
+from .executor import RunControl, execute
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 2.0  # a safety net only: new runs wake the loop through the broker
+RESUMABLE_EVENTS_SECONDS = 600.0  # how long a resumable run's events can be replayed
+ORPHAN_SWEEP_SECONDS = 600.0  # how often checkpoints left by deleted threads are collected
+
+
+@dataclass
+class _Active:
+    """One execution of a claimed run in this worker."""
+
+    task: asyncio.Task
+    control: RunControl
+    attempt: int
+
+
+class QueueWorker:
+    def __init__(self, rt: Runtime, concurrency: int | None = None) -> None:
+        self.rt = rt
+        self.concurrency = concurrency or rt.settings.n_jobs_per_worker
+        self.lease = rt.settings.lease_secs
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.active: dict[uuid.UUID, _Active] = {}
+        # Set when a task the queue cannot work without died: the process must exit (non-zero) so that
+        # its supervisor restarts it.
+        self.failed = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+        self._orphans_swept_at = -ORPHAN_SWEEP_SECONDS  # once soon after start, then every ORPHAN_SWEEP_SECONDS
+
+    async def start(self) -> None:
+        await self._sweep()
+        ready = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._listen(ready), name="queue-listen"),
+            asyncio.create_task(self._loop(), name="queue-loop"),
+            asyncio.create_task(self._heartbeat(), name="queue-heartbeat"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(self._on_core_task_done)
+        await ready.wait()
+
+    async def stop(self, drain_seconds: float = 0) -> None:
+        """Stop claiming; give active runs `drain_seconds` to finish, then hand the rest back to the queue."""
+        self._stopping = True
+        self._wake.set()
+        if self.active and drain_seconds:
+            log.info("draining %d runs for up to %.0fs", len(self.active), drain_seconds)
+            await asyncio.wait([a.task for a in self.active.values()], timeout=drain_seconds)
+        for run_id in list(self.active):
+            if self.cancel(run_id, "release"):
+                log.info("run %s handed back to the queue", run_id)
+        if self.active:
+            await asyncio.wait([a.task for a in self.active.values()], timeout=10)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def cancel(self, run_id: uuid.UUID, action: str) -> bool:
+        """Stop a run this worker executes; not once it is recording its outcome, nor a second time
+        (a second cancel would land in the unwinding of the first)."""
+        active = self.active.get(run_id)
+        if active is None or active.task.done() or active.control.finishing or active.control.reason:
+            return False
+        active.control.reason = action
+        active.task.cancel()
+        return True
+
+    def _on_core_task_done(self, task: asyncio.Task) -> None:
+        if self._stopping or task.cancelled():
+            return
+        log.critical("queue task %s stopped: %r; this process must restart", task.get_name(), task.exception())
+        self.failed.set()
+
+    async def _listen(self, ready: asyncio.Event) -> None:
+        broker = self.rt.broker
+        while not self._stopping:
+            # A process shutting down ends every subscription (so that API streams close): subscribe
+            # again, the queue keeps working while it drains.
+            async with broker.subscribe(WAKE) as wakes, broker.subscribe(CANCEL) as cancels:
+                ready.set()
+
+                async def on_wake():
+                    async for _ in wakes:
+                        self._wake.set()
+
+                async def on_cancel():
+                    async for message in cancels:
+                        try:
+                            run_id, _, action = message.decode().partition(" ")
+                            self.cancel(uuid.UUID(run_id), action or "interrupt")
+                        except ValueError:
+                            log.warning("ignored a malformed cancel message: %r", message[:100])
+
+                await asyncio.gather(on_wake(), on_cancel())
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._claim_and_wait()
+            except Exception:
+                log.exception("the queue loop failed; retrying in 1s")
+                await asyncio.sleep(1)
+
+    async def _claim_and_wait(self) -> None:
+        self._wake.clear()  # before claiming: a wake-up during the claim must not be lost
+        free = self.concurrency - len(self.active)
+        claimed = []
+        if free > 0:
+            claimed = await self.rt.queue.claim(self.worker_id, free, self.lease, list(self.active))
+        for run in claimed:
+            if self._stopping:  # stopped during the claim: give it straight back
+                await self.rt.queue.release(run)
+                continue
+            log.info("run %s on thread %s started (attempt %s)", run["run_id"], run["thread_id"], run["attempt"])
+            control = RunControl()
+            task = asyncio.create_task(execute(self.rt, run, control), name=f"run-{run['run_id']}")
+            entry = self.active[run["run_id"]] = _Active(task, control, run["attempt"])
+            task.add_done_callback(self._on_done(run["run_id"], entry))
+        if claimed and len(claimed) == free:
+            return  # maybe more waiting
+        timeout = IDLE_POLL_SECONDS
+        if not claimed:  # idle: sleep until the next delayed run is due, at the latest
+            delay = await self.rt.queue.next_available_in()
+            if delay is not None:
+                timeout = min(timeout, delay + 0.01)
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def _on_done(self, run_id: uuid.UUID, entry: _Active):
+        def done(task: asyncio.Task) -> None:
+            if self.active.get(run_id) is entry:  # forget only this execution, never a newer one
+                del self.active[run_id]
+            if not task.cancelled() and task.exception() is not None:
+                log.error("run %s crashed in the worker", run_id, exc_info=task.exception())
+            self._wake.set()  # a slot is free; and a run waiting on this thread can start
+
+        return done
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 6)
+            try:
+                await self._renew_leases()
+                await self._maintain()
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def _renew_leases(self) -> None:
+        """Keep our runs; stop those whose lease we lost, or that someone asked to cancel."""
+        sent = {run_id: a.attempt for run_id, a in self.active.items()}
+        if not sent:
+            return
+        held = await self.rt.queue.heartbeat(self.worker_id, sent, self.lease)
+        for run_id, attempt in sent.items():  # not runs claimed during the round trip: their leases are fresh
+            if run_id not in held:
+                active = self.active.get(run_id)
+                if active and active.attempt == attempt and self.cancel(run_id, "release"):
+                    log.warning("run %s: lease lost, stopping it", run_id)
+            elif held[run_id]:
+                self.cancel(run_id, held[run_id])
+
+    async def _sweep(self) -> None:
+        """Requeue runs of dead workers; end those a cancel was asked of, and tell their followers."""
+        swept = await self.rt.queue.sweep()
+        if swept.requeued:
+            log.warning("requeued runs %s whose worker stopped renewing its lease", swept.requeued)
+            self._wake.set()
+        for run_id, thread_id, status, output, action in swept.ended:
+            log.warning("run %s lost its worker and ended: %s", run_id, action or status)
+            if action == "rollback":
+                await self.rt.threads.delete_run_checkpoints(thread_id, run_id)
+            await self.rt.broker.publish(run_channel(run_id), pack(DONE, dumps({"status": status, "output": output})))
+        if swept.ended:
+            self._wake.set()  # their threads may have runs waiting
+
+    async def _maintain(self) -> None:
+        """Housekeeping any worker may do: the sweep, expired events and threads, orphan checkpoints."""
+        await self._sweep()
+        await self.rt.events.prune(RESUMABLE_EVENTS_SECONDS)
+        await self.rt.threads.delete_expired()
+        if time.monotonic() - self._orphans_swept_at > ORPHAN_SWEEP_SECONDS:
+            self._orphans_swept_at = time.monotonic()
+            if deleted := await self.rt.queue.collect_orphan_checkpoints():
+                log.info("deleted %d checkpoint rows of threads that no longer exist", deleted)
