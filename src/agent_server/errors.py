@@ -3,6 +3,7 @@
 
 class AgentServerError(Exception):
     status_code = 500
+    retry_after: int | None = None  # seconds, sent as Retry-After: the condition is temporary
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -27,6 +28,12 @@ class BadRequest(AgentServerError):
 
 class Unavailable(AgentServerError):
     status_code = 503
+    retry_after = 5
+
+
+class TooManyRequests(AgentServerError):
+    status_code = 429
+    retry_after = 1
 
 
 class ConfigError(Exception):

