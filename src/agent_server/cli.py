@@ -97,12 +97,14 @@ async def _worker(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     graphs = GraphRegistry.load(settings.graphs, settings.base_dir, settings.dependencies)  # broken: exit now
     delay = 1.0
-    while True:  # a worker outlives a database or Redis that is not up yet
+    while True:  # a worker outlives a database or Redis that is not up yet, or another's long migration
         try:
             rt = await Runtime.start(settings, graphs)
             break
-        except ConfigError as exc:
-            log.error("%s; retrying in %.0fs", exc, delay)
+        except Exception as exc:
+            if not _transient(exc):
+                raise
+            log.warning("cannot start (%s: %s); retrying in %.0fs", type(exc).__name__, exc, delay)
             try:
                 await asyncio.wait_for(stop.wait(), delay)
                 return
@@ -121,6 +123,23 @@ async def _worker(settings: Settings) -> int:
         return 1 if worker.failed.is_set() else 0
     finally:
         await rt.close()
+
+
+def _transient(exc: BaseException | None) -> bool:
+    """A failure to reach PostgreSQL or Redis, which goes away by itself; not a bad config or graph.
+
+    Connection failures reach us as a ConfigError (for a one-line message) that keeps its cause as context."""
+    import psycopg
+    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+
+    from .storage.database import MigrationLockTimeout
+
+    transient = (psycopg.OperationalError, RedisConnectionError, RedisTimeoutError, OSError, MigrationLockTimeout)
+    while exc is not None:
+        if isinstance(exc, transient):  # psycopg_pool.PoolTimeout is an OperationalError
+            return True
+        exc = exc.__context__
+    return False
 
 
 async def _migrate(settings: Settings) -> None:

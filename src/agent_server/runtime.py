@@ -60,7 +60,11 @@ class Runtime:
             queue=QueueRepo(pool),
             events=RunEventRepo(pool),
         )
-        await rt.ensure_default_assistants()
+        try:
+            await rt.ensure_default_assistants()
+        except BaseException:
+            await rt.close()  # a worker retries its start: leave no pool or Redis connection behind
+            raise
         return rt
 
     async def ensure_default_assistants(self) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import weakref
@@ -105,32 +106,92 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-async def migrate(pool: AsyncConnectionPool) -> None:
-    """Apply our numbered migrations and the checkpointer's and store's, under one advisory lock."""
+class MigrationLockTimeout(ConfigError):
+    """Another process held the migration lock for longer than we wait."""
+
+
+MIGRATION_WAIT_SECONDS = 300  # how long to wait for another process's migration before giving up
+MIGRATION_POLL_SECONDS = 0.5
+MIGRATION_LOCK_TIMEOUT = "60s"  # a DDL blocked this long by other sessions fails instead of hanging
+
+
+async def migrate(pool: AsyncConnectionPool, wait_seconds: float = MIGRATION_WAIT_SECONDS) -> None:
+    """Apply our numbered migrations and the checkpointer's and store's; safe to run from many processes at once.
+
+    The saver's and store's migrations build indexes CONCURRENTLY, which waits for every open snapshot
+    in the database, including that of a statement blocked in pg_advisory_lock: a cycle PostgreSQL does
+    not detect. So a process that finds the lock taken polls for it with no statement open. The lock and
+    the migration share one connection of their own, in autocommit (CONCURRENTLY refuses a transaction
+    block), apart from the pool and whatever else this process runs on it."""
+    async with await psycopg.AsyncConnection.connect(
+        pool.conninfo, autocommit=True, row_factory=dict_row, connect_timeout=5
+    ) as conn:
+        if await _up_to_date(conn):  # the usual start: nothing to do, no lock needed
+            return
+        await conn.execute(f"SET lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'")
+        await _lock(conn, wait_seconds)
+        try:
+            if not await _up_to_date(conn):  # another process may have migrated while we waited
+                await _apply(conn)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+async def _lock(conn: psycopg.AsyncConnection, wait_seconds: float) -> None:
+    """Take the migration lock, polling: a process blocked in pg_advisory_lock would hold a snapshot."""
+    deadline = time.monotonic() + wait_seconds
+    for attempt in itertools.count():
+        row = await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (MIGRATION_LOCK,))).fetchone()
+        if row["locked"]:
+            return
+        if time.monotonic() > deadline:
+            raise MigrationLockTimeout(
+                f"another process has been migrating the database for over {wait_seconds:.0f}s; gave up waiting"
+            )
+        if attempt == 0:
+            log.info("another process is migrating the database; waiting for it")
+        await asyncio.sleep(MIGRATION_POLL_SECONDS)
+
+
+async def _up_to_date(conn: psycopg.AsyncConnection) -> bool:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from langgraph.store.postgres.aio import AsyncPostgresStore
 
-    async with pool.connection() as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
-        try:
+    try:
+        row = await (await conn.execute(
+            "SELECT (SELECT max(version) FROM agent_server_migrations) AS ours,"
+            " (SELECT max(v) FROM checkpoint_migrations) AS checkpoints, (SELECT max(v) FROM store_migrations) AS store"
+        )).fetchone()
+    except psycopg.errors.UndefinedTable:  # a fresh database (autocommit: no transaction left aborted)
+        return False
+    latest = {
+        "ours": _migrations()[-1][0],
+        "checkpoints": len(AsyncPostgresSaver.MIGRATIONS) - 1,
+        "store": len(AsyncPostgresStore.MIGRATIONS) - 1,
+    }
+    return all(row[key] is not None and row[key] >= version for key, version in latest.items())
+
+
+async def _apply(conn: psycopg.AsyncConnection) -> None:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from langgraph.store.postgres.aio import AsyncPostgresStore
+
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS agent_server_migrations "
+        "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    done = {r["version"] for r in await (await conn.execute("SELECT version FROM agent_server_migrations")).fetchall()}
+    for version, name, sql in _migrations():
+        if version in done:
+            continue
+        log.info("applying migration %s", name)
+        async with conn.transaction():
+            await conn.execute(sql, prepare=False)  # many statements: cannot be prepared
             await conn.execute(
-                "CREATE TABLE IF NOT EXISTS agent_server_migrations "
-                "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                "INSERT INTO agent_server_migrations (version, name) VALUES (%s, %s)", (version, name)
             )
-            done = {r["version"] for r in await (await conn.execute("SELECT version FROM agent_server_migrations")).fetchall()}
-            for version, name, sql in _migrations():
-                if version in done:
-                    continue
-                log.info("applying migration %s", name)
-                async with conn.transaction():
-                    await conn.execute(sql, prepare=False)  # many statements: cannot be prepared
-                    await conn.execute(
-                        "INSERT INTO agent_server_migrations (version, name) VALUES (%s, %s)", (version, name)
-                    )
-            await AsyncPostgresSaver(pool).setup()
-            await AsyncPostgresStore(pool).setup()
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+    await AsyncPostgresSaver(conn).setup()
+    await AsyncPostgresStore(conn).setup()
 
 
 async def connect(database_uri: str | None, data_dir: Path, max_size: int = 20) -> AsyncConnectionPool:
