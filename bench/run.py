@@ -6,8 +6,9 @@ Starts our server on a fresh database (the local PostgreSQL on 127.0.0.1:5432 wh
 embedded one), runs the load generator against it, then the soak (10,000 stateless runs, RSS sampled every
 1,000), stops it; does the same for the official server (bench tools' official-server script, same
 examples/langgraph.json), without the soak; runs the floor; then our split mode on another fresh database
-and Redis (REDIS_URI, default redis://127.0.0.1:6379/0): an API process with 1 queue worker, then 2,
-on CPU-burning runs. Everything runs one at a time. Writes bench/results.json and bench/RESULTS.md.
+and Redis (REDIS_URI, default redis://127.0.0.1:6379/0): an API process and 1 queue worker started at once
+with no migrate step, then 2 workers, on CPU-burning runs. Everything runs one at a time. Writes
+bench/results.json and bench/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -194,13 +196,19 @@ def bench_split(dsn: str, quick: bool, clients: int = 32) -> dict:
         log("    CPU %: " + ", ".join(f"{k} {v}" for k, v in res.cpu_pct_by.items()))
         return asdict(res)
 
-    with server("split API", api_cmd, port, env) as api:
-        with server("worker 1", worker_cmd, None, env, ready_line="running up to") as w1:
-            log(f"\n== ours, split mode: stateless runs/wait, slow graph burning CPU {L.BURN_CONFIG['configurable']}, "
-                f"{clients} clients  (load average {os.getloadavg()[0]:.2f})\n{HEADER}")
-            results.append(asyncio.run(measure(api, [w1])))
-            with server("worker 2", worker_cmd, None, env, ready_line="running up to") as w2:
-                results.append(asyncio.run(measure(api, [w1, w2])))
+    # The API and the first worker start at the same moment on the empty database, with no `migrate` step
+    # before them, as Compose or Kubernetes starts them: one migrates, the other waits for it.
+    with ExitStack() as stack:
+        with ThreadPoolExecutor(2) as starting:
+            api, w1 = starting.map(stack.enter_context, [
+                server("split API", api_cmd, port, env),
+                server("worker 1", worker_cmd, None, env, ready_line="running up to"),
+            ])
+        log(f"\n== ours, split mode: stateless runs/wait, slow graph burning CPU {L.BURN_CONFIG['configurable']}, "
+            f"{clients} clients  (load average {os.getloadavg()[0]:.2f})\n{HEADER}")
+        results.append(asyncio.run(measure(api, [w1])))
+        with server("worker 2", worker_cmd, None, env, ready_line="running up to") as w2:
+            results.append(asyncio.run(measure(api, [w1, w2])))
     one, two = results[0]["window_rate"], results[1]["window_rate"]
     ratio = round(two / one, 2) if one else None
     log(f"split mode (runs completed within the window): 1 worker {one} runs/s, 2 workers {two} runs/s: {ratio}×")
