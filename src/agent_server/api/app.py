@@ -1,7 +1,10 @@
 """The HTTP application: routes, error mapping, and the process lifecycle."""
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
 from contextlib import asynccontextmanager
 
 import orjson
@@ -54,24 +57,35 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
+async def _exit_when_failed(app: FastAPI, worker) -> None:
+    """The queue of this process died: stop the process (non-zero, see cli) so its supervisor restarts it."""
+    await worker.failed.wait()
+    app.state.failed = True
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
     """`runtime` given: the caller owns it (tests). Otherwise the app starts and stops its own."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from ..queue import QueueWorker
+        from ..worker.consumer import QueueWorker
 
         rt = runtime or await Runtime.start(settings)
         app.state.runtime = rt
         worker = app.state.worker = QueueWorker(rt) if settings.run_queue else None
+        watch = None
         if worker:
             await worker.start()
+            watch = asyncio.create_task(_exit_when_failed(app, worker))
         log.info("serving graphs %s", ", ".join(rt.graphs.ids()))
         try:
             yield
         finally:
             if worker:
-                await worker.stop()
+                watch.cancel()
+                # uvicorn has stopped taking requests: let the runs finish, then hand the rest back
+                await worker.stop(drain_seconds=settings.drain_timeout_secs)
             if runtime is None:
                 await rt.close()
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..broker import CANCEL, DONE, WAKE, pack, run_channel
 from ..runtime import Runtime
 from ..serde import dumps
+from ..state import expire_threads
 from .executor import RunControl, execute
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ class QueueWorker:
         """Housekeeping any worker may do: the sweep, expired events and threads, orphan checkpoints."""
         await self._sweep()
         await self.rt.events.prune(RESUMABLE_EVENTS_SECONDS)
-        await self.rt.threads.delete_expired()
+        await expire_threads(self.rt)
         if time.monotonic() - self._orphans_swept_at > ORPHAN_SWEEP_SECONDS:
             self._orphans_swept_at = time.monotonic()
             if deleted := await self.rt.queue.collect_orphan_checkpoints():
