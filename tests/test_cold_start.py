@@ -77,6 +77,18 @@ async def test_a_worker_whose_database_does_not_answer_keeps_retrying_and_exits_
         worker.stop()
 
 
+async def test_a_worker_whose_redis_does_not_answer_says_so_and_retries(database_uri):
+    worker = ServerProcess(
+        env={"DATABASE_URI": database_uri, "REDIS_URI": f"redis://127.0.0.1:{free_port()}/0"}, command="worker"
+    )
+    try:
+        await asyncio.to_thread(worker.wait_for_log, "retrying in", 60)
+        assert "cannot connect to Redis" in worker.output() and worker.proc.poll() is None
+        assert worker.stop() == 0  # SIGTERM during the retry wait: a clean exit
+    finally:
+        worker.stop()
+
+
 @pytest.fixture
 async def fresh_pool(postgres_server):
     db = create_database(postgres_server)
