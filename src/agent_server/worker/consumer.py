@@ -53,6 +53,7 @@ class QueueWorker:
             asyncio.create_task(self._listen(ready), name="queue-listen"),
             asyncio.create_task(self._loop(), name="queue-loop"),
             asyncio.create_task(self._heartbeat(), name="queue-heartbeat"),
+            asyncio.create_task(self._housekeeping(), name="queue-housekeeping"),
         ]
         for task in self._tasks:
             task.add_done_callback(self._on_core_task_done)
@@ -158,13 +159,20 @@ class QueueWorker:
         return done
 
     async def _heartbeat(self) -> None:
+        await self._every(self.lease / 6, self._renew_leases)
+
+    async def _housekeeping(self) -> None:
+        # a task of its own: a slow sweep must never delay the renewal of leases
+        await self._every(self.lease / 6, self._maintain)
+
+    @staticmethod
+    async def _every(seconds: float, step) -> None:
         while True:
-            await asyncio.sleep(self.lease / 6)
+            await asyncio.sleep(seconds)
             try:
-                await self._renew_leases()
-                await self._maintain()
+                await step()
             except Exception:
-                log.exception("heartbeat failed")
+                log.exception("%s failed; trying again in %.1fs", step.__name__.strip("_"), seconds)
 
     async def _renew_leases(self) -> None:
         """Keep our runs; stop those whose lease we lost, or that someone asked to cancel."""
