@@ -18,8 +18,6 @@ from ..errors import ConfigError
 from ..serde import loads
 
 log = logging.getLogger(__name__)
-set_json_loads(loads)
-
 MIGRATION_LOCK = 7_311_427_001  # advisory lock key: one migrator at a time across processes
 
 
@@ -62,6 +60,11 @@ async def _check_if_idle(conn: psycopg.AsyncConnection) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
+async def _configure(conn: psycopg.AsyncConnection) -> None:
+    """Our JSON decoding on our connections only: other psycopg users in the process keep theirs."""
+    set_json_loads(loads, conn)
+
+
 async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
     # One direct connection first: a wrong address fails at once with its real cause, where a
     # pool would retry quietly until its timeout.
@@ -78,6 +81,7 @@ async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
         max_size=max_size,
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        configure=_configure,
         check=_check_if_idle,
         reset=_note_returned,
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from ..status import CANCEL_ACTIONS, RunStatus, cancel_error
+from . import checkpoints
 from .base import Repository, jsonb
 from .runs import lock_thread, settle_thread
 
@@ -216,14 +217,7 @@ class QueueRepo(Repository):
         async with self.pool.connection() as conn, conn.transaction():
             if not await self.scalar("SELECT pg_try_advisory_xact_lock(7311427002)", conn=conn):
                 return 0
-            deleted = 0
-            for table in ("checkpoint_writes", "checkpoint_blobs", "checkpoints"):
-                cur = await conn.execute(
-                    f"""DELETE FROM {table} c
-                        WHERE NOT EXISTS (SELECT 1 FROM thread t WHERE t.thread_id::text = c.thread_id)"""
-                )
-                deleted += cur.rowcount
-            return deleted
+            return await checkpoints.delete_orphans(conn)
 
 
 async def _end(conn, run_id: UUID, status: RunStatus, output, failed: bool = False) -> None:

@@ -10,6 +10,7 @@ from uuid import UUID
 from psycopg_pool import AsyncConnectionPool
 
 from ..errors import Conflict, Invalid, NotFound, TooManyRequests
+from . import checkpoints
 from .base import Repository, jsonb, order_clause, select_clause
 
 COLUMNS = [
@@ -205,41 +206,15 @@ class ThreadRepo(Repository):
             )
             if row is None:
                 raise NotFound(f"Thread with ID {thread_id} not found")
-            old, new = str(thread_id), str(new_id)
-            await conn.execute(
-                """INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
-                   SELECT %s, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint,
-                          metadata || jsonb_build_object('thread_id', %s::text)
-                   FROM checkpoints WHERE thread_id = %s""",
-                (new, new, old),
-            )
-            await conn.execute(
-                """INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
-                   SELECT %s, checkpoint_ns, channel, version, type, blob FROM checkpoint_blobs WHERE thread_id = %s""",
-                (new, old),
-            )
-            await conn.execute(
-                """INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path)
-                   SELECT %s, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path
-                   FROM checkpoint_writes WHERE thread_id = %s""",
-                (new, old),
-            )
+            await checkpoints.copy_thread(conn, thread_id, new_id)
             return row
 
-    async def delete_run_checkpoints(self, thread_id: UUID, run_id: UUID, conn=None) -> None:
-        """Rollback: forget the checkpoints a run wrote (their metadata carries the run id)."""
-        tid = str(thread_id)
-        await self.execute(
-            """WITH gone AS (
-                   DELETE FROM checkpoints WHERE thread_id = %s AND metadata->>'run_id' = %s
-                   RETURNING checkpoint_ns, checkpoint_id)
-               DELETE FROM checkpoint_writes w USING gone
-               WHERE w.thread_id = %s AND w.checkpoint_ns = gone.checkpoint_ns AND w.checkpoint_id = gone.checkpoint_id""",
-            (tid, str(run_id), tid),
-            conn,
-        )
+    async def delete_run_checkpoints(self, thread_id: UUID, run_id: UUID) -> None:
+        """Rollback: forget the checkpoints a run wrote."""
+        async with self.pool.connection() as conn:
+            await checkpoints.delete_run(conn, thread_id, run_id)
 
-    async def _sweep(self, due: str, statement: str) -> list[UUID]:
+    async def _sweep(self, due: str, statement: str, then=None) -> list[UUID]:
         """Run `statement` (its rows: thread ids) on the threads `due` selects that the TTL sweep may touch.
 
         They are locked first, SKIP LOCKED: a thread a run is being queued on waits for the next sweep,
@@ -251,18 +226,18 @@ class ThreadRepo(Repository):
                 conn,
             )
             rows = await self.all(statement, ([r["thread_id"] for r in locked],), conn)
-            return [r["thread_id"] for r in rows]
+            done = [r["thread_id"] for r in rows]
+            if then is not None:
+                await then(conn, done)
+            return done
 
     async def delete_expired(self) -> list[UUID]:
         """Delete the threads past a `delete` TTL, and those of stateless runs that ended without a
         worker (cancelled while pending, or given up on): with their runs and their checkpoints."""
         return await self._sweep(
             "(expires_at < now() AND coalesce(ttl_strategy, 'delete') = 'delete') OR ephemeral",
-            f"""WITH gone AS (DELETE FROM thread WHERE {STILL_IDLE} RETURNING thread_id),
-                   c AS (DELETE FROM checkpoints USING gone WHERE checkpoints.thread_id = gone.thread_id::text),
-                   b AS (DELETE FROM checkpoint_blobs USING gone WHERE checkpoint_blobs.thread_id = gone.thread_id::text),
-                   w AS (DELETE FROM checkpoint_writes USING gone WHERE checkpoint_writes.thread_id = gone.thread_id::text)
-                SELECT thread_id FROM gone""",
+            f"DELETE FROM thread WHERE {STILL_IDLE} RETURNING thread_id",
+            then=checkpoints.delete_threads,
         )
 
     async def renew_expired_keep_latest(self) -> list[UUID]:
@@ -275,34 +250,6 @@ class ThreadRepo(Repository):
         )
 
     async def storage(self, thread_id: UUID) -> dict:
-        """Bytes the thread's checkpoints occupy, as stored (compressed) by PostgreSQL."""
         await self.get(thread_id)
-        tid = str(thread_id)
-        sizes = await self.one(
-            """SELECT
-                 (SELECT jsonb_build_object('count', count(*), 'bytes',
-                         coalesce(sum(pg_column_size(checkpoint) + pg_column_size(metadata)), 0))
-                  FROM checkpoints WHERE thread_id = %(tid)s) AS checkpoints,
-                 (SELECT jsonb_build_object('count', count(*), 'bytes', coalesce(sum(pg_column_size(blob)), 0))
-                  FROM checkpoint_writes WHERE thread_id = %(tid)s) AS pending_writes""",
-            {"tid": tid},
-        )
-        channels = await self.all(
-            """SELECT channel, count(*) AS versions, coalesce(sum(pg_column_size(blob)), 0) AS bytes
-               FROM checkpoint_blobs WHERE thread_id = %(tid)s GROUP BY channel ORDER BY channel""",
-            {"tid": tid},
-        )
-        by_channel = {c["channel"]: {"versions": c["versions"], "bytes": int(c["bytes"])} for c in channels}
-        channel_values = {
-            "count": sum(c["versions"] for c in by_channel.values()),
-            "bytes": sum(c["bytes"] for c in by_channel.values()),
-            "by_channel": by_channel,
-        }
-        parts = (sizes["checkpoints"], channel_values, sizes["pending_writes"])
-        return {
-            "thread_id": thread_id,
-            "total_bytes": sum(p["bytes"] for p in parts),
-            "checkpoints": sizes["checkpoints"],
-            "channel_values": channel_values,
-            "pending_writes": sizes["pending_writes"],
-        }
+        async with self.pool.connection() as conn:
+            return await checkpoints.usage(conn, thread_id)
