@@ -5,13 +5,18 @@ from typing import Any
 from uuid import UUID
 
 from ..errors import Conflict, NotFound
-from .base import Repository, jsonb, order_clause, select_clause
+from .base import ANYONE, Filter, Repository, jsonb, order_clause, select_clause
 
 COLUMNS = [
     "assistant_id", "graph_id", "config", "context", "created_at", "updated_at",
     "metadata", "version", "name", "description",
 ]
 SORTABLE = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
+FILTERABLE = {"assistant_id", "graph_id"}  # columns a Filter may name, besides metadata
+
+
+def _visible(filter: Filter, alias: str = "assistant") -> tuple[str, dict]:
+    return filter.sql(alias, FILTERABLE)
 
 
 class AssistantRepo(Repository):
@@ -57,17 +62,23 @@ class AssistantRepo(Repository):
             ),
         )
 
-    async def get(self, assistant_id: UUID, conn=None) -> dict:
-        row = await self.one("SELECT * FROM assistant WHERE assistant_id = %s", (assistant_id,), conn)
+    async def get(self, assistant_id: UUID, conn=None, filter: Filter = ANYONE) -> dict:
+        visible, params = _visible(filter)
+        row = await self.one(
+            f"SELECT * FROM assistant WHERE assistant_id = %(id)s AND {visible}", {**params, "id": assistant_id}, conn
+        )
         if row is None:
             raise NotFound(f"Assistant {assistant_id} not found")
         return row
 
-    async def update(self, assistant_id: UUID, changes: dict[str, Any]) -> dict:
+    async def update(self, assistant_id: UUID, changes: dict[str, Any], filter: Filter = ANYONE) -> dict:
         """Every update is a new version that becomes the latest."""
+        visible, params = _visible(filter)
         async with self.pool.connection() as conn, conn.transaction():
             current = await self.one(
-                "SELECT * FROM assistant WHERE assistant_id = %s FOR UPDATE", (assistant_id,), conn
+                f"SELECT * FROM assistant WHERE assistant_id = %(id)s AND {visible} FOR UPDATE",
+                {**params, "id": assistant_id},
+                conn,
             )
             if current is None:
                 raise NotFound(f"Assistant {assistant_id} not found")
@@ -91,9 +102,11 @@ class AssistantRepo(Repository):
             await self._snapshot(row, conn)
             return row
 
-    async def delete(self, assistant_id: UUID, *, with_threads: bool = False) -> list[UUID]:
+    async def delete(self, assistant_id: UUID, *, with_threads: bool = False, filter: Filter = ANYONE) -> list[UUID]:
         """Delete the assistant; with_threads: also return the ids of its threads, for the caller to delete."""
-        if await self.one("DELETE FROM assistant WHERE assistant_id = %s RETURNING 1", (assistant_id,)) is None:
+        visible, params = _visible(filter)
+        sql = f"DELETE FROM assistant WHERE assistant_id = %(id)s AND {visible} RETURNING 1"
+        if await self.one(sql, {**params, "id": assistant_id}) is None:
             raise NotFound(f"Assistant with ID {assistant_id} not found")
         if not with_threads:
             return []
@@ -104,8 +117,9 @@ class AssistantRepo(Repository):
         return [r["thread_id"] for r in rows]
 
     @staticmethod
-    def _where(graph_id: str | None, name: str | None, metadata: dict | None) -> tuple[str, dict]:
-        clauses, params = ["true"], {}
+    def _where(graph_id: str | None, name: str | None, metadata: dict | None, filter: Filter) -> tuple[str, dict]:
+        visible, params = _visible(filter)
+        clauses = [visible]
         if graph_id:
             clauses.append("graph_id = %(graph_id)s")
             params["graph_id"] = graph_id
@@ -128,8 +142,9 @@ class AssistantRepo(Repository):
         sort_by: str | None = None,
         sort_order: str | None = None,
         select: list[str] | None = None,
+        filter: Filter = ANYONE,
     ) -> list[dict]:
-        where, params = self._where(graph_id, name, metadata)
+        where, params = self._where(graph_id, name, metadata, filter)
         order = order_clause(sort_by, sort_order, SORTABLE, "created_at")
         rows = await self.all(
             f"SELECT {select_clause(select, COLUMNS)} FROM assistant WHERE {where} {order}, assistant_id"
@@ -138,12 +153,17 @@ class AssistantRepo(Repository):
         )
         return rows
 
-    async def count(self, *, graph_id: str | None = None, name: str | None = None, metadata: dict | None = None) -> int:
-        where, params = self._where(graph_id, name, metadata)
+    async def count(
+        self, *, graph_id: str | None = None, name: str | None = None, metadata: dict | None = None,
+        filter: Filter = ANYONE,
+    ) -> int:
+        where, params = self._where(graph_id, name, metadata, filter)
         return await self.scalar(f"SELECT count(*) FROM assistant WHERE {where}", params)
 
-    async def versions(self, assistant_id: UUID, *, metadata: dict | None, limit: int, offset: int) -> list[dict]:
-        await self.get(assistant_id)
+    async def versions(
+        self, assistant_id: UUID, *, metadata: dict | None, limit: int, offset: int, filter: Filter = ANYONE
+    ) -> list[dict]:
+        await self.get(assistant_id, filter=filter)
         return await self.all(
             """SELECT * FROM assistant_version WHERE assistant_id = %(id)s
                  AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s)
@@ -151,7 +171,8 @@ class AssistantRepo(Repository):
             {"id": assistant_id, "metadata": jsonb(metadata) if metadata else None, "limit": limit, "offset": offset},
         )
 
-    async def set_latest(self, assistant_id: UUID, version: int | None) -> dict:
+    async def set_latest(self, assistant_id: UUID, version: int | None, filter: Filter = ANYONE) -> dict:
+        await self.get(assistant_id, filter=filter)
         row = await self.one(
             """UPDATE assistant a SET graph_id = v.graph_id, name = v.name, description = v.description,
                    config = v.config, context = v.context, metadata = v.metadata, version = v.version,
@@ -162,6 +183,5 @@ class AssistantRepo(Repository):
             (assistant_id, version),
         )
         if row is None:
-            await self.get(assistant_id)
             raise NotFound(f"Version {version} not found for assistant {assistant_id}")
         return row

@@ -1,6 +1,7 @@
 """Shared plumbing of the repositories: run one statement, get dict rows back."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -12,6 +13,35 @@ from .. import serde
 
 def jsonb(value: Any) -> Jsonb:
     return Jsonb(value, dumps=serde.dumps)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """The rows of a resource a caller may see: those whose metadata contains `metadata` and whose
+    `columns` have these values. The services pass it down from the caller's context; every read,
+    search, count, update and delete of a repository applies it."""
+
+    metadata: dict = field(default_factory=dict)
+    columns: dict = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.metadata or self.columns)
+
+    def sql(self, alias: str, allowed: set[str]) -> tuple[str, dict]:
+        """A WHERE condition on the table (or alias) `alias`, with its named parameters."""
+        clauses, params = [], {}
+        if self.metadata:
+            clauses.append(f"{alias}.metadata @> %(_filter_metadata)s")
+            params["_filter_metadata"] = jsonb(self.metadata)
+        for i, (column, value) in enumerate(sorted(self.columns.items())):
+            if column not in allowed:
+                raise ValueError(f"cannot filter {alias} on {column!r}")
+            clauses.append(f'{alias}."{column}" = %(_filter_{i})s')
+            params[f"_filter_{i}"] = value
+        return " AND ".join(clauses) or "true", params
+
+
+ANYONE = Filter()  # no restriction
 
 
 class Repository:

@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..errors import Conflict, Invalid, NotFound, TooManyRequests
 from . import checkpoints
-from .base import Repository, jsonb, order_clause, select_clause
+from .base import ANYONE, Filter, Repository, jsonb, order_clause, select_clause
 
 COLUMNS = [
     "thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "status", "config", "values",
@@ -33,6 +33,13 @@ IDLE = """active_run_id IS NULL AND NOT EXISTS (
 STILL_IDLE = f"thread_id = ANY(%s) AND {IDLE} AND pg_try_advisory_xact_lock(hashtextextended(thread_id::text, 0))"
 SWEEP_LIMIT = 1000  # threads per sweep and strategy
 MAX_LOCK_WAITERS = 32  # state updates one process lets queue on one thread; past it, 429
+
+
+FILTERABLE = {"thread_id", "status"}  # columns a Filter may name, besides metadata
+
+
+def _visible(filter: Filter, alias: str = "thread") -> tuple[str, dict]:
+    return filter.sql(alias, FILTERABLE)
 
 
 def _ttl_params(ttl: dict | None) -> dict:
@@ -91,9 +98,14 @@ class ThreadRepo(Repository):
             raise Conflict(f"Thread with ID {thread_id} already exists")
         return row, True
 
-    async def get(self, thread_id: UUID, conn=None, *, include_ttl: bool = False) -> dict:
+    async def get(self, thread_id: UUID, conn=None, *, include_ttl: bool = False, filter: Filter = ANYONE) -> dict:
         extra = f", {TTL}" if include_ttl else ""
-        row = await self.one(f"SELECT {PUBLIC}{extra} FROM thread WHERE thread_id = %s", (thread_id,), conn)
+        visible, params = _visible(filter)
+        row = await self.one(
+            f"SELECT {PUBLIC}{extra} FROM thread WHERE thread_id = %(thread_id)s AND {visible}",
+            {**params, "thread_id": thread_id},
+            conn,
+        )
         if row is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
         return row
@@ -123,29 +135,38 @@ class ThreadRepo(Repository):
             if not waiting.count:
                 del self._waiting[thread_id]
 
-    async def existing(self, thread_ids: list[UUID]) -> list[UUID]:
+    async def existing(self, thread_ids: list[UUID], filter: Filter = ANYONE) -> list[UUID]:
         """Those of these threads that exist, in the order given."""
-        found = {r["thread_id"] for r in await self.all("SELECT thread_id FROM thread WHERE thread_id = ANY(%s)", (thread_ids,))}
+        visible, params = _visible(filter)
+        rows = await self.all(
+            f"SELECT thread_id FROM thread WHERE thread_id = ANY(%(ids)s) AND {visible}", {**params, "ids": thread_ids}
+        )
+        found = {r["thread_id"] for r in rows}
         return [t for t in thread_ids if t in found]
 
     async def exists(self, thread_id: UUID) -> bool:
         return await self.one("SELECT 1 FROM thread WHERE thread_id = %s", (thread_id,)) is not None
 
-    async def update(self, thread_id: UUID, *, metadata: dict | None, ttl: dict | None = None) -> dict:
+    async def update(
+        self, thread_id: UUID, *, metadata: dict | None, ttl: dict | None = None, filter: Filter = ANYONE
+    ) -> dict:
+        visible, params = _visible(filter)
         row = await self.one(
             f"""UPDATE thread SET metadata = metadata || %(metadata)s, updated_at = now(),
                     ttl_strategy = coalesce(%(ttl_strategy)s, ttl_strategy),
                     ttl_minutes = coalesce(%(ttl_minutes)s, ttl_minutes),
                     expires_at = coalesce({EXPIRES}, expires_at)
-                WHERE thread_id = %(thread_id)s RETURNING {PUBLIC}""",
-            {"metadata": jsonb(metadata or {}), "thread_id": thread_id, **_ttl_params(ttl)},
+                WHERE thread_id = %(thread_id)s AND {visible} RETURNING {PUBLIC}""",
+            {**params, "metadata": jsonb(metadata or {}), "thread_id": thread_id, **_ttl_params(ttl)},
         )
         if row is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
         return row
 
-    async def delete(self, thread_id: UUID, conn=None) -> None:
-        if await self.one("DELETE FROM thread WHERE thread_id = %s RETURNING 1", (thread_id,), conn) is None:
+    async def delete(self, thread_id: UUID, conn=None, filter: Filter = ANYONE) -> None:
+        visible, params = _visible(filter)
+        sql = f"DELETE FROM thread WHERE thread_id = %(thread_id)s AND {visible} RETURNING 1"
+        if await self.one(sql, {**params, "thread_id": thread_id}, conn) is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
 
     async def set_state(self, thread_id: UUID, *, values, interrupts: dict, paused: bool, conn=None) -> None:
@@ -160,8 +181,9 @@ class ThreadRepo(Repository):
         )
 
     @staticmethod
-    def _where(ids, metadata, values, status) -> tuple[str, dict]:
-        clauses, params = ["true"], {}
+    def _where(ids, metadata, values, status, filter: Filter) -> tuple[str, dict]:
+        visible, params = _visible(filter)
+        clauses = [visible]
         if ids:
             clauses.append("thread_id = ANY(%(ids)s)")
             params["ids"] = list(ids)
@@ -178,9 +200,9 @@ class ThreadRepo(Repository):
 
     async def search(
         self, *, ids=None, metadata=None, values=None, status=None, limit=10, offset=0,
-        sort_by=None, sort_order=None, select=None, extract=None,
+        sort_by=None, sort_order=None, select=None, extract=None, filter: Filter = ANYONE,
     ) -> list[dict]:
-        where, params = self._where(ids, metadata, values, status)
+        where, params = self._where(ids, metadata, values, status, filter)
         columns = select_clause(select, SELECTABLE) if select else PUBLIC
         order = order_clause(sort_by, sort_order, SORTABLE, "updated_at")
         return await self.all(
@@ -189,19 +211,20 @@ class ThreadRepo(Repository):
             {**params, "limit": limit, "offset": offset},
         )
 
-    async def count(self, *, ids=None, metadata=None, values=None, status=None) -> int:
-        where, params = self._where(ids, metadata, values, status)
+    async def count(self, *, ids=None, metadata=None, values=None, status=None, filter: Filter = ANYONE) -> int:
+        where, params = self._where(ids, metadata, values, status, filter)
         return await self.scalar(f"SELECT count(*) FROM thread WHERE {where}", params)
 
-    async def copy(self, thread_id: UUID, new_id: UUID) -> dict:
+    async def copy(self, thread_id: UUID, new_id: UUID, filter: Filter = ANYONE) -> dict:
         """A new thread with the same metadata, values and checkpoints."""
+        visible, params = _visible(filter)
         async with self.pool.connection() as conn, conn.transaction():
             row = await self.one(
                 f"""INSERT INTO thread (thread_id, metadata, config, status, "values", interrupts)
-                    SELECT %s, metadata, config, CASE WHEN status = 'busy' THEN 'idle' ELSE status END,
-                           "values", interrupts FROM thread WHERE thread_id = %s
+                    SELECT %(new)s, metadata, config, CASE WHEN status = 'busy' THEN 'idle' ELSE status END,
+                           "values", interrupts FROM thread WHERE thread_id = %(old)s AND {visible}
                     RETURNING {PUBLIC}""",
-                (new_id, thread_id),
+                {**params, "new": new_id, "old": thread_id},
                 conn,
             )
             if row is None:
@@ -249,7 +272,7 @@ class ThreadRepo(Repository):
                 WHERE {STILL_IDLE} RETURNING thread_id""",
         )
 
-    async def storage(self, thread_id: UUID) -> dict:
-        await self.get(thread_id)
+    async def storage(self, thread_id: UUID, filter: Filter = ANYONE) -> dict:
+        await self.get(thread_id, filter=filter)
         async with self.pool.connection() as conn:
             return await checkpoints.usage(conn, thread_id)
