@@ -69,3 +69,52 @@ async def test_messages_cross_broker_instances_through_redis(redis_uri):
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_reader_that_falls_behind_its_limit_is_ended_and_let_go_of_at_once(broker):
+    ch = channel()
+    async with broker.subscribe(ch, limit=10) as slow, broker.subscribe(ch) as unbounded:
+        for i in range(25):
+            await broker.publish(ch, f"m{i}".encode())
+        got = [await unbounded.get(timeout=5) for _ in range(25)]  # every message has been delivered
+        assert got == [f"m{i}".encode() for i in range(25)]
+        # The slow one holds no backlog: it reads its end, and the broker no longer counts it.
+        assert slow.overflowed and await slow.get(timeout=1) is None
+        assert [m async for m in slow] == []
+        assert broker.subscription_count == 1
+    assert broker.subscription_count == 0
+
+
+async def test_the_last_reader_of_a_channel_falling_behind_unsubscribes_it_from_redis(redis_uri):
+    import redis.asyncio as aioredis
+
+    broker, admin = await RedisBroker.connect(redis_uri), aioredis.from_url(redis_uri)
+    ch = channel()
+    key = f"agent_server:{ch}"
+    try:
+        async with broker.subscribe(ch, limit=5) as sub:
+            assert (await admin.pubsub_numsub(key))[0][1] == 1
+            for i in range(20):
+                await broker.publish(ch, b"x")
+            assert await sub.get(timeout=5) is None and sub.overflowed
+            for _ in range(100):  # the reader task unsubscribes; wait for Redis to say so
+                if (await admin.pubsub_numsub(key))[0][1] == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert (await admin.pubsub_numsub(key))[0][1] == 0
+            assert broker.subscription_count == 0
+    finally:
+        await broker.close()
+        await admin.aclose()
+
+
+async def test_without_a_limit_a_subscription_keeps_everything(broker):
+    """The queue's own subscriptions (wake-ups, cancels): never ended for being behind."""
+    ch = channel()
+    async with broker.subscribe(ch) as sub:
+        for i in range(20_000):
+            await broker.publish(ch, b"%d" % i)
+        last = None
+        for _ in range(20_000):
+            last = await sub.get(timeout=5)
+        assert last == b"19999" and not sub.ended

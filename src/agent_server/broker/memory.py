@@ -9,12 +9,11 @@ class MemoryBroker(Broker):
     """For one process: the API and its queue worker share this object."""
 
     async def publish(self, channel: str, message: bytes) -> None:
-        for sub in self._subs.get(channel, ()):
-            sub.put(message)
+        self._deliver(channel, message)
 
     @asynccontextmanager
-    async def subscribe(self, channel: str):
-        sub = Subscription()
+    async def subscribe(self, channel: str, limit: int | None = None):
+        sub = Subscription(limit)
         self._add(channel, sub)
         try:
             yield sub

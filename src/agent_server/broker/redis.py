@@ -46,8 +46,8 @@ class RedisBroker(Broker):
             log.warning("Redis publish on %s failed: %s", channel, exc)
 
     @asynccontextmanager
-    async def subscribe(self, channel: str):
-        sub = Subscription()
+    async def subscribe(self, channel: str, limit: int | None = None):
+        sub = Subscription(limit)
         key = PREFIX + channel
         try:
             async with self._lock:
@@ -58,19 +58,26 @@ class RedisBroker(Broker):
                     except (RedisError, OSError) as exc:  # the reader subscribes it again on reconnect
                         log.warning("Redis subscribe to %s failed: %s", channel, exc)
                         self._confirmed[key].set()
+                confirmed = self._confirmed[key]
             try:  # from confirmation on, nothing published is missed
-                await asyncio.wait_for(self._confirmed[key].wait(), 5)
+                await asyncio.wait_for(confirmed.wait(), 5)
             except asyncio.TimeoutError:
                 log.warning("Redis did not confirm the subscription to %s", channel)
             yield sub
         finally:
-            async with self._lock:
-                if self._remove(key, sub):
-                    self._confirmed.pop(key, None)
-                    try:
-                        await self.pubsub.unsubscribe(key)
-                    except (RedisError, OSError):
-                        pass  # the connection is gone, and its subscriptions with it
+            if self._remove(key, sub):
+                await self._unsubscribe_unused(key)
+
+    async def _unsubscribe_unused(self, key: str) -> None:
+        """Unsubscribe a channel left without subscribers, unless one has come since."""
+        async with self._lock:
+            if key in self._subs:
+                return
+            self._confirmed.pop(key, None)
+            try:
+                await self.pubsub.unsubscribe(key)
+            except (RedisError, OSError):
+                pass  # the connection is gone, and its subscriptions with it
 
     async def _read(self) -> None:
         backoff = 0.1
@@ -98,9 +105,8 @@ class RedisBroker(Broker):
                 event = self._confirmed.get(channel)
                 if event is not None:
                     event.set()
-            elif message["type"] == "message":
-                for sub in self._subs.get(channel, ()):
-                    sub.put(message["data"])
+            elif message["type"] == "message" and self._deliver(channel, message["data"]):
+                await self._unsubscribe_unused(channel)  # its last reader fell behind and was ended
 
     async def close(self) -> None:
         if self._reader:
