@@ -10,7 +10,7 @@ import pytest
 
 from agent_server.config import load_settings
 from agent_server.runtime import Runtime
-from agent_server.state import expire_threads
+from agent_server.services.threads import expire_threads
 from conftest import CONFIG
 
 TINY_TTL = 0.001  # minutes

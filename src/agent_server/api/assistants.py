@@ -4,17 +4,18 @@ As in the official server, path ids must be UUIDs (422 otherwise), except for dr
 where a graph id stands for that graph's default assistant."""
 from __future__ import annotations
 
-from typing import Literal
-from uuid import UUID, uuid4
+from typing import Awaitable, Literal, TypeVar
+from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from .. import runs as run_service
-from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, Invalid, NotFound
-from ..graphs import default_assistant_id, graph_schemas
-from .common import JSONResponse, RunConfig, no_content, page, runtime
+from ..errors import Invalid, NotFound
+from ..graphs import default_assistant_id
+from ..services import assistants as service
+from .common import JSONResponse, RunConfig, caller, no_content, page, runtime
 
+T = TypeVar("T")
 router = APIRouter(tags=["assistants"], default_response_class=JSONResponse)
 
 AssistantColumn = Literal[
@@ -65,93 +66,57 @@ class SetLatest(BaseModel):
     version: int
 
 
-def _check_graph(request: Request, graph_id: str | None) -> None:
-    ids = runtime(request).graphs.ids()
-    if graph_id is not None and graph_id not in ids:
-        raise NotFound(f"Graph '{graph_id}' not found. Expected one of: {sorted(ids)}")
-
-
-def _mirror(config: dict | None, context: dict | None) -> tuple[dict | None, dict | None]:
-    """`config.configurable` and `context` are two views of one thing: set one, both follow."""
-    configurable = (config or {}).get("configurable")
-    if configurable and context:
-        raise BadRequest(BOTH_CONFIGURABLE_AND_CONTEXT)
-    if configurable:
-        return config, configurable
-    if context:
-        return {**(config or {}), "configurable": context}, context
-    return config, context
-
-
 @router.post("/assistants")
 async def create_assistant(request: Request, body: AssistantCreate):
-    _check_graph(request, body.graph_id)
-    config, context = _mirror(body.config, body.context)
-    return await runtime(request).assistants.create(
-        body.assistant_id or uuid4(), body.graph_id, config=config, context=context, metadata=body.metadata,
-        name=body.name or "Untitled", description=body.description, if_exists=body.if_exists,
+    return await service.create(
+        runtime(request), caller(request), body.assistant_id, body.graph_id, config=body.config, context=body.context,
+        metadata=body.metadata, name=body.name, description=body.description, if_exists=body.if_exists,
     )
 
 
 @router.post("/assistants/search")
 async def search_assistants(request: Request, body: AssistantSearch, response: Response):
-    _check_graph(request, body.graph_id)
-    rows = await runtime(request).assistants.search(**{**body.model_dump(), "limit": body.limit + 1})
+    rows = await service.search(runtime(request), caller(request), **{**body.model_dump(), "limit": body.limit + 1})
     return page(response, rows, body.offset, body.limit)
 
 
 @router.post("/assistants/count")
 async def count_assistants(request: Request, body: AssistantFilter):
-    _check_graph(request, body.graph_id)
-    return await runtime(request).assistants.count(**body.model_dump())
-
-
-async def _fetch(request: Request, assistant_id: UUID) -> dict:
-    """Reading endpoints answer a bare 'Not Found' for an unknown id, as the official server does."""
-    try:
-        return await runtime(request).assistants.get(assistant_id)
-    except NotFound:
-        raise NotFound("Not Found") from None
+    return await service.count(runtime(request), caller(request), **body.model_dump())
 
 
 @router.get("/assistants/{assistant_id}")
 async def get_assistant(request: Request, assistant_id: UUID):
-    return await _fetch(request, assistant_id)
+    return await _bare_404(service.get(runtime(request), caller(request), assistant_id))
 
 
 @router.patch("/assistants/{assistant_id}")
 async def patch_assistant(request: Request, assistant_id: UUID, body: AssistantPatch):
-    _check_graph(request, body.graph_id)
-    config, context = _mirror(body.config, body.context)
-    changes = {**body.model_dump(), "config": config, "context": context}
-    return await runtime(request).assistants.update(assistant_id, changes)
+    return await service.update(runtime(request), caller(request), assistant_id, body.model_dump())
 
 
 @router.delete("/assistants/{assistant_id}", status_code=204)
 async def delete_assistant(request: Request, assistant_id: UUID, delete_threads: bool = False):
-    rt = runtime(request)
-    thread_ids = await rt.assistants.delete(assistant_id, with_threads=delete_threads)
-    for thread_id in thread_ids:
-        try:
-            await run_service.delete_thread(rt, thread_id)  # its runs cancelled, its checkpoints gone
-        except NotFound:  # deleted meanwhile
-            pass
+    await service.delete(runtime(request), caller(request), assistant_id, delete_threads=delete_threads)
     return no_content()
 
 
 @router.post("/assistants/{assistant_id}/versions")
 async def list_versions(request: Request, assistant_id: UUID, body: VersionSearch):
-    return await runtime(request).assistants.versions(assistant_id, **body.model_dump())
+    return await service.versions(runtime(request), caller(request), assistant_id, **body.model_dump())
 
 
 @router.post("/assistants/{assistant_id}/latest")
 async def set_latest(request: Request, assistant_id: UUID, body: SetLatest):
-    return await runtime(request).assistants.set_latest(assistant_id, body.version)
+    return await service.set_latest(runtime(request), caller(request), assistant_id, body.version)
 
 
-async def _graph(request: Request, assistant_id: UUID):
-    assistant = await _fetch(request, assistant_id)
-    return assistant, await runtime(request).graphs.get(assistant["graph_id"], assistant["config"])
+async def _bare_404(found: Awaitable[T]) -> T:
+    """Reading endpoints answer a bare 'Not Found' for an unknown id, as the official server does."""
+    try:
+        return await found
+    except NotFound:
+        raise NotFound("Not Found") from None
 
 
 def _xray(value: str) -> int | bool:
@@ -167,13 +132,14 @@ def _xray(value: str) -> int | bool:
 @router.get("/assistants/{assistant_id}/graph")
 async def get_graph(request: Request, assistant_id: str, xray: str = "false"):
     level = _xray(xray)
+    rt = runtime(request)
     try:
         uuid = UUID(assistant_id)
     except ValueError:
-        if assistant_id not in runtime(request).graphs:
+        if assistant_id not in rt.graphs:
             raise Invalid("Invalid assistant ID: must be a UUID") from None
         uuid = default_assistant_id(assistant_id)
-    _, graph = await _graph(request, uuid)
+    _, graph = await _bare_404(service.graph(rt, caller(request), uuid))
     drawing = (await graph.aget_graph(xray=level)).to_json()
     for node in drawing["nodes"]:  # the official drawing names runnables without their class path
         if node.get("type") == "runnable":
@@ -183,8 +149,7 @@ async def get_graph(request: Request, assistant_id: str, xray: str = "false"):
 
 @router.get("/assistants/{assistant_id}/schemas")
 async def get_schemas(request: Request, assistant_id: UUID):
-    assistant, graph = await _graph(request, assistant_id)
-    return {"graph_id": assistant["graph_id"], **graph_schemas(graph, assistant["graph_id"])}
+    return await _bare_404(service.schemas(runtime(request), caller(request), assistant_id))
 
 
 def _flag(value: str) -> bool:
@@ -194,6 +159,4 @@ def _flag(value: str) -> bool:
 @router.get("/assistants/{assistant_id}/subgraphs")
 @router.get("/assistants/{assistant_id}/subgraphs/{namespace}")
 async def get_subgraphs(request: Request, assistant_id: UUID, namespace: str | None = None, recurse: str = "false"):
-    _, graph = await _graph(request, assistant_id)
-    subgraphs = graph.aget_subgraphs(namespace=namespace, recurse=_flag(recurse))
-    return {ns: graph_schemas(sub) async for ns, sub in subgraphs}
+    return await _bare_404(service.subgraphs(runtime(request), caller(request), assistant_id, namespace, _flag(recurse)))

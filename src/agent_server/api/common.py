@@ -11,6 +11,7 @@ from pydantic import AfterValidator
 from ..errors import Invalid
 from ..graphs import default_assistant_id
 from ..runtime import Runtime
+from ..services import SYSTEM, Context
 from ..serde import dumps
 
 
@@ -23,6 +24,11 @@ class JSONResponse(Response):
 
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
+
+
+def caller(request: Request) -> Context:
+    """Who is calling (custom auth will set it on the request; until then everyone sees everything)."""
+    return getattr(request.state, "context", SYSTEM)
 
 
 def resolve_assistant_id(rt: Runtime, value: str | UUID) -> UUID:

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from typing import Any, Literal
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from .. import runs as run_service
-from .. import state
-from ..errors import Invalid
-from .common import JSONResponse, no_content, page, runtime
+from ..services import threads as service
+from .common import JSONResponse, caller, no_content, page, runtime
+from .shapes import state_json, thread_json, update_json, snapshot_json
 from .sse import sse_response
 
 router = APIRouter(tags=["threads"], default_response_class=JSONResponse)
@@ -96,13 +96,6 @@ class HistoryQuery(BaseModel):
     checkpoint: Checkpoint | None = None
 
 
-def _thread_json(row: dict) -> dict:
-    """As the official server: `error` and `interrupts` appear once the thread has had some state."""
-    if row.get("values") is None and row.get("error") is None and not row.get("interrupts"):
-        return {k: v for k, v in row.items() if k not in ("error", "interrupts")}
-    return row
-
-
 def _checkpoint(cp: Checkpoint | str | None, checkpoint_id: str | None = None) -> dict | None:
     out = {"checkpoint_id": cp} if isinstance(cp, str) else cp.model_dump(exclude_none=True) if cp else {}
     if checkpoint_id:
@@ -112,94 +105,84 @@ def _checkpoint(cp: Checkpoint | str | None, checkpoint_id: str | None = None) -
 
 @router.post("/threads")
 async def create_thread(request: Request, body: ThreadCreate):
-    rt = runtime(request)
-    thread_id = body.thread_id or uuid4()
-    graph_id = body.metadata.get("graph_id")
-    if body.supersteps and graph_id not in rt.graphs:
-        raise Invalid("supersteps need metadata.graph_id naming one of this server's graphs")
-    ttl = body.ttl.model_dump() if body.ttl else None
-    thread, created = await rt.threads.create(thread_id, metadata=body.metadata, if_exists=body.if_exists, ttl=ttl)
-    if body.supersteps and created:  # only the request that made the thread fills it
-        try:
-            await state.bulk_update(rt, thread_id, graph_id, [s.model_dump() for s in body.supersteps])
-        except Exception:
-            await run_service.delete_thread(rt, thread_id)  # all or nothing
-            raise
-        thread = await rt.threads.get(thread_id)
-    return _thread_json(thread)
+    thread = await service.create(
+        runtime(request), caller(request), body.thread_id, metadata=body.metadata, if_exists=body.if_exists,
+        ttl=body.ttl.model_dump() if body.ttl else None,
+        supersteps=[s.model_dump() for s in body.supersteps] if body.supersteps else None,
+    )
+    return thread_json(thread)
 
 
 @router.post("/threads/search")
 async def search_threads(request: Request, response: Response, body: ThreadSearch):
-    threads = await runtime(request).threads.search(**{**body.model_dump(), "limit": body.limit + 1})
-    return [_thread_json(t) for t in page(response, threads, body.offset, body.limit)]
+    threads = await service.search(runtime(request), caller(request), **{**body.model_dump(), "limit": body.limit + 1})
+    return [thread_json(t) for t in page(response, threads, body.offset, body.limit)]
 
 
 @router.post("/threads/count")
 async def count_threads(request: Request, body: ThreadFilter):
-    return await runtime(request).threads.count(**body.model_dump())
+    return await service.count(runtime(request), caller(request), **body.model_dump())
 
 
 @router.post("/threads/prune")
 async def prune_threads(request: Request, body: ThreadPrune):
-    rt = runtime(request)
-    existing = await rt.threads.existing(list(dict.fromkeys(body.thread_ids)))
-    if body.strategy == "delete":
-        for thread_id in existing:
-            await run_service.delete_thread(rt, thread_id)
-    else:
-        await rt.checkpointer.aprune([str(t) for t in existing], strategy="keep_latest")
-    return {"pruned_count": len(existing)}
+    return {"pruned_count": await service.prune(runtime(request), caller(request), body.thread_ids, body.strategy)}
 
 
 @router.get("/threads/{thread_id}")
 async def get_thread(request: Request, thread_id: UUID, include: str = ""):
-    return _thread_json(await runtime(request).threads.get(thread_id, include_ttl="ttl" in include.split(",")))
+    thread = await service.get(runtime(request), caller(request), thread_id, include_ttl="ttl" in include.split(","))
+    return thread_json(thread)
 
 
 @router.patch("/threads/{thread_id}")
 async def patch_thread(request: Request, thread_id: UUID, body: ThreadPatch):
     ttl = body.ttl.model_dump() if body.ttl else None
-    return _thread_json(await runtime(request).threads.update(thread_id, metadata=body.metadata, ttl=ttl))
+    return thread_json(await service.update(runtime(request), caller(request), thread_id, metadata=body.metadata, ttl=ttl))
 
 
 @router.delete("/threads/{thread_id}", status_code=204)
 async def delete_thread(request: Request, thread_id: UUID):
-    await run_service.delete_thread(runtime(request), thread_id)
+    await service.delete(runtime(request), caller(request), thread_id)
     return no_content()
 
 
 @router.post("/threads/{thread_id}/copy")
 async def copy_thread(request: Request, thread_id: UUID):
-    return _thread_json(await runtime(request).threads.copy(thread_id, uuid4()))
+    return thread_json(await service.copy(runtime(request), caller(request), thread_id))
 
 
 @router.get("/threads/{thread_id}/storage")
 async def thread_storage(request: Request, thread_id: UUID):
-    return await runtime(request).threads.storage(thread_id)
+    return await service.storage(runtime(request), caller(request), thread_id)
+
+
+async def _state(request: Request, thread_id: UUID, checkpoint: dict | None = None, subgraphs: bool = False) -> dict:
+    return state_json(*await service.get_state(runtime(request), caller(request), thread_id, checkpoint, subgraphs))
 
 
 @router.get("/threads/{thread_id}/state")
 async def get_state(request: Request, thread_id: UUID, subgraphs: bool = False):
-    return await state.get_state(runtime(request), thread_id, subgraphs=subgraphs)
+    return await _state(request, thread_id, subgraphs=subgraphs)
 
 
 @router.post("/threads/{thread_id}/state")
 async def update_state(request: Request, thread_id: UUID, body: StateUpdate):
-    return await state.update_state(
-        runtime(request), thread_id, body.values, as_node=body.as_node,
+    config = await service.update_state(
+        runtime(request), caller(request), thread_id, body.values, as_node=body.as_node,
         checkpoint=_checkpoint(body.checkpoint, body.checkpoint_id),
     )
+    return update_json(config)
 
 
 @router.post("/threads/{thread_id}/state/checkpoint")
 async def get_state_at(request: Request, thread_id: UUID, body: StateAtCheckpoint):
-    return await state.get_state(runtime(request), thread_id, _checkpoint(body.checkpoint), body.subgraphs)
+    return await _state(request, thread_id, _checkpoint(body.checkpoint), body.subgraphs)
 
 
 @router.get("/threads/{thread_id}/state/{checkpoint_id}")
 async def get_state_at_id(request: Request, thread_id: UUID, checkpoint_id: str, subgraphs: bool = False):
-    return await state.get_state(runtime(request), thread_id, {"checkpoint_id": checkpoint_id}, subgraphs)
+    return await _state(request, thread_id, {"checkpoint_id": checkpoint_id}, subgraphs)
 
 
 @router.get("/threads/{thread_id}/history")
@@ -211,17 +194,18 @@ async def get_history(
 
 @router.post("/threads/{thread_id}/history")
 async def post_history(request: Request, thread_id: UUID, body: HistoryQuery):
-    return await state.history(
-        runtime(request), thread_id, limit=body.limit, before=_checkpoint(body.before),
+    snapshots = await service.history(
+        runtime(request), caller(request), thread_id, limit=body.limit, before=_checkpoint(body.before),
         metadata=body.metadata, checkpoint=_checkpoint(body.checkpoint),
     )
+    return [snapshot_json(s) for s in snapshots]
 
 
 @router.get("/threads/{thread_id}/stream")
 async def join_thread_stream(request: Request, thread_id: UUID, stream_mode: list[str] = Query(["run_modes"])):
     """The output of every run on the thread from now on, one after another, until the client leaves."""
-    rt = runtime(request)
-    await rt.threads.get(thread_id)
+    rt, ctx = runtime(request), caller(request)
+    await service.get(rt, ctx, thread_id)
     modes = None
     if "run_modes" not in stream_mode:  # those modes only; a run's metadata and errors always
         modes = {"metadata", "error", *stream_mode} | ({"messages"} if "messages-tuple" in stream_mode else set())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..broker import CANCEL, DONE, WAKE, pack, run_channel
 from ..runtime import Runtime
 from ..serde import dumps
-from ..state import expire_threads
+from ..services.threads import expire_threads
 from .executor import RunControl, execute
 
 log = logging.getLogger(__name__)

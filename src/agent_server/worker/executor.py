@@ -14,7 +14,7 @@ from langgraph.types import Command
 from ..broker import DONE, pack, run_channel, thread_channel
 from ..runtime import Runtime
 from ..serde import dumps, to_jsonable
-from ..state import interrupts_by_task, thread_config
+from ..services.threads import interrupts_by_task, thread_config
 from ..status import CANCEL_ACTIONS, RunOutcome, RunStatus, cancel_error
 from ..storage.checkpointer import is_storage_error
 from .stream import RunStream

@@ -1,0 +1,211 @@
+"""Threads: creation (optionally pre-filled), search, updates, deletion with everything that hangs on
+it, copies; their state, updates to it and its history; the TTL sweep."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from uuid import UUID, uuid4
+
+import psycopg
+from langgraph.errors import InvalidUpdateError
+from langgraph.types import Command, StateSnapshot, StateUpdate
+
+from ..errors import BadRequest, Invalid, NotFound
+from ..serde import to_jsonable
+from . import Context
+from . import runs
+
+log = logging.getLogger(__name__)
+
+
+def interrupts_json(interrupts) -> list[dict]:
+    """Interrupts as a thread's state shows them: value and id only."""
+    return [{"value": to_jsonable(i.value), "id": i.id} for i in interrupts]
+
+
+def interrupts_by_task(snapshot: StateSnapshot) -> dict[str, list]:
+    return {t.id: interrupts_json(t.interrupts) for t in snapshot.tasks if t.interrupts}
+
+
+def thread_config(thread_id, checkpoint: dict | None = None) -> dict:
+    configurable = {"thread_id": str(thread_id), "checkpoint_ns": ""}
+    for key, value in (checkpoint or {}).items():
+        if value is not None and key != "thread_id":
+            configurable[key] = value
+    return {"configurable": configurable}
+
+
+def no_graph(thread_id) -> BadRequest:
+    return BadRequest(
+        f"Thread '{thread_id}' has no assigned graph ID. This usually occurs when no runs have been made on this "
+        "particular thread. This operation requires a graph ID. Please ensure a run has been made for the thread or "
+        "manually update the thread metadata (by setting the 'graph_id' field) before running this operation."
+    )
+
+
+async def thread_graph(rt, thread: dict, *, required: bool = False):
+    """The graph a thread's runs use (None, or a 400 when `required`, before any run chose one)."""
+    graph_id = (thread.get("metadata") or {}).get("graph_id")
+    if graph_id is None or graph_id not in rt.graphs:
+        if required:
+            raise no_graph(thread["thread_id"])
+        return None
+    return await rt.graphs.get(graph_id, thread.get("config") or {}, checkpointer=rt.checkpointer, store=rt.store)
+
+
+@contextmanager
+def bad_update():
+    """A graph refusing an update (unknown node, wrong shape) is the client's mistake: 400."""
+    try:
+        yield
+    except (InvalidUpdateError, ValueError, TypeError) as exc:
+        raise BadRequest(str(exc).split("\n")[0]) from None
+
+
+# ---- threads --------------------------------------------------------------------------------------
+
+async def create(
+    rt, ctx: Context, thread_id: UUID | None, *, metadata: dict, if_exists: str, ttl: dict | None,
+    supersteps: list[dict] | None,
+) -> dict:
+    """A thread; `supersteps` pre-fill it (all or nothing), only when this call creates it."""
+    thread_id = thread_id or uuid4()
+    graph_id = metadata.get("graph_id")
+    if supersteps and graph_id not in rt.graphs:
+        raise Invalid("supersteps need metadata.graph_id naming one of this server's graphs")
+    thread, created = await rt.threads.create(thread_id, metadata=metadata, if_exists=if_exists, ttl=ttl)
+    if supersteps and created:
+        try:
+            await bulk_update(rt, thread_id, graph_id, supersteps)
+        except Exception:
+            await delete(rt, ctx, thread_id)
+            raise
+        thread = await rt.threads.get(thread_id)
+    return thread
+
+
+async def search(rt, ctx: Context, **query) -> list[dict]:
+    return await rt.threads.search(**query, filter=ctx.filter)
+
+
+async def count(rt, ctx: Context, **query) -> int:
+    return await rt.threads.count(**query, filter=ctx.filter)
+
+
+async def get(rt, ctx: Context, thread_id: UUID, *, include_ttl: bool = False) -> dict:
+    return await rt.threads.get(thread_id, include_ttl=include_ttl, filter=ctx.filter)
+
+
+async def update(rt, ctx: Context, thread_id: UUID, *, metadata: dict, ttl: dict | None) -> dict:
+    return await rt.threads.update(thread_id, metadata=metadata, ttl=ttl, filter=ctx.filter)
+
+
+async def delete(rt, ctx: Context, thread_id: UUID) -> None:
+    """The thread goes, its runs are cancelled and its checkpoints deleted."""
+    await rt.threads.get(thread_id, filter=ctx.filter)
+    await runs.cancel(rt, ctx, thread_id, None, "interrupt")
+    await rt.threads.delete(thread_id, filter=ctx.filter)
+    await rt.checkpointer.adelete_thread(str(thread_id))
+
+
+async def prune(rt, ctx: Context, thread_ids: list[UUID], strategy: str) -> int:
+    existing = await rt.threads.existing(list(dict.fromkeys(thread_ids)), filter=ctx.filter)
+    if strategy == "delete":
+        for thread_id in existing:
+            try:
+                await delete(rt, ctx, thread_id)
+            except NotFound:  # deleted meanwhile
+                pass
+    else:
+        await rt.checkpointer.aprune([str(t) for t in existing], strategy="keep_latest")
+    return len(existing)
+
+
+async def copy(rt, ctx: Context, thread_id: UUID) -> dict:
+    return await rt.threads.copy(thread_id, uuid4(), filter=ctx.filter)
+
+
+async def storage(rt, ctx: Context, thread_id: UUID) -> dict:
+    return await rt.threads.storage(thread_id, filter=ctx.filter)
+
+
+# ---- state ----------------------------------------------------------------------------------------
+
+async def get_state(
+    rt, ctx: Context, thread_id: UUID, checkpoint: dict | None = None, subgraphs: bool = False
+) -> tuple[StateSnapshot | None, dict]:
+    """The thread's state (at `checkpoint`), and the config that asked for it."""
+    thread = await get(rt, ctx, thread_id)
+    graph = await thread_graph(rt, thread)
+    config = thread_config(thread_id, checkpoint)
+    return (await graph.aget_state(config, subgraphs=subgraphs) if graph else None), config
+
+
+async def update_state(rt, ctx: Context, thread_id: UUID, values, *, as_node: str | None, checkpoint: dict | None) -> dict:
+    """Apply `values` as if `as_node` had written them; returns the new checkpoint's config."""
+    # Under the thread's lock, concurrent updates each build on the one before; and the thread is
+    # read there, so that the TTL sweep (which skips locked threads) cannot delete it under us.
+    async with rt.threads.locked(thread_id):
+        thread = await get(rt, ctx, thread_id)
+        graph = await thread_graph(rt, thread, required=True)
+        config = {**thread_config(thread_id, checkpoint), "metadata": {"graph_id": thread["metadata"]["graph_id"]}}
+        if checkpoint and checkpoint.get("checkpoint_id") and await rt.checkpointer.aget_tuple(config) is None:
+            raise NotFound(f"Checkpoint {checkpoint['checkpoint_id']} not found")
+        with bad_update():
+            config = await graph.aupdate_state(config, values, as_node=as_node)
+        await refresh_thread(rt, graph, thread_id)
+    return config
+
+
+async def refresh_thread(rt, graph, thread_id) -> None:
+    """Copy the latest values and interrupts of the checkpointer into the thread row."""
+    snapshot = await graph.aget_state(thread_config(thread_id))
+    interrupts = interrupts_by_task(snapshot)
+    await rt.threads.set_state(
+        thread_id, values=to_jsonable(snapshot.values), interrupts=interrupts, paused=bool(snapshot.next or interrupts)
+    )
+
+
+async def bulk_update(rt, thread_id, graph_id: str, supersteps: list[dict]) -> None:
+    """Pre-populate a new thread: each superstep is a list of updates applied as one step."""
+    graph = await rt.graphs.get(graph_id, checkpointer=rt.checkpointer, store=rt.store)
+    with bad_update():
+        steps = [
+            [StateUpdate(Command(**u["command"]) if u.get("command") else u.get("values"), u.get("as_node")) for u in step["updates"]]
+            for step in supersteps
+        ]
+        await graph.abulk_update_state(thread_config(thread_id), steps)
+    await refresh_thread(rt, graph, thread_id)
+
+
+async def history(
+    rt, ctx: Context, thread_id: UUID, *, limit: int, before: dict | None, metadata: dict | None,
+    checkpoint: dict | None,
+) -> list[StateSnapshot]:
+    thread = await get(rt, ctx, thread_id)
+    graph = await thread_graph(rt, thread)
+    if graph is None:
+        return []
+    return [
+        s
+        async for s in graph.aget_state_history(
+            thread_config(thread_id, checkpoint), filter=metadata,
+            before=thread_config(thread_id, before) if before else None, limit=limit,
+        )
+    ]
+
+
+async def expire_threads(rt) -> int:
+    """The TTL sweep, for the queue's housekeeping: threads past their TTL are deleted (strategy
+    `delete`) or keep only their latest checkpoint and get another TTL (`keep_latest`); leftover
+    threads of stateless runs are deleted. Threads with runs in flight wait. Returns how many it handled."""
+    deleted = await rt.threads.delete_expired()
+    kept = await rt.threads.renew_expired_keep_latest()
+    for thread_id in kept:  # the prune keeps whatever a run saves meanwhile: no lock needed
+        try:
+            await rt.checkpointer.aprune([str(thread_id)], strategy="keep_latest")
+        except (NotImplementedError, psycopg.Error) as exc:  # a DeltaChannel graph; a concurrent prune
+            log.warning("thread %s: could not prune its checkpoints past its TTL: %s", thread_id, exc)
+    if deleted or kept:
+        log.info("TTL sweep: deleted %d threads, pruned %d to their latest checkpoint", len(deleted), len(kept))
+    return len(deleted) + len(kept)
