@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 FINISHED = ("success", "error", "timeout", "interrupted")
 RECHECK = "__recheck__"  # internal: the run may have ended without a worker (cancelled while pending)
 CHECK_SECONDS = 5.0  # how often a waiter double-checks PostgreSQL in case a broker message was lost
+# How far a follower may fall behind its run (a slow SSE client) before its stream is ended rather than buffered
+# without bound; resumable clients reconnect with Last-Event-ID and miss nothing.
+MAX_BEHIND = 5000
 
 
 def run_kwargs(assistant: dict, run_id: UUID, thread_id: UUID, metadata: dict, payload: dict, temporary: bool) -> dict:
@@ -131,7 +134,7 @@ class RunFollower:
 
     def __init__(self, rt: Runtime, run_id: UUID) -> None:
         self.rt, self.run_id = rt, run_id
-        self._subscription = rt.broker.subscribe(run_channel(run_id))
+        self._subscription = rt.broker.subscribe(run_channel(run_id), limit=MAX_BEHIND)
         self.sub: Subscription | None = None
         self.result: dict | None = None  # {"status", "output"} once the run has ended
 
@@ -141,6 +144,12 @@ class RunFollower:
 
     async def __aexit__(self, *exc) -> None:
         await self._subscription.__aexit__(*exc)
+
+    @property
+    def over(self) -> bool:
+        """Nothing more to follow: the run has ended, or this process stopped following it (shutdown; a
+        reader too slow)."""
+        return self.result is not None or self.sub.ended
 
     async def _ended_in_db(self) -> bool:
         row = await self.rt.runs.output(self.run_id)
@@ -186,6 +195,9 @@ class RunFollower:
     async def wait(self, check_first: bool = False) -> dict:
         async for _ in self.events(check_first):
             pass
+        while self.result is None and self.sub.overflowed:  # fell behind the run's events: ask PostgreSQL
+            await asyncio.sleep(CHECK_SECONDS)
+            await self._ended_in_db()
         if self.result is None:
             raise Unavailable("The server is shutting down; join the run again on another server.")
         return self.result

@@ -1,6 +1,7 @@
 """Runs: background, wait, stream, join, cancel; on a thread or stateless."""
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Awaitable, Literal, TypeVar
 from uuid import UUID
 
@@ -11,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from .. import runs as service
 from ..errors import Invalid
 from .common import JSONResponse, RunConfig, no_content, resolve_assistant_id, runtime
-from .sse import sse_response
+from .sse import EventStream
 
 T = TypeVar("T")
 router = APIRouter(tags=["runs"], default_response_class=JSONResponse)
@@ -109,22 +110,40 @@ async def _stream(request: Request, thread_id: UUID | None, body: RunCreate):
     follower, run = await _subscribed(rt, run_id, _create(request, thread_id, body, run_id))
     # A resumable stream exists to be reconnected to: leaving it does not cancel the run by default.
     cancel_on_disconnect = (body.on_disconnect or ("continue" if body.stream_resumable else "cancel")) == "cancel"
-    return sse_response(_follow(rt, follower, run_id, cancel_on_disconnect), _location(run, "stream"))
+    return _follow(rt, follower, cancel_on_disconnect, _location(run, "stream"))
 
 
-async def _follow(
-    rt, follower: service.RunFollower, run_id: UUID, cancel_on_disconnect: bool, check_first=False,
+def _follow(
+    rt, follower: service.RunFollower, cancel_on_disconnect: bool, headers: dict[str, str], check_first=False,
     replay_after: int | None = None,
-):
-    finished = False
-    try:
-        async for item in follower.events(check_first, replay_after):
-            yield item
-        finished = True
-    finally:
+) -> EventStream:
+    """The run's events as SSE. When the response is over, however it ended, unsubscribe; and if the client
+    left before the end, cancel the run when asked to."""
+
+    async def close():
         await follower.__aexit__(None, None, None)
-        if not finished and cancel_on_disconnect:
-            service.spawn_cancel(rt, run_id)
+        if cancel_on_disconnect and not follower.over:
+            service.spawn_cancel(rt, follower.run_id)
+
+    return EventStream(follower.events(check_first, replay_after), headers, on_close=close)
+
+
+async def _until_disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
+    """`work`'s result; None if the client disconnects first (`work` is then cancelled)."""
+    task, gone = asyncio.ensure_future(work), asyncio.ensure_future(_until_disconnected(request))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, gone, return_exceptions=True)
+    return task.result() if not task.cancelled() else None
 
 
 async def _wait(request: Request, thread_id: UUID | None, body: RunCreate):
@@ -132,7 +151,12 @@ async def _wait(request: Request, thread_id: UUID | None, body: RunCreate):
     run_id = uuid6()
     async with service.RunFollower(rt, run_id) as follower:
         run = await _create(request, thread_id, body, run_id)
-        result = await follower.wait()
+        result = await _unless_disconnected(request, follower.wait())
+    if result is None:
+        # As on the official server, a waiter that leaves lets the run go on unless it asked otherwise.
+        if body.on_disconnect == "cancel":
+            await service.cancel_runs(rt, None, [run_id], "interrupt")
+        return Response(status_code=499)  # nobody reads it; "client closed request" in the access log
     return JSONResponse(result.get("output"), headers=_location(run, "join"))
 
 
@@ -199,10 +223,7 @@ async def join_stream(
         except ValueError:
             await follower.__aexit__(None, None, None)
             raise Invalid(f"Last-Event-ID must be an event id, not {last_event_id!r}") from None
-    return sse_response(
-        _follow(rt, follower, run_id, cancel_on_disconnect, check_first=True, replay_after=replay_after),
-        _location(run, "stream"),
-    )
+    return _follow(rt, follower, cancel_on_disconnect, _location(run, "stream"), True, replay_after)
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")

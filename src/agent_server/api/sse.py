@@ -1,9 +1,11 @@
 """Server-sent events: the framing of the official server, heartbeats on idle streams."""
 from __future__ import annotations
 
-from typing import AsyncIterator
+from typing import AsyncGenerator, Awaitable, Callable
 
+import anyio
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 HEARTBEAT = b": heartbeat\n\n"
 
@@ -13,13 +15,37 @@ def frame(event: str, data: bytes, event_id: str = "") -> bytes:
     return out + (b"id: " + event_id.encode() + b"\n\n" if event_id else b"\n")
 
 
-def sse_response(events: AsyncIterator[tuple[str, bytes, str]], headers: dict[str, str] | None = None) -> StreamingResponse:
-    async def body():
+class EventStream(StreamingResponse):
+    """SSE of (event, data, id); empty names are heartbeats.
+
+    `on_close` runs once the response is over, however it ended: the events ran out, the client left, an
+    error. A `finally` in the events generator is not enough: a client gone before the first byte makes
+    Starlette cancel the response before it ever starts the generator, and then its `finally` never runs."""
+
+    def __init__(
+        self, events: AsyncGenerator[tuple[str, bytes, str], None], headers: dict[str, str] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__(
+            self._frames(events),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **(headers or {})},
+        )
+        self._events, self._on_close = events, on_close
+
+    @staticmethod
+    async def _frames(events):
         async for event, data, event_id in events:
             yield frame(event, data, event_id) if event else HEARTBEAT
 
-    return StreamingResponse(
-        body(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **(headers or {})},
-    )
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):  # a cancelled request still lets go of what it holds
+                await self._events.aclose()
+                if self._on_close is not None:
+                    await self._on_close()
+
+
+sse_response = EventStream  # the name the routes know

@@ -23,7 +23,8 @@ async def ok(request: Request, check_db: int = 0):
 
 @router.get("/metrics")
 async def metrics(request: Request, format: Literal["prometheus", "json"] = "prometheus"):
-    """Queue depth, runs by status, this process's active runs and connection pool, for monitoring."""
+    """Queue depth, runs by status, this process's active runs, connection pool and open broker subscriptions
+    (streams, waiters and the queue's own), for monitoring."""
     rt = runtime(request)
     worker = getattr(request.app.state, "worker", None)
     pool = rt.pool.get_stats()
@@ -34,6 +35,7 @@ async def metrics(request: Request, format: Literal["prometheus", "json"] = "pro
         "pool_size": float(pool.get("pool_size", 0)),
         "pool_available": float(pool.get("pool_available", 0)),
         "pool_requests_waiting": float(pool.get("requests_waiting", 0)),
+        "broker_subscriptions": float(rt.broker.subscription_count),
     }
     if format == "json":
         return stats
