@@ -20,7 +20,7 @@ from agent_server.api.sse import EventStream
 from conftest import TESTS, ServerProcess, create_database, drop_database
 from run_helpers import wait_for
 
-MAX_BEHIND = 5000  # agent_server.runs.MAX_BEHIND: how far a follower may fall behind
+MAX_BEHIND = 5000  # agent_server.services.runs.MAX_BEHIND: how far a follower may fall behind
 FLOOD = '''
 from typing import TypedDict
 

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 
 from .. import __version__
-from ..storage import database
+from ..services import system as service
 from .common import JSONResponse, runtime
 
 router = APIRouter(tags=["system"], default_response_class=JSONResponse)
@@ -15,28 +15,16 @@ router = APIRouter(tags=["system"], default_response_class=JSONResponse)
 
 @router.get("/ok")
 async def ok(request: Request, check_db: int = 0):
-    """Liveness; with ?check_db=1 also a round trip to PostgreSQL (a failure is a 500)."""
+    """Liveness; with ?check_db=1 also a round trip to PostgreSQL (unreachable: 503)."""
     if check_db:
-        await database.ping(runtime(request).pool)
+        await service.check_database(runtime(request))
     return {"ok": True, "services": {}}
 
 
 @router.get("/metrics")
 async def metrics(request: Request, format: Literal["prometheus", "json"] = "prometheus"):
-    """Queue depth, runs by status, this process's active runs, connection pool and open broker subscriptions
-    (streams, waiters and the queue's own), for monitoring."""
-    rt = runtime(request)
-    worker = getattr(request.app.state, "worker", None)
-    pool = rt.pool.get_stats()
-    stats = {
-        **await rt.runs.queue_stats(),
-        "worker_active_runs": float(len(worker.active) if worker else 0),
-        "worker_capacity": float(worker.concurrency if worker else 0),
-        "pool_size": float(pool.get("pool_size", 0)),
-        "pool_available": float(pool.get("pool_available", 0)),
-        "pool_requests_waiting": float(pool.get("requests_waiting", 0)),
-        "broker_subscriptions": float(rt.broker.subscription_count),
-    }
+    """Queue depth, runs by status, this process's active runs, pool and broker subscriptions."""
+    stats = await service.metrics(runtime(request), getattr(request.app.state, "worker", None))
     if format == "json":
         return stats
     text = "".join(f"agent_server_{name} {value:g}\n" for name, value in stats.items())

@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from .. import runs as run_service
+from ..services import runs as run_service
 from ..services import threads as service
 from .common import JSONResponse, caller, no_content, page, runtime
 from .shapes import state_json, thread_json, update_json, snapshot_json
@@ -204,9 +204,7 @@ async def post_history(request: Request, thread_id: UUID, body: HistoryQuery):
 @router.get("/threads/{thread_id}/stream")
 async def join_thread_stream(request: Request, thread_id: UUID, stream_mode: list[str] = Query(["run_modes"])):
     """The output of every run on the thread from now on, one after another, until the client leaves."""
-    rt, ctx = runtime(request), caller(request)
-    await service.get(rt, ctx, thread_id)
     modes = None
     if "run_modes" not in stream_mode:  # those modes only; a run's metadata and errors always
         modes = {"metadata", "error", *stream_mode} | ({"messages"} if "messages-tuple" in stream_mode else set())
-    return sse_response(run_service.thread_events(rt, thread_id, modes))
+    return sse_response(await run_service.thread_events(runtime(request), caller(request), thread_id, modes))

@@ -1,11 +1,357 @@
-"""Runs: creation with multitask strategies, cancellation, waiting, streaming and joining."""
+"""Runs: creation with multitask strategies (subscribed first when the caller follows it), waiting,
+streaming, joining, cancelling; the events of a thread's runs one after another."""
 from __future__ import annotations
 
-from uuid import UUID
+import asyncio
+import logging
+from typing import AsyncIterator, Awaitable
+from uuid import UUID, uuid4
 
-from .. import runs as _runs
+from langgraph.checkpoint.base.id import uuid6
+
+from ..broker import CANCEL, DONE, WAKE, Subscription, pack, run_channel, thread_channel, unpack
+from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, Invalid, NotFound, Unavailable
+from ..runtime import Runtime
+from ..serde import dumps, loads
+from ..status import FINISHED
+from ..storage.runs import NewRun
 from . import Context
 
+log = logging.getLogger(__name__)
 
-async def cancel(rt, ctx: Context, thread_id: UUID | None, run_ids: list[UUID] | None, action: str, **kw) -> None:
-    await _runs.cancel_runs(rt, thread_id, run_ids, action, **kw)
+RECHECK = "__recheck__"  # internal: the run may have ended without a worker (cancelled while pending)
+CHECK_SECONDS = 5.0  # how often a waiter double-checks PostgreSQL in case a broker message was lost
+# How far a follower may fall behind its run (a slow SSE client) before its stream is ended rather than buffered
+# without bound; resumable clients reconnect with Last-Event-ID and miss nothing.
+MAX_BEHIND = 5000
+
+
+def run_kwargs(assistant: dict, run_id: UUID, thread_id: UUID, metadata: dict, payload: dict, temporary: bool) -> dict:
+    """The run's kwargs as the official server records them: the config is merged here, once."""
+    a_cfg, r_cfg = assistant.get("config") or {}, payload.get("config") or {}
+    context = payload.get("context") or {}
+    if context and r_cfg.get("configurable"):
+        raise BadRequest(BOTH_CONFIGURABLE_AND_CONTEXT)
+    configurable = {
+        **(a_cfg.get("configurable") or {}),
+        **({**context, "__context_provided__": True} if context else {}),
+        **(r_cfg.get("configurable") or {}),
+        "run_id": str(run_id),
+        "thread_id": str(thread_id),
+        "graph_id": assistant["graph_id"],
+        "assistant_id": str(assistant["assistant_id"]),
+        "user_id": "",
+    }
+    checkpoint = payload.get("checkpoint") or {}
+    checkpoint_id = payload.get("checkpoint_id") or checkpoint.get("checkpoint_id")
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    if checkpoint.get("checkpoint_ns"):
+        configurable["checkpoint_ns"] = checkpoint["checkpoint_ns"]
+    return {
+        "input": payload.get("input"),
+        "command": payload.get("command"),
+        "config": {**a_cfg, **r_cfg, "configurable": configurable, "metadata": metadata},
+        "context": {**(assistant.get("context") or {}), **context},
+        "stream_mode": payload.get("stream_mode") or ["values"],
+        "interrupt_before": payload.get("interrupt_before"),
+        "interrupt_after": payload.get("interrupt_after"),
+        "webhook": payload.get("webhook"),
+        "feedback_keys": payload.get("feedback_keys"),
+        "temporary": temporary,
+        "subgraphs": bool(payload.get("stream_subgraphs")),
+        "resumable": bool(payload.get("stream_resumable")),
+        "checkpoint_during": payload.get("checkpoint_during", True),
+        "durability": payload.get("durability") or "async",
+    }
+
+
+def payload_defaults(payload: dict) -> dict:
+    """`checkpoint_during=false` is the older spelling of durability `exit`."""
+    if payload.get("durability") is None and payload.get("checkpoint_during") is False:
+        return {**payload, "durability": "exit"}
+    return payload
+
+
+async def create(
+    rt: Runtime, ctx: Context, thread_id: UUID | None, assistant_id: UUID, payload: dict, run_id: UUID | None = None
+) -> dict:
+    """Queue a run; `thread_id=None` makes a stateless run on a thread of its own."""
+    run_id = run_id or uuid6()
+    payload = payload_defaults(payload)
+    if thread_id is not None and ctx.filter and await rt.threads.exists(thread_id):
+        await rt.threads.get(thread_id, filter=ctx.filter)  # another caller's thread: not found
+    try:
+        assistant = await rt.assistants.get(assistant_id)
+    except NotFound:
+        raise NotFound("Thread or assistant not found.") from None
+    stateless = thread_id is None
+    if stateless and (payload.get("command") or {}).get("resume") is not None:
+        raise BadRequest("You must provide a thread_id when resuming.")
+    temporary = stateless and (payload.get("on_completion") or "delete") == "delete"
+    thread_id = thread_id or uuid4()
+    metadata = {
+        **(assistant.get("metadata") or {}),
+        "graph_id": assistant["graph_id"],
+        "assistant_id": str(assistant_id),
+        **(payload.get("metadata") or {}),
+    }
+    new = NewRun(
+        run_id=run_id,
+        thread_id=thread_id,
+        assistant_id=assistant_id,
+        graph_id=assistant["graph_id"],
+        kwargs=run_kwargs(assistant, run_id, thread_id, metadata, payload, temporary),
+        metadata=metadata,
+        multitask_strategy=payload.get("multitask_strategy") or "enqueue",
+        after_seconds=payload.get("after_seconds") or 0,
+        if_not_exists="create" if stateless else payload.get("if_not_exists") or "reject",
+        ephemeral=temporary,
+    )
+    created = await rt.runs.create(new)
+    for run_id in created.running:
+        await rt.broker.publish(CANCEL, f"{run_id} {new.multitask_strategy}".encode())
+    await _recheck(rt, created.cancelled)
+    await rt.broker.publish(WAKE, b"")
+    return created.run
+
+
+async def cancel(
+    rt: Runtime, ctx: Context, thread_id: UUID | None, run_ids: list[UUID] | None, action: str,
+    status: str | None = None, *, must_match: bool = False,
+) -> None:
+    """Pending runs end at once; workers running the others get a signal (and see a flag in PostgreSQL)."""
+    matched, running = await rt.runs.cancel(thread_id, run_ids, action, status, filter=ctx.filter)
+    if must_match and not matched:
+        if run_ids and await rt.runs.count_existing(run_ids):
+            raise NotFound(
+                "No matching runs to cancel. Please verify the thread ID and run IDs are correct, "
+                "and the runs haven't been deleted or completed."
+            )
+        raise NotFound("No runs found to cancel.")
+    for run_id in running:
+        await rt.broker.publish(CANCEL, f"{run_id} {action}".encode())
+    await _recheck(rt, matched)
+
+
+async def _recheck(rt: Runtime, run_ids: list[UUID]) -> None:
+    """Followers of these runs look in PostgreSQL now: the pending ones among them have just ended."""
+    for run_id in run_ids:
+        await rt.broker.publish(run_channel(run_id), pack(RECHECK, b""))
+
+
+class RunFollower:
+    """Subscribed to a run's events before the run can produce any: nothing is missed."""
+
+    def __init__(self, rt: Runtime, run_id: UUID) -> None:
+        self.rt, self.run_id = rt, run_id
+        self._subscription = rt.broker.subscribe(run_channel(run_id), limit=MAX_BEHIND)
+        self.sub: Subscription | None = None
+        self.result: dict | None = None  # {"status", "output"} once the run has ended
+
+    async def __aenter__(self) -> "RunFollower":
+        self.sub = await self._subscription.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._subscription.__aexit__(*exc)
+
+    @property
+    def over(self) -> bool:
+        """Nothing more to follow: the run has ended, or this process stopped following it (shutdown; a
+        reader too slow)."""
+        return self.result is not None or self.sub.ended
+
+    async def _ended_in_db(self) -> bool:
+        row = await self.rt.runs.output(self.run_id)
+        if row is None or row["status"] in FINISHED:
+            self.result = row or {"status": "deleted", "output": None}
+            return True
+        return False
+
+    async def events(
+        self, check_first: bool = False, replay_after: int | None = None
+    ) -> AsyncIterator[tuple[str, bytes, str]]:
+        """The run's (event, data, id) until it ends; empty names are heartbeats of an idle stream.
+
+        `replay_after`: first the stored events of a resumable run after that id, then live ones."""
+        seen = -1
+        if replay_after is not None:
+            for row in await self.rt.events.after(self.run_id, replay_after):
+                seen = row["seq"]
+                yield row["event"], bytes(row["data"]), str(seen)
+        if check_first and await self._ended_in_db():
+            return
+        while True:
+            message = await self.sub.get(timeout=CHECK_SECONDS)
+            if message is None:
+                if self.sub.ended:  # this process is shutting down: the run goes on elsewhere
+                    return
+                if await self._ended_in_db():
+                    return
+                yield "", b"", ""  # idle: let the caller send a heartbeat
+                continue
+            event, event_id, data = unpack(message)
+            if event == DONE:
+                self.result = loads(data)
+                return
+            if event == RECHECK:
+                if await self._ended_in_db():
+                    return
+                continue
+            if event_id and int(event_id) <= seen:
+                continue  # already replayed from storage
+            yield event, data, event_id
+
+    async def wait(self, check_first: bool = False) -> dict:
+        async for _ in self.events(check_first):
+            pass
+        while self.result is None and self.sub.overflowed:  # fell behind the run's events: ask PostgreSQL
+            await asyncio.sleep(CHECK_SECONDS)
+            await self._ended_in_db()
+        if self.result is None:
+            raise Unavailable("The server is shutting down; join the run again on another server.")
+        return self.result
+
+
+async def thread_events(
+    rt: Runtime, ctx: Context, thread_id: UUID, modes: set[str] | None
+) -> AsyncIterator[tuple[str, bytes, str]]:
+    """Every run of a thread, one after another, from now on: open until the client leaves.
+
+    `modes` keeps only those stream modes (None: each run's own modes)."""
+    await rt.threads.get(thread_id, filter=ctx.filter)
+    return _thread_events(rt, thread_id, modes)
+
+
+async def _thread_events(rt: Runtime, thread_id: UUID, modes: set[str] | None) -> AsyncIterator[tuple[str, bytes, str]]:
+    async with rt.broker.subscribe(thread_channel(thread_id)) as starts:
+        current = await rt.runs.active_run(thread_id)
+        while True:
+            if current is not None:
+                async with RunFollower(rt, current) as follower:
+                    # The run's own metadata event may have gone out before we subscribed: say it here.
+                    yield "metadata", dumps({"run_id": str(current)}), ""
+                    async for event, data, event_id in follower.events(check_first=True):
+                        if event == "metadata":
+                            continue
+                        if not event or modes is None or event.partition("|")[0].partition("/")[0] in modes:
+                            yield event, data, event_id
+                    if follower.sub.ended:
+                        return
+            message = await starts.get(timeout=CHECK_SECONDS)
+            if message is None:
+                if starts.ended:
+                    return
+                yield "", b"", ""  # idle: a heartbeat
+                current = await rt.runs.active_run(thread_id)
+            else:
+                current = UUID(message.decode())
+
+
+def spawn_cancel(rt: Runtime, ctx: Context, run_id: UUID) -> None:
+    """Cancel from a context that is itself being torn down (a closed stream)."""
+    task = asyncio.create_task(cancel(rt, ctx, None, [run_id], "interrupt"))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task] = set()
+
+
+# ---- what a caller of the API does with runs ---------------------------------------------------------
+
+async def get(rt: Runtime, ctx: Context, thread_id: UUID, run_id: UUID) -> dict:
+    return await rt.runs.get(run_id, thread_id, filter=ctx.filter)
+
+
+async def list_runs(rt: Runtime, ctx: Context, thread_id: UUID, **query) -> list[dict]:
+    await rt.threads.get(thread_id, filter=ctx.filter)
+    return await rt.runs.list(thread_id, **query, filter=ctx.filter)
+
+
+async def delete(rt: Runtime, ctx: Context, thread_id: UUID, run_id: UUID) -> None:
+    await rt.runs.delete(run_id, thread_id, filter=ctx.filter)
+
+
+async def _subscribed(rt: Runtime, run_id: UUID, then: Awaitable) -> tuple["RunFollower", object]:
+    """Subscribe to a run's events, then await what may start it (so no event is missed); a failure
+    here unsubscribes at once, else the caller's stream does when it ends."""
+    follower = await RunFollower(rt, run_id).__aenter__()
+    try:
+        return follower, await then
+    except BaseException:
+        await follower.__aexit__(None, None, None)
+        raise
+
+
+async def stream(
+    rt: Runtime, ctx: Context, thread_id: UUID | None, assistant_id: UUID, payload: dict
+) -> tuple[dict, "RunFollower"]:
+    """Create a run and follow it from its first event. The caller closes the follower."""
+    run_id = uuid6()
+    follower, run = await _subscribed(rt, run_id, create(rt, ctx, thread_id, assistant_id, payload, run_id))
+    return run, follower
+
+
+def cancels_on_disconnect(payload: dict) -> bool:
+    """A stream left early cancels its run, unless resumable (it exists to be reconnected to) or asked not to."""
+    return (payload.get("on_disconnect") or ("continue" if payload.get("stream_resumable") else "cancel")) == "cancel"
+
+
+async def wait(
+    rt: Runtime, ctx: Context, thread_id: UUID | None, assistant_id: UUID, payload: dict, disconnected: Awaitable
+) -> tuple[dict, dict | None]:
+    """Create a run and wait for its end: (run, {"status", "output"}); None for the result when the
+    caller left first (`disconnected` completed), which cancels the run if it asked for that."""
+    run_id = uuid6()
+    async with RunFollower(rt, run_id) as follower:
+        run = await create(rt, ctx, thread_id, assistant_id, payload, run_id)
+        result = await _unless(disconnected, follower.wait())
+    if result is None and payload.get("on_disconnect") == "cancel":  # as the official server: else it goes on
+        await cancel(rt, ctx, None, [run_id], "interrupt")
+    return run, result
+
+
+async def _unless(disconnected: Awaitable, work: Awaitable):
+    """`work`'s result; None if `disconnected` completes first (`work` is then cancelled)."""
+    task, gone = asyncio.ensure_future(work), asyncio.ensure_future(disconnected)
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, gone, return_exceptions=True)
+    return task.result() if not task.cancelled() else None
+
+
+async def join(rt: Runtime, ctx: Context, thread_id: UUID, run_id: UUID) -> tuple[dict, dict]:
+    """Wait for a run's end: (run, {"status", "output"})."""
+    async with RunFollower(rt, run_id) as follower:
+        run = await get(rt, ctx, thread_id, run_id)
+        return run, await follower.wait(check_first=True)
+
+
+async def join_stream(
+    rt: Runtime, ctx: Context, thread_id: UUID, run_id: UUID, last_event_id: str | None
+) -> tuple[dict, "RunFollower", int | None]:
+    """Follow a run from now on; with `last_event_id` on a resumable run, first every event after it.
+    Returns (run, follower, the id to replay after). The caller closes the follower."""
+    follower, run = await _subscribed(rt, run_id, get(rt, ctx, thread_id, run_id))
+    replay_after = None
+    if last_event_id is not None and run["kwargs"].get("resumable"):
+        try:
+            replay_after = int(last_event_id)
+        except ValueError:
+            await follower.__aexit__(None, None, None)
+            raise Invalid(f"Last-Event-ID must be an event id, not {last_event_id!r}") from None
+    return run, follower, replay_after
+
+
+async def cancel_one(rt: Runtime, ctx: Context, thread_id: UUID, run_id: UUID, action: str, wait: bool) -> None:
+    """Cancel a run; with `wait`, return once it has ended."""
+    async with RunFollower(rt, run_id) as follower:
+        await cancel(rt, ctx, thread_id, [run_id], action, must_match=True)
+        if wait:
+            await follower.wait(check_first=True)

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from ..errors import Conflict, NotFound
 from ..status import INFLIGHT, RunStatus
-from .base import Repository, jsonb
+from .base import ANYONE, Filter, Repository, jsonb
 
 COLUMNS = [
     "run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata", "kwargs",
@@ -35,6 +35,14 @@ class Created:
     run: dict
     cancelled: list[UUID]  # in-flight runs ended (pending) or asked to stop (running) by interrupt/rollback
     running: list[UUID]  # those of them a worker executes: it must be signalled
+
+
+def _visible(filter: Filter) -> tuple[str, dict]:
+    """A run is visible to a caller when its thread is."""
+    if not filter:
+        return "true", {}
+    condition, params = filter.sql("f", {"thread_id", "status"})
+    return f"EXISTS (SELECT 1 FROM thread f WHERE f.thread_id = run.thread_id AND {condition})", params
 
 
 async def lock_thread(conn, thread_id: UUID) -> bool:
@@ -129,15 +137,17 @@ class RunRepo(Repository):
         return [r["run_id"] for r in rows]
 
     async def cancel(
-        self, thread_id: UUID | None, run_ids: list[UUID] | None, action: str, status: str | None = None
+        self, thread_id: UUID | None, run_ids: list[UUID] | None, action: str, status: str | None = None,
+        filter: Filter = ANYONE,
     ) -> tuple[list[UUID], list[UUID]]:
         """Cancel in-flight runs by ids (on a thread), by thread, or by status.
 
         Returns the runs matched, and the running ones, whose workers must be signalled."""
-        selection = """FROM run WHERE (%(thread)s::uuid IS NULL OR thread_id = %(thread)s)
-                         AND (%(ids)s::uuid[] IS NULL OR run_id = ANY(%(ids)s))
-                         AND status = ANY(%(statuses)s)"""
-        params = {"thread": thread_id, "ids": run_ids, "statuses": [status] if status else list(INFLIGHT)}
+        visible, params = _visible(filter)
+        selection = f"""FROM run WHERE (%(thread)s::uuid IS NULL OR thread_id = %(thread)s)
+                          AND (%(ids)s::uuid[] IS NULL OR run_id = ANY(%(ids)s))
+                          AND status = ANY(%(statuses)s) AND {visible}"""
+        params.update(thread=thread_id, ids=run_ids, statuses=[status] if status else list(INFLIGHT))
         async with self.pool.connection() as conn, conn.transaction():
             await self._lock_threads(conn, f"SELECT thread_id {selection}", params)
             rows = await self.all(f"SELECT run_id, thread_id {selection} ORDER BY thread_id, run_id FOR UPDATE", params, conn)
@@ -172,27 +182,35 @@ class RunRepo(Repository):
     async def count_existing(self, run_ids: list[UUID]) -> int:
         return await self.scalar("SELECT count(*) FROM run WHERE run_id = ANY(%s)", (run_ids,))
 
-    async def get(self, run_id: UUID, thread_id: UUID | None = None) -> dict:
+    async def get(self, run_id: UUID, thread_id: UUID | None = None, filter: Filter = ANYONE) -> dict:
+        visible, params = _visible(filter)
         row = await self.one(
-            f"SELECT {PUBLIC} FROM run WHERE run_id = %s AND (%s::uuid IS NULL OR thread_id = %s)",
-            (run_id, thread_id, thread_id),
+            f"""SELECT {PUBLIC} FROM run WHERE run_id = %(run)s AND (%(thread)s::uuid IS NULL OR thread_id = %(thread)s)
+                AND {visible}""",
+            {**params, "run": run_id, "thread": thread_id},
         )
         if row is None:
             raise NotFound(f"Run {run_id} not found")
         return row
 
-    async def list(self, thread_id: UUID, *, status: str | None, limit: int, offset: int) -> list[dict]:
+    async def list(
+        self, thread_id: UUID, *, status: str | None, limit: int, offset: int, filter: Filter = ANYONE
+    ) -> list[dict]:
+        visible, params = _visible(filter)
         return await self.all(
-            f"""SELECT {PUBLIC} FROM run WHERE thread_id = %s AND (%s::text IS NULL OR status = %s)
-                ORDER BY created_at DESC LIMIT %s OFFSET %s""",
-            (thread_id, status, status, limit, offset),
+            f"""SELECT {PUBLIC} FROM run WHERE thread_id = %(thread)s AND (%(status)s::text IS NULL OR status = %(status)s)
+                AND {visible} ORDER BY created_at DESC LIMIT %(limit)s OFFSET %(offset)s""",
+            {**params, "thread": thread_id, "status": status, "limit": limit, "offset": offset},
         )
 
-    async def delete(self, run_id: UUID, thread_id: UUID) -> None:
+    async def delete(self, run_id: UUID, thread_id: UUID, filter: Filter = ANYONE) -> None:
+        visible, params = _visible(filter)
         async with self.pool.connection() as conn, conn.transaction():
             await lock_thread(conn, thread_id)
             row = await self.one(
-                "SELECT status FROM run WHERE run_id = %s AND thread_id = %s FOR UPDATE", (run_id, thread_id), conn
+                f"SELECT status FROM run WHERE run_id = %(run)s AND thread_id = %(thread)s AND {visible} FOR UPDATE",
+                {**params, "run": run_id, "thread": thread_id},
+                conn,
             )
             if row is None:
                 raise NotFound(f"Run {run_id} not found")

@@ -1,0 +1,24 @@
+"""The server's own health and figures, for probes and monitoring."""
+from __future__ import annotations
+
+from ..storage import database
+
+
+async def check_database(rt) -> None:
+    """A round trip to PostgreSQL (raises when it does not answer)."""
+    await database.ping(rt.pool)
+
+
+async def metrics(rt, worker=None) -> dict[str, float]:
+    """Queue depth, runs by status, this process's active runs, its connection pool and its open broker
+    subscriptions (streams, waiters and the queue's own)."""
+    pool = rt.pool.get_stats()
+    return {
+        **await rt.runs.queue_stats(),
+        "worker_active_runs": float(len(worker.active) if worker else 0),
+        "worker_capacity": float(worker.concurrency if worker else 0),
+        "pool_size": float(pool.get("pool_size", 0)),
+        "pool_available": float(pool.get("pool_available", 0)),
+        "pool_requests_waiting": float(pool.get("requests_waiting", 0)),
+        "broker_subscriptions": float(rt.broker.subscription_count),
+    }
