@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from langgraph_sdk import get_client
 
-from conftest import ServerProcess
+from conftest import TESTS, ServerProcess
+from run_helpers import HI
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
-HI = {"messages": [{"role": "user", "content": "hi"}]}
+EXAMPLES = TESTS.parent / "examples"
 
 
 @pytest.fixture
