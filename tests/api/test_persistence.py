@@ -6,10 +6,18 @@ import json
 import pytest
 from langgraph_sdk import get_client
 
-from conftest import TESTS, ServerProcess
+from conftest import TESTS, ServerProcess, stop_stray_postgres
 from run_helpers import HI
 
 EXAMPLES = TESTS.parent / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _no_postgres_left(tmp_path):
+    """The server stops the embedded PostgreSQL it started in tmp_path; if it did not (a failure, a server
+    killed), the test does."""
+    yield
+    stop_stray_postgres(tmp_path.resolve())
 
 
 @pytest.fixture
@@ -31,8 +39,9 @@ async def snapshot(url: str, thread_id: str) -> dict:
 
 async def test_threads_state_and_assistants_survive_a_restart(no_database_uri, tmp_path):
     env = {"AGENT_SERVER_DATA_DIR": str(tmp_path)}
-    first = ServerProcess(env=env).wait_ready(120)
+    first = ServerProcess(env=env)
     try:
+        first.wait_ready(120)
         client = get_client(url=first.url)
         await client.assistants.create("echo", name="my echo", metadata={"mine": True})
         thread = await client.threads.create(metadata={"owner": "me"})
@@ -42,8 +51,9 @@ async def test_threads_state_and_assistants_survive_a_restart(no_database_uri, t
         first.stop()
     assert (tmp_path / "pgdata").is_dir()
 
-    second = ServerProcess(env=env).wait_ready(120)
+    second = ServerProcess(env=env)
     try:
+        second.wait_ready(120)
         after = await snapshot(second.url, thread["thread_id"])
         assert after == before
         assert [m["content"] for m in after["state"]["values"]["messages"]] == ["hi", "echo: hi"]
@@ -60,8 +70,9 @@ async def test_dev_without_database_uri_keeps_its_data_beside_the_config(no_data
     monkeypatch.delenv("AGENT_SERVER_DATA_DIR", raising=False)
     config = tmp_path / "langgraph.json"
     config.write_text(json.dumps({"graphs": {"echo": str(EXAMPLES / "graphs" / "echo.py") + ":graph"}}))
-    server = ServerProcess(config=config).wait_ready(120)
+    server = ServerProcess(config=config)
     try:
+        server.wait_ready(120)
         client = get_client(url=server.url)
         thread = await client.threads.create()
         assert (await client.runs.wait(thread["thread_id"], "echo", input=HI))["messages"][-1]["content"] == "echo: hi"
@@ -74,7 +85,8 @@ async def test_dev_without_database_uri_keeps_its_data_beside_the_config(no_data
 def test_stopping_the_server_stops_its_embedded_postgres(no_database_uri, tmp_path):
     import psutil
 
-    server = ServerProcess(env={"AGENT_SERVER_DATA_DIR": str(tmp_path)}).wait_ready(120)
+    server = ServerProcess(env={"AGENT_SERVER_DATA_DIR": str(tmp_path)})
+    server.wait_ready(120)
     pgdata = str(tmp_path / "pgdata")
 
     def postgres_running() -> bool:

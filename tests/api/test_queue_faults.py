@@ -11,12 +11,7 @@ import httpx
 import psycopg
 
 from conftest import ServerProcess, create_database, drop_database
-from run_helpers import FINISHED, new_thread, run_status
-from test_split_mode import SLOW, STEPS, cluster  # noqa: F401  (the fixture)
-
-
-def slow(delay: float) -> dict:
-    return {"configurable": {"delay": delay}}
+from run_helpers import FINISHED, SLOW, STEPS, new_thread, run_status, slow
 
 
 async def _running_on(worker: ServerProcess, run: dict, attempt: int, timeout: float = 30) -> None:
@@ -111,8 +106,9 @@ async def test_a_nodes_own_timeout_is_its_error_not_the_run_timeout(client, http
 
 async def test_sigterm_on_a_single_process_server_lets_its_runs_finish(postgres_server):
     database_uri = create_database(postgres_server)
-    server = ServerProcess(env={"DATABASE_URI": database_uri, "DRAIN_TIMEOUT_SECS": "30"}).wait_ready()
+    server = ServerProcess(env={"DATABASE_URI": database_uri, "DRAIN_TIMEOUT_SECS": "30"})
     try:
+        server.wait_ready()
         with httpx.Client(base_url=server.url, timeout=30) as http:
             thread_id = http.post("/threads", json={}).json()["thread_id"]
             run = http.post(f"/threads/{thread_id}/runs", json={"assistant_id": SLOW, "input": {}, "config": slow(0.4)}).json()
@@ -122,14 +118,15 @@ async def test_sigterm_on_a_single_process_server_lets_its_runs_finish(postgres_
                 time.sleep(0.02)
         server.proc.send_signal(signal.SIGTERM)
         server.proc.wait(60)
+        server.stop()
+        with psycopg.connect(database_uri) as conn:
+            status, attempt = conn.execute("SELECT status, attempt FROM run WHERE run_id = %s", (run["run_id"],)).fetchone()
+        assert (status, attempt) == ("success", 1)  # finished in the drain, not handed back
+        assert "draining 1 runs" in server.output()
+        assert "CRITICAL" not in server.output()
     finally:
         server.stop()
-    with psycopg.connect(database_uri) as conn:
-        status, attempt = conn.execute("SELECT status, attempt FROM run WHERE run_id = %s", (run["run_id"],)).fetchone()
-    assert (status, attempt) == ("success", 1)  # finished in the drain, not handed back
-    assert "draining 1 runs" in server.output()
-    assert "CRITICAL" not in server.output()
-    drop_database(postgres_server, database_uri)
+        drop_database(postgres_server, database_uri)
 
 
 async def test_a_second_cancel_during_the_unwind_of_the_first_is_ignored(client, database_uri):
@@ -145,40 +142,3 @@ async def test_a_second_cancel_during_the_unwind_of_the_first_is_ignored(client,
     with psycopg.connect(database_uri) as conn:
         rows = conn.execute("SELECT value FROM store WHERE prefix = 'cleanup' AND key = %s", (run["run_id"],)).fetchall()
     assert rows == [({"done": True},)]
-
-
-async def test_a_queue_task_that_dies_marks_the_worker_failed_and_says_so(postgres_server, caplog):
-    from agent_server.broker import MemoryBroker
-    from agent_server.config import load_settings
-    from agent_server.runtime import Runtime
-    from agent_server.worker.consumer import QueueWorker
-    from conftest import CONFIG
-
-    class BrokerThatBreaks(MemoryBroker):
-        """Our in-process broker, which stops accepting subscriptions once told to."""
-
-        broken = False
-
-        def subscribe(self, channel):
-            if self.broken:
-                raise RuntimeError("the broker broke")
-            return super().subscribe(channel)
-
-    settings = load_settings(CONFIG)
-    settings.database_uri = create_database(postgres_server)
-    rt = await Runtime.start(settings)
-    rt.broker = BrokerThatBreaks()
-    worker = QueueWorker(rt)
-    try:
-        await worker.start()
-        rt.broker.end_subscriptions()  # a shutdown of the API side: the queue subscribes again...
-        await asyncio.sleep(0.1)
-        assert not worker.failed.is_set() and "CRITICAL" not in caplog.text
-        rt.broker.broken = True  # ...but now it cannot: the queue is dead, the process must restart
-        rt.broker.end_subscriptions()
-        await asyncio.wait_for(worker.failed.wait(), 10)
-        assert "queue task queue-listen stopped" in caplog.text
-    finally:
-        await worker.stop()
-        await rt.close()
-        drop_database(postgres_server, settings.database_uri)

@@ -343,10 +343,12 @@ async def test_checkpoint_during_false_means_durability_exit(client):
 def quick_timeout_server(postgres_server):
     """A server of its own (own database, own queue) whose runs may take one second."""
     uri = create_database(postgres_server)
-    srv = ServerProcess(env={"DATABASE_URI": uri, "BG_JOB_TIMEOUT_SECS": "1"}).wait_ready()
-    yield srv
-    srv.stop()
-    drop_database(postgres_server, uri)
+    srv = ServerProcess(env={"DATABASE_URI": uri, "BG_JOB_TIMEOUT_SECS": "1"})
+    try:
+        yield srv.wait_ready()
+    finally:
+        srv.stop()
+        drop_database(postgres_server, uri)
 
 
 async def test_run_longer_than_bg_job_timeout_ends_in_timeout(quick_timeout_server):

@@ -7,39 +7,11 @@ import signal
 import time
 
 import httpx
-import pytest
 from langgraph_sdk import get_client
 
-from conftest import ServerProcess, create_database, drop_database
+from conftest import ServerProcess
+from run_helpers import SLOW, STEPS
 
-SLOW = "slow"
-STEPS = [f"step{i}" for i in range(1, 6)]
-
-
-class Cluster:
-    def __init__(self, database_uri: str, redis_uri: str) -> None:
-        self.env = {"DATABASE_URI": database_uri, "REDIS_URI": redis_uri, "AGENT_SERVER_LEASE_SECS": "3"}
-        self.api = ServerProcess(env=self.env, command="serve", args=["--no-queue", "--host", "127.0.0.1"]).wait_ready()
-        self.workers: list[ServerProcess] = []
-        self.client = get_client(url=self.api.url)
-
-    def add_worker(self, **env: str) -> ServerProcess:
-        worker = ServerProcess(env={**self.env, **env}, command="worker").wait_for_log("running up to")
-        self.workers.append(worker)
-        return worker
-
-    def stop(self) -> None:
-        for proc in [*self.workers, self.api]:
-            proc.stop()
-
-
-@pytest.fixture
-def cluster(postgres_server, redis_uri):
-    db = create_database(postgres_server)
-    c = Cluster(db, redis_uri)
-    yield c
-    c.stop()
-    drop_database(postgres_server, db)
 
 
 async def _wait_status(client, thread_id, run_id, statuses, timeout=30.0) -> dict:
@@ -132,8 +104,9 @@ async def test_a_worker_started_before_its_database_is_reachable_says_so_and_ret
 
 async def test_any_api_process_streams_a_run_another_one_created(cluster):
     cluster.add_worker()
-    other = ServerProcess(env=cluster.env, command="serve", args=["--no-queue", "--host", "127.0.0.1"]).wait_ready()
+    other = ServerProcess(env=cluster.env, command="serve", args=["--no-queue", "--host", "127.0.0.1"])
     cluster.workers.append(other)  # stopped with the cluster
+    other.wait_ready()
     try:
         thread = await cluster.client.threads.create()
         run = await cluster.client.runs.create(
@@ -166,8 +139,9 @@ async def test_sigterm_on_an_api_process_ends_its_streams_cleanly_and_the_run_go
     assert events[0] == "metadata" and len(events) < 6
     await asyncio.to_thread(cluster.api.proc.wait, 20)  # uvicorn re-raises SIGTERM once shut down
     assert "Application shutdown complete" in cluster.api.output()
-    survivor = ServerProcess(env=cluster.env, command="serve", args=["--no-queue", "--host", "127.0.0.1"]).wait_ready()
-    cluster.workers.append(survivor)
+    survivor = ServerProcess(env=cluster.env, command="serve", args=["--no-queue", "--host", "127.0.0.1"])
+    cluster.workers.append(survivor)  # stopped with the cluster
+    survivor.wait_ready()
     runs = await get_client(url=survivor.url).runs.list(thread["thread_id"])
     result = await get_client(url=survivor.url).runs.join(thread["thread_id"], runs[0]["run_id"])
     assert result["steps"] == STEPS

@@ -1,6 +1,7 @@
-"""The TTL sweep (`state.expire_threads`, which the queue's housekeeping calls), run here in-process
-on the database of the test server: it never takes a thread from under a queued run, deletes an
-expired thread's checkpoints with it, and applies `keep_latest`."""
+"""The TTL sweep (`expire_threads`, which the queue's housekeeping calls), run here in-process on the
+database of a server of this module's own (the sweep acts on every thread of a database: never the
+shared one): it never takes a thread from under a queued run, deletes an expired thread's checkpoints
+with it, and applies `keep_latest`."""
 from __future__ import annotations
 
 import asyncio
@@ -11,9 +12,27 @@ import pytest
 from agent_server.config import load_settings
 from agent_server.runtime import Runtime
 from agent_server.services.threads import expire_threads
-from conftest import CONFIG
+from conftest import CONFIG, ServerProcess, create_database, drop_database
 
 TINY_TTL = 0.001  # minutes
+
+
+@pytest.fixture(scope="module")
+def database_uri(postgres_server):
+    """This module's own database (overrides the shared one for its tests)."""
+    uri = create_database(postgres_server)
+    yield uri
+    drop_database(postgres_server, uri)
+
+
+@pytest.fixture(scope="module")
+def server(database_uri):
+    """This module's own server on its own database (overrides the shared one: `client` talks to it)."""
+    srv = ServerProcess(env={"DATABASE_URI": database_uri})
+    try:
+        yield srv.wait_ready()
+    finally:
+        srv.stop()
 
 
 @pytest.fixture
