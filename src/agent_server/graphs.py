@@ -163,10 +163,13 @@ def graph_schemas(graph: Pregel, name: str | None = None) -> dict[str, Any]:
 def _render_schemas(graph: Pregel, name: str | None) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # get_config_jsonschema is deprecated, and still what clients read
+        context = _safe(graph.get_context_jsonschema)
         return {
             "input_schema": _safe(graph.get_input_jsonschema),
             "output_schema": _safe(graph.get_output_jsonschema),
             "state_schema": _safe(lambda: _state_jsonschema(graph, name)),
-            "config_schema": _safe(lambda: _config_jsonschema(graph)),
-            "context_schema": _safe(graph.get_context_jsonschema),
+            # A graph with a context schema is configured by its context: the config schema describes the same
+            # fields (older clients read this one), not a `configurable` wrapper around them.
+            "config_schema": context if context is not None else _safe(lambda: _config_jsonschema(graph)),
+            "context_schema": context,
         }

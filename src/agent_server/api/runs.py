@@ -7,6 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from ..errors import Invalid
 from ..services import Context
 from ..services import runs as service
 from ..status import RunStatus
@@ -57,7 +58,7 @@ class RunCreate(BaseModel):
 
 
 class CancelMany(BaseModel):
-    """Either a thread and some of its runs, or every run in a status."""
+    """Either a thread and some of its runs, or every run in a status (server-wide: with neither)."""
 
     thread_id: UUID | None = None
     run_ids: list[UUID] | None = None
@@ -65,10 +66,16 @@ class CancelMany(BaseModel):
 
     @model_validator(mode="after")
     def _one_selection(self):
-        by_ids = self.thread_id is not None and bool(self.run_ids)
-        if (self.status is not None) != by_ids:
-            return self
-        raise ValueError("give either thread_id with run_ids, or status")
+        if self.status is None and (self.thread_id is None or self.run_ids is None):
+            raise ValueError("give either thread_id with run_ids, or status")
+        return self
+
+    def check(self) -> None:
+        if self.status is not None and (self.thread_id is not None or self.run_ids is not None):
+            raise Invalid(
+                "When providing a 'status', 'thread_id' and 'run_ids' must be omitted. The 'status' parameter "
+                "cancels all runs with the given status, regardless of thread or run ID."
+            )
 
 
 def _location(run: dict, suffix: str) -> dict[str, str]:
@@ -142,9 +149,11 @@ async def wait_run(request: Request, thread_id: UUID, body: RunCreate):
 @router.get("/threads/{thread_id}/runs")
 async def list_runs(
     request: Request, thread_id: UUID, limit: int = Query(10, ge=1, le=1000), offset: int = Query(0, ge=0),
-    status: RunStatus | None = None,
+    status: RunStatus | None = None, select: list[str] | None = Query(None),
 ):
-    return await service.list_runs(runtime(request), caller(request), thread_id, status=status, limit=limit, offset=offset)
+    return await service.list_runs(
+        runtime(request), caller(request), thread_id, status=status, limit=limit, offset=offset, select=select
+    )
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
@@ -209,6 +218,7 @@ async def batch_runs(request: Request, body: Annotated[list[RunCreate], Field(mi
 
 @router.post("/runs/cancel", status_code=204)
 async def cancel_many(request: Request, body: CancelMany, action: Literal["interrupt", "rollback"] = "interrupt"):
+    body.check()
     status = None if body.status in (None, "all") else body.status
     await service.cancel(runtime(request), caller(request), body.thread_id, body.run_ids, action, status, must_match=True)
     return no_content()

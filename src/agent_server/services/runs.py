@@ -14,7 +14,7 @@ from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, Invalid, NotFoun
 from ..runtime import Runtime
 from ..serde import dumps, loads
 from ..status import FINISHED
-from ..storage.runs import NewRun
+from ..storage.runs import SELECTABLE, NewRun
 from . import Context
 
 log = logging.getLogger(__name__)
@@ -26,22 +26,30 @@ CHECK_SECONDS = 5.0  # how often a waiter double-checks PostgreSQL in case a bro
 MAX_BEHIND = 5000
 
 
-def run_kwargs(assistant: dict, run_id: UUID, thread_id: UUID, metadata: dict, payload: dict, temporary: bool) -> dict:
-    """The run's kwargs as the official server records them: the config is merged here, once."""
+def run_kwargs(
+    assistant: dict, run_id: UUID, thread_id: UUID, metadata: dict, payload: dict, temporary: bool, user=None
+) -> dict:
+    """The run's kwargs as the official server records them: the config is merged here, once.
+
+    The caller's configurable keys reach the graph unchanged, but for the run's own ids and the
+    authenticated user's id (`user`: the caller's, None without auth), which the server always sets;
+    `user_id` is the caller's own when given, else the authenticated user's ("" without one)."""
     a_cfg, r_cfg = assistant.get("config") or {}, payload.get("config") or {}
     context = payload.get("context") or {}
     if context and r_cfg.get("configurable"):
         raise BadRequest(BOTH_CONFIGURABLE_AND_CONTEXT)
+    identity = _identity(user)
     configurable = {
         **(a_cfg.get("configurable") or {}),
         **({**context, "__context_provided__": True} if context else {}),
         **(r_cfg.get("configurable") or {}),
+        **({"langgraph_auth_user_id": identity} if user is not None else {}),
         "run_id": str(run_id),
         "thread_id": str(thread_id),
         "graph_id": assistant["graph_id"],
         "assistant_id": str(assistant["assistant_id"]),
-        "user_id": "",
     }
+    configurable.setdefault("user_id", identity)
     checkpoint = payload.get("checkpoint") or {}
     checkpoint_id = payload.get("checkpoint_id") or checkpoint.get("checkpoint_id")
     if checkpoint_id:
@@ -64,6 +72,14 @@ def run_kwargs(assistant: dict, run_id: UUID, thread_id: UUID, metadata: dict, p
         "checkpoint_during": payload.get("checkpoint_during", True),
         "durability": payload.get("durability") or "async",
     }
+
+
+def _identity(user) -> str:
+    """An authenticated user's id: its `identity` (an object's or a mapping's); "" without a user."""
+    if user is None:
+        return ""
+    identity = user.get("identity") if isinstance(user, dict) else getattr(user, "identity", user)
+    return str(identity or "")
 
 
 def payload_defaults(payload: dict) -> dict:
@@ -101,7 +117,7 @@ async def create(
         thread_id=thread_id,
         assistant_id=assistant_id,
         graph_id=assistant["graph_id"],
-        kwargs=run_kwargs(assistant, run_id, thread_id, metadata, payload, temporary),
+        kwargs=run_kwargs(assistant, run_id, thread_id, metadata, payload, temporary, ctx.user),
         metadata=metadata,
         multitask_strategy=payload.get("multitask_strategy") or "enqueue",
         after_seconds=payload.get("after_seconds") or 0,
@@ -265,9 +281,15 @@ async def get(rt: Runtime, ctx: Context, thread_id: UUID, run_id: UUID) -> dict:
     return await rt.runs.get(run_id, thread_id, filter=ctx.filter)
 
 
-async def list_runs(rt: Runtime, ctx: Context, thread_id: UUID, **query) -> list[dict]:
+async def list_runs(
+    rt: Runtime, ctx: Context, thread_id: UUID, *, select: list[str] | None = None, **query
+) -> list[dict]:
+    """A thread's runs, newest first; with `select`, only those fields of each (unknown names: 422)."""
+    if unknown := [c for c in select or () if c not in SELECTABLE]:
+        expected = "{" + ", ".join(repr(c) for c in SELECTABLE) + "}"
+        raise Invalid(f"Invalid select columns: {unknown}. Expected: {expected}")
     await rt.threads.get(thread_id, filter=ctx.filter)
-    return await rt.runs.list(thread_id, **query, filter=ctx.filter)
+    return await rt.runs.list(thread_id, **query, select=select, filter=ctx.filter)
 
 
 async def delete(rt: Runtime, ctx: Context, thread_id: UUID, run_id: UUID) -> None:

@@ -14,6 +14,17 @@ COLUMNS = [
     "multitask_strategy",
 ]
 PUBLIC = ", ".join(f"run.{c}" for c in COLUMNS) + ", NULL AS langsmith_session_name"
+SELECTABLE = [*COLUMNS, "langsmith_session_name"]  # what a run listing may `select`
+
+
+def _columns(select: list[str] | None) -> str:
+    """The public columns, or those of them in `select` (names already checked against SELECTABLE)."""
+    if not select:
+        return PUBLIC
+    return ", ".join(
+        "NULL AS langsmith_session_name" if c == "langsmith_session_name" else f"run.{c}"
+        for c in SELECTABLE if c in select
+    )
 
 
 @dataclass
@@ -194,11 +205,12 @@ class RunRepo(Repository):
         return row
 
     async def list(
-        self, thread_id: UUID, *, status: str | None, limit: int, offset: int, filter: Filter = ANYONE
+        self, thread_id: UUID, *, status: str | None, limit: int, offset: int, select: list[str] | None = None,
+        filter: Filter = ANYONE,
     ) -> list[dict]:
         visible, params = _visible(filter)
         return await self.all(
-            f"""SELECT {PUBLIC} FROM run WHERE thread_id = %(thread)s AND (%(status)s::text IS NULL OR status = %(status)s)
+            f"""SELECT {_columns(select)} FROM run WHERE thread_id = %(thread)s AND (%(status)s::text IS NULL OR status = %(status)s)
                 AND {visible} ORDER BY created_at DESC LIMIT %(limit)s OFFSET %(offset)s""",
             {**params, "thread": thread_id, "status": status, "limit": limit, "offset": offset},
         )
