@@ -5,7 +5,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ..services import runs as run_service
 from ..services import threads as service
@@ -94,6 +94,14 @@ class HistoryQuery(BaseModel):
     before: Checkpoint | str | None = None
     metadata: dict | None = None
     checkpoint: Checkpoint | None = None
+
+    @field_validator("before", mode="before")
+    @classmethod
+    def _unwrap_config(cls, before):
+        """`before` as the official server reads it, a config {"configurable": {...}}; or the checkpoint itself."""
+        if isinstance(before, dict) and isinstance(before.get("configurable"), dict):
+            return before["configurable"]
+        return before
 
 
 def _checkpoint(cp: Checkpoint | str | None, checkpoint_id: str | None = None) -> dict | None:

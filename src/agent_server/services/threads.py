@@ -44,13 +44,21 @@ def no_graph(thread_id) -> BadRequest:
 
 
 async def thread_graph(rt, thread: dict, *, required: bool = False):
-    """The graph a thread's runs use (None, or a 400 when `required`, before any run chose one)."""
-    graph_id = (thread.get("metadata") or {}).get("graph_id")
+    """The graph a thread's runs use (None, or a 400 when `required`, before any run chose one). A
+    factory builds it with the thread's config: that of the assistant of its last run, as a run would."""
+    metadata = thread.get("metadata") or {}
+    graph_id = metadata.get("graph_id")
     if graph_id is None or graph_id not in rt.graphs:
         if required:
             raise no_graph(thread["thread_id"])
         return None
-    return await rt.graphs.get(graph_id, thread.get("config") or {}, checkpointer=rt.checkpointer, store=rt.store)
+    config = thread.get("config") or {}
+    configurable = {**(config.get("configurable") or {}), "thread_id": str(thread["thread_id"]), "graph_id": graph_id}
+    if metadata.get("assistant_id"):
+        configurable["assistant_id"] = str(metadata["assistant_id"])
+    return await rt.graphs.get(
+        graph_id, {**config, "configurable": configurable}, checkpointer=rt.checkpointer, store=rt.store
+    )
 
 
 @contextmanager
@@ -144,25 +152,38 @@ async def get_state(
 async def update_state(rt, ctx: Context, thread_id: UUID, values, *, as_node: str | None, checkpoint: dict | None) -> dict:
     """Apply `values` as if `as_node` had written them; returns the new checkpoint's config."""
     # Under the thread's lock, concurrent updates each build on the one before; and the thread is
-    # read there, so that the TTL sweep (which skips locked threads) cannot delete it under us.
-    async with rt.threads.locked(thread_id):
+    # read there, so that the TTL sweep (which skips locked threads) cannot delete it under us. A thread
+    # with runs in flight is refused (409), and no run is queued on it until the update is done.
+    async with rt.threads.locked(thread_id, idle=True, filter=ctx.filter) as conn:
         thread = await get(rt, ctx, thread_id)
         graph = await thread_graph(rt, thread, required=True)
-        config = {**thread_config(thread_id, checkpoint), "metadata": {"graph_id": thread["metadata"]["graph_id"]}}
+        # as the official server: the thread's configurable (its assistant's) goes with the update (and so into
+        # the new checkpoint's metadata)
+        assistant_configurable = (thread.get("config") or {}).get("configurable") or {}
+        configurable = {
+            **{k: v for k, v in assistant_configurable.items() if not k.startswith("checkpoint_")},
+            **thread_config(thread_id, checkpoint)["configurable"],
+        }
+        config = {
+            "configurable": configurable,
+            "metadata": {"graph_id": thread["metadata"]["graph_id"]},
+        }
         if checkpoint and checkpoint.get("checkpoint_id") and await rt.checkpointer.aget_tuple(config) is None:
             raise NotFound(f"Checkpoint {checkpoint['checkpoint_id']} not found")
         with bad_update():
             config = await graph.aupdate_state(config, values, as_node=as_node)
-        await refresh_thread(rt, graph, thread_id)
+        await refresh_thread(rt, graph, thread_id, conn=conn)
     return config
 
 
-async def refresh_thread(rt, graph, thread_id) -> None:
-    """Copy the latest values and interrupts of the checkpointer into the thread row."""
+async def refresh_thread(rt, graph, thread_id, conn=None) -> None:
+    """Copy the latest values and interrupts of the checkpointer into the thread row (on `conn`, the
+    connection holding the thread's lock, if any)."""
     snapshot = await graph.aget_state(thread_config(thread_id))
     interrupts = interrupts_by_task(snapshot)
     await rt.threads.set_state(
-        thread_id, values=to_jsonable(snapshot.values), interrupts=interrupts, paused=bool(snapshot.next or interrupts)
+        thread_id, values=to_jsonable(snapshot.values), interrupts=interrupts, paused=bool(snapshot.next or interrupts),
+        conn=conn,
     )
 
 

@@ -60,7 +60,8 @@ async def delete_orphans(conn) -> int:
 
 
 async def usage(conn, thread_id: UUID) -> dict:
-    """Bytes the thread's checkpoints occupy, as stored (compressed) by PostgreSQL."""
+    """Bytes the thread's checkpoints occupy, as stored (compressed) by PostgreSQL; channel values inline
+    in checkpoint rows count both there and under their channel."""
     tid = {"tid": str(thread_id)}
     cur = await conn.execute(
         """SELECT
@@ -72,9 +73,30 @@ async def usage(conn, thread_id: UUID) -> dict:
         tid,
     )
     sizes = await cur.fetchone()
+    # Every version of every channel the checkpoints name (as the official server counts them): its blob,
+    # or its small value (None, numbers, strings, booleans) the saver keeps inline in the checkpoint row,
+    # at the size of its JSON, or nothing (0 bytes) when the version holds no value (a consumed input).
     cur = await conn.execute(
-        """SELECT channel, count(*) AS versions, coalesce(sum(pg_column_size(blob)), 0) AS bytes
-           FROM checkpoint_blobs WHERE thread_id = %(tid)s GROUP BY channel ORDER BY channel""",
+        """WITH named AS (
+               SELECT c.checkpoint_ns, v.key AS channel, v.value #>> '{}' AS version,
+                      c.checkpoint->'channel_values'->v.key AS value
+               FROM checkpoints c, jsonb_each(c.checkpoint->'channel_versions') v
+               WHERE c.thread_id = %(tid)s
+           ), inline AS (
+               SELECT checkpoint_ns, channel, version,
+                      max(CASE WHEN value IS NULL OR jsonb_typeof(value) = 'null' THEN 0
+                               ELSE octet_length(value::text) END) AS bytes
+               FROM named GROUP BY checkpoint_ns, channel, version
+           ), blobs AS (
+               SELECT checkpoint_ns, channel, version, coalesce(pg_column_size(blob), 0) AS bytes
+               FROM checkpoint_blobs WHERE thread_id = %(tid)s
+           ), versions AS (
+               SELECT DISTINCT ON (checkpoint_ns, channel, version) channel, bytes
+               FROM (SELECT *, 0 AS blob_first FROM blobs UNION ALL SELECT *, 1 FROM inline) v
+               ORDER BY checkpoint_ns, channel, version, blob_first
+           )
+           SELECT channel, count(*) AS versions, coalesce(sum(bytes), 0) AS bytes
+           FROM versions GROUP BY channel ORDER BY channel""",
         tid,
     )
     by_channel = {c["channel"]: {"versions": c["versions"], "bytes": int(c["bytes"])} for c in await cur.fetchall()}

@@ -111,12 +111,17 @@ class ThreadRepo(Repository):
         return row
 
     @asynccontextmanager
-    async def locked(self, thread_id: UUID):
+    async def locked(self, thread_id: UUID, *, idle: bool = False, filter: Filter = ANYONE):
         """Hold the thread's session lock: an advisory lock (the checkpointer writes on other connections).
+        Yields the connection holding it.
 
         Waiters hold no pooled connection: they queue in this process first, so that per thread only
         the one next in line takes a connection (to wait on other processes' holders), and no more
-        than a quarter of the pool ever waits on or holds thread locks."""
+        than a quarter of the pool ever waits on or holds thread locks.
+
+        `idle`: also hold the thread's row lock, in a transaction until the block ends, and refuse (409)
+        when the thread has runs pending or running; run creation takes that row lock, so no run is
+        queued meanwhile. Writes to the thread row inside the block must pass the connection yielded."""
         waiting = self._waiting.setdefault(thread_id, _Waiting())
         if waiting.count >= MAX_LOCK_WAITERS:
             raise TooManyRequests(
@@ -127,13 +132,36 @@ class ThreadRepo(Repository):
             async with waiting.lock, self._holders, self.pool.connection() as conn:
                 await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (str(thread_id),))
                 try:
-                    yield
+                    if not idle:
+                        yield conn
+                    else:
+                        async with conn.transaction():
+                            await self._refuse_inflight(conn, thread_id, filter)
+                            yield conn
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (str(thread_id),))
         finally:
             waiting.count -= 1
             if not waiting.count:
                 del self._waiting[thread_id]
+
+    async def _refuse_inflight(self, conn, thread_id: UUID, filter: Filter) -> None:
+        """Lock the thread's row; 404 if the caller cannot see it, 409 (the official server's words) if
+        it has runs pending or running."""
+        visible, params = _visible(filter)
+        if await self.one(
+            f"SELECT 1 FROM thread WHERE thread_id = %(thread_id)s AND {visible} FOR UPDATE",
+            {**params, "thread_id": thread_id}, conn,
+        ) is None:
+            raise NotFound(f"Thread with ID {thread_id} not found")
+        inflight = await self.all(
+            """SELECT run_id, thread_id, assistant_id, metadata, status, kwargs, multitask_strategy, created_at,
+                      updated_at, NULL AS langsmith_session_name
+               FROM run WHERE thread_id = %s AND status IN ('pending', 'running') ORDER BY created_at""",
+            (thread_id,), conn,
+        )
+        if inflight:
+            raise Conflict(f"Thread {thread_id} has in-flight runs: {inflight!r}")
 
     async def existing(self, thread_ids: list[UUID], filter: Filter = ANYONE) -> list[UUID]:
         """Those of these threads that exist, in the order given."""
