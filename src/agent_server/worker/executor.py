@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 from langgraph.errors import GraphInterrupt
-from langgraph.types import Command
+from langgraph.types import Command, Send
 
 from ..broker import DONE, pack, run_channel, thread_channel
 from ..runtime import Runtime
@@ -40,9 +40,22 @@ def run_config(run: dict) -> dict:
 def graph_input(kwargs: dict) -> Any:
     command = kwargs.get("command")
     if command:
-        goto = command.get("goto")
-        return Command(resume=command.get("resume"), update=command.get("update"), goto=goto or ())
+        return Command(resume=command.get("resume"), update=_update(command.get("update")), goto=_goto(command.get("goto")))
     return kwargs.get("input")
+
+
+def _goto(goto: Any) -> list:
+    """A command's `goto`: a node, a `{"node", "input"}` Send, or a list of them."""
+    if not goto:
+        return []
+    return [Send(g["node"], g.get("input")) if isinstance(g, dict) else g for g in (goto if isinstance(goto, list) else [goto])]
+
+
+def _update(update: Any) -> Any:
+    """A command's `update`: a mapping, or a list of [key, value] pairs (JSON has no tuples)."""
+    if isinstance(update, list) and all(isinstance(u, list) and len(u) == 2 and isinstance(u[0], str) for u in update):
+        return [tuple(u) for u in update]
+    return update
 
 
 @dataclass
@@ -154,18 +167,29 @@ async def _input_for_attempt(rt: Runtime, graph, config: dict, run: dict) -> Any
 
 def _ran_to_the_end(stream: RunStream, kwargs: dict) -> bool:
     """The last values streamed are the whole final state when the graph did not stop on the way."""
-    last = stream.last_values
     return (
-        last is not None
+        stream.last_values is not None and not stream.interrupted
         and not kwargs.get("interrupt_before") and not kwargs.get("interrupt_after")
-        and not (isinstance(last, dict) and "__interrupt__" in last)
     )
+
+
+def _output(stream: RunStream, values: Any, interrupts: dict | None) -> Any:
+    """A successful run's output, as the official server answers /runs/wait and join: from what the run
+    showed its client (see RunStream.result), else from the thread's state after it: every interrupt
+    waiting for an answer, or its values."""
+    shown = stream.result()
+    if shown is not None:
+        return to_jsonable(shown)
+    waiting = [i for task_interrupts in (interrupts or {}).values() for i in task_interrupts]
+    if waiting:
+        return {"__interrupt__": waiting}
+    return values or {}
 
 
 async def _finish(rt: Runtime, run: dict, outcome: RunOutcome, graph, stream: RunStream) -> dict | None:
     run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
     status, error = outcome.status, outcome.error
-    values, interrupts, pending = None, None, None
+    values, interrupts = None, None
     thread_status = {RunStatus.ERROR: "error", RunStatus.TIMEOUT: "error"}.get(status)
     thread_error = error
     if outcome.cancel:
@@ -182,13 +206,12 @@ async def _finish(rt: Runtime, run: dict, outcome: RunOutcome, graph, stream: Ru
             values, interrupts = to_jsonable(snapshot.values), interrupts_by_task(snapshot)
             if (snapshot.next or snapshot.interrupts) and status == RunStatus.SUCCESS:  # stopped before its end
                 thread_status = "interrupted"
-                pending = to_jsonable(list(snapshot.interrupts))
         except Exception:
             log.exception("run %s: could not read the final state", run_id)
     if error:
         output = {"__error__": error}
-    elif pending and isinstance(values, dict):  # as the official server: the values, plus what waits for an answer
-        output = {**values, "__interrupt__": pending}
+    elif status == RunStatus.SUCCESS:
+        output = _output(stream, values, interrupts if thread_status == "interrupted" else None)
     else:
         output = values
     held = await rt.queue.finish(
