@@ -228,7 +228,8 @@ async def test_joining_a_thread_stream_follows_each_of_its_runs_in_turn(client):
     await asyncio.wait_for(joiner, 15)
     updates = [d["echo"]["messages"][0]["content"] for e, d in seen if e == "updates"]
     assert updates == ["echo: one", "echo: two"]
-    assert [e for e, _ in seen].count("metadata") == 2
+    # each run's start, its updates, its run_done (the stream was left at the second run's update)
+    assert [e for e, _ in seen] == ["metadata", "updates", "metadata", "metadata", "updates"]
 
 
 async def test_joining_the_stream_of_an_unknown_thread_is_not_found(http):

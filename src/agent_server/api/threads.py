@@ -7,6 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
+from ..errors import Invalid
 from ..services import runs as run_service
 from ..services import threads as service
 from .common import JSONResponse, caller, no_content, page, runtime
@@ -210,9 +211,18 @@ async def post_history(request: Request, thread_id: UUID, body: HistoryQuery):
 
 
 @router.get("/threads/{thread_id}/stream")
-async def join_thread_stream(request: Request, thread_id: UUID, stream_mode: list[str] = Query(["run_modes"])):
-    """The output of every run on the thread from now on, one after another, until the client leaves."""
-    modes = None
-    if "run_modes" not in stream_mode:  # those modes only; a run's metadata and errors always
-        modes = {"metadata", "error", *stream_mode} | ({"messages"} if "messages-tuple" in stream_mode else set())
-    return sse_response(await run_service.thread_events(runtime(request), caller(request), thread_id, modes))
+async def join_thread_stream(
+    request: Request, thread_id: UUID, stream_modes: str | None = None, stream_mode: list[str] = Query(["run_modes"])
+):
+    """The output of every run on the thread from now on, one after another, and its state updates, until the
+    client leaves. `stream_modes` (the official server's: comma-separated run_modes, lifecycle, state_update)
+    wins over `stream_mode` (what the SDK sends: those, or stream modes of the runs to keep)."""
+    if stream_modes:
+        modes = {mode.strip() for mode in stream_modes.split(",")}
+        for mode in sorted(modes - run_service.THREAD_MODES):
+            raise Invalid(f"Invalid stream mode: {mode}")
+    else:
+        modes = set(stream_mode) | ({"messages"} if "messages-tuple" in stream_mode else set())
+    return sse_response(
+        await run_service.thread_events(runtime(request), caller(request), thread_id, modes, state_json)
+    )

@@ -4,6 +4,8 @@ Nothing durable goes through here; PostgreSQL holds the truth. One interface, tw
 in-process (single host without Redis) and Redis (any number of processes)."""
 from __future__ import annotations
 
+import json
+
 from .base import Broker, Subscription
 from .memory import MemoryBroker
 
@@ -16,8 +18,22 @@ def run_channel(run_id) -> str:
 
 
 def thread_channel(thread_id) -> str:
-    """Where a worker says which run of the thread it has just started."""
+    """Where a worker says which run of the thread it has just started, and the API that the thread's state
+    was updated: messages of `thread_message`."""
     return f"thread:{thread_id}"
+
+
+RUN_STARTED = "run_started"  # payload: {"run_id", "attempt"}
+STATE_UPDATED = "state_updated"  # payload: {"checkpoint": the new checkpoint's configurable}
+
+
+def thread_message(kind: str, payload: dict) -> bytes:
+    return pack(kind, json.dumps(payload).encode())
+
+
+def read_thread_message(message: bytes) -> tuple[str, dict]:
+    kind, _, data = unpack(message)
+    return kind, json.loads(data)
 
 
 async def open_broker(redis_uri: str | None) -> Broker:
@@ -28,7 +44,8 @@ async def open_broker(redis_uri: str | None) -> Broker:
     return await RedisBroker.connect(redis_uri)
 
 
-__all__ = ["Broker", "Subscription", "MemoryBroker", "open_broker", "run_channel", "thread_channel", "WAKE", "CANCEL"]
+__all__ = ["Broker", "Subscription", "MemoryBroker", "open_broker", "run_channel", "thread_channel", "WAKE", "CANCEL",
+    "RUN_STARTED", "STATE_UPDATED", "thread_message", "read_thread_message"]
 
 
 def pack(event: str, data: bytes, event_id: str = "") -> bytes:

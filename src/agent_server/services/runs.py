@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator, Awaitable
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable
 from uuid import UUID, uuid4
 
 from langgraph.checkpoint.base.id import uuid6
 
-from ..broker import CANCEL, DONE, WAKE, Subscription, pack, run_channel, thread_channel, unpack
+from ..broker import (
+    CANCEL, DONE, RUN_STARTED, STATE_UPDATED, WAKE, Subscription, pack, read_thread_message, run_channel,
+    thread_channel, unpack,
+)
 from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, Invalid, NotFound, Unavailable
 from ..runtime import Runtime
 from ..serde import dumps, loads
@@ -230,39 +234,147 @@ class RunFollower:
         return self.result
 
 
+THREAD_MODES = frozenset({"run_modes", "lifecycle", "state_update"})  # the official stream_modes of a thread stream
+
+
 async def thread_events(
-    rt: Runtime, ctx: Context, thread_id: UUID, modes: set[str] | None
+    rt: Runtime, ctx: Context, thread_id: UUID, modes: set[str], state_json: Callable[[Any, dict], dict]
 ) -> AsyncIterator[tuple[str, bytes, str]]:
-    """Every run of a thread, one after another, from now on: open until the client leaves.
+    """Every run of a thread, one after another, and the thread's state updates, from now on: open until the
+    client leaves. Each event has an id.
 
-    `modes` keeps only those stream modes (None: each run's own modes)."""
+    `modes`: `run_modes` (every event of each run, its start and `run_done` metadata among them),
+    `lifecycle` (only those metadata), `state_update` (the thread's state after each update through the
+    API, shaped by `state_json(snapshot, asked)`); any other names keep those stream modes of each run, with
+    its metadata and errors."""
     await rt.threads.get(thread_id, filter=ctx.filter)
-    return _thread_events(rt, thread_id, modes)
+    return _thread_events(rt, ctx, thread_id, modes, state_json)
 
 
-async def _thread_events(rt: Runtime, thread_id: UUID, modes: set[str] | None) -> AsyncIterator[tuple[str, bytes, str]]:
-    async with rt.broker.subscribe(thread_channel(thread_id)) as starts:
-        current = await rt.runs.active_run(thread_id)
-        while True:
-            if current is not None:
-                async with RunFollower(rt, current) as follower:
-                    # The run's own metadata event may have gone out before we subscribed: say it here.
-                    yield "metadata", dumps({"run_id": str(current)}), ""
-                    async for event, data, event_id in follower.events(check_first=True):
-                        if event == "metadata":
-                            continue
-                        if not event or modes is None or event.partition("|")[0].partition("/")[0] in modes:
-                            yield event, data, event_id
-                    if follower.sub.ended:
-                        return
-            message = await starts.get(timeout=CHECK_SECONDS)
-            if message is None:
-                if starts.ended:
+def _kept(event: str, modes: set[str]) -> bool:
+    """Whether a run's event goes to a thread stream of these modes."""
+    if "run_modes" in modes:
+        return True
+    by_run_mode = modes - THREAD_MODES
+    if event == "metadata":  # a run's start or end
+        return "lifecycle" in modes or bool(by_run_mode)
+    if event == "error":
+        return bool(by_run_mode)
+    return event.partition("|")[0].partition("/")[0] in by_run_mode
+
+
+class _EventIds:
+    """Event ids of the official server's form (`<ms>-<seq>`), increasing along one stream."""
+
+    def __init__(self) -> None:
+        self.ms, self.seq = 0, 0
+
+    def __call__(self) -> str:
+        ms = int(time.time() * 1000)
+        if ms > self.ms:
+            self.ms, self.seq = ms, 0
+        else:
+            self.seq += 1
+        return f"{self.ms}-{self.seq}"
+
+
+async def _thread_events(
+    rt: Runtime, ctx: Context, thread_id: UUID, modes: set[str], state_json: Callable[[Any, dict], dict]
+) -> AsyncIterator[tuple[str, bytes, str]]:
+    from . import threads as thread_service
+
+    # One queue for all: the thread channel's messages, and each followed run's events. Bounded, so that a
+    # slow client holds the runs' subscriptions back until they overflow and end the stream.
+    out: asyncio.Queue = asyncio.Queue(maxsize=64)
+    tasks: set[asyncio.Task] = set()
+    followed: set[UUID] = set()
+    last: asyncio.Task | None = None
+    next_id = _EventIds()
+
+    def follow(run_id: UUID, attempt: int | None = None) -> None:
+        nonlocal last
+        if run_id not in followed:  # a run is followed once, all its attempts
+            followed.add(run_id)
+            last = _spawn(tasks, _follow_run(rt, run_id, attempt, last, out))
+
+    async with rt.broker.subscribe(thread_channel(thread_id)) as thread_sub:
+        _spawn(tasks, _forward(thread_sub, out))
+        try:
+            active = await rt.runs.active_run(thread_id)
+            if active is not None:
+                follow(active)
+            while True:
+                try:
+                    item = await asyncio.wait_for(out.get(), CHECK_SECONDS)
+                except TimeoutError:
+                    yield "", b"", ""  # idle: a heartbeat; and a run whose start message was lost is found
+                    active = await rt.runs.active_run(thread_id)
+                    if active is not None:
+                        follow(active)
+                    continue
+                if item is None:  # shutting down, or the client fell too far behind
                     return
-                yield "", b"", ""  # idle: a heartbeat
-                current = await rt.runs.active_run(thread_id)
-            else:
-                current = UUID(message.decode())
+                event, data = item
+                if event is not None:
+                    if _kept(event, modes):
+                        yield event, data, next_id()
+                    continue
+                kind, message = read_thread_message(data)
+                if kind == RUN_STARTED:
+                    follow(UUID(message["run_id"]), message.get("attempt"))
+                elif kind == STATE_UPDATED and "state_update" in modes:
+                    try:
+                        snapshot, asked = await thread_service.get_state(rt, ctx, thread_id, message["checkpoint"])
+                    except NotFound:  # the thread, or that checkpoint, is gone
+                        continue
+                    state = {"state": state_json(snapshot, asked), "thread_id": str(thread_id)}
+                    yield "state_update", dumps(state), next_id()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _spawn(tasks: set[asyncio.Task], work: Awaitable) -> asyncio.Task:
+    task = asyncio.ensure_future(work)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task
+
+
+async def _forward(sub: Subscription, out: asyncio.Queue) -> None:
+    """The thread channel's messages, as (None, message)."""
+    while (message := await sub.get()) is not None:
+        await out.put((None, message))
+    await out.put(None)
+
+
+async def _follow_run(
+    rt: Runtime, run_id: UUID, attempt: int | None, before: asyncio.Task | None, out: asyncio.Queue
+) -> None:
+    """A run's events for a thread stream, once the run followed before it is done: its start, what it
+    streams, `run_done`."""
+    try:
+        async with RunFollower(rt, run_id) as follower:
+            if before is not None:
+                await asyncio.wait([before])
+            # The run's own metadata event may have gone out before we subscribed: say it here.
+            await out.put(("metadata", dumps({"run_id": str(run_id), **({"attempt": attempt} if attempt else {})})))
+            async for event, data, _ in follower.events(check_first=True):
+                if not event:
+                    continue
+                if event == "metadata" and loads(data).get("attempt", 1) <= (attempt or 1):
+                    continue  # said already; a later attempt's goes out
+                await out.put((event, data))
+            if follower.sub.ended:  # this process is shutting down, or the client fell too far behind
+                await out.put(None)
+                return
+            await out.put(("metadata", dumps({"status": "run_done", "run_id": str(run_id)})))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("thread stream: following run %s failed", run_id)
+        await out.put(None)
 
 
 def spawn_cancel(rt: Runtime, ctx: Context, run_id: UUID) -> None:

@@ -10,6 +10,7 @@ import psycopg
 from langgraph.errors import InvalidUpdateError
 from langgraph.types import Command, StateSnapshot, StateUpdate
 
+from ..broker import STATE_UPDATED, thread_channel, thread_message
 from ..errors import BadRequest, Invalid, NotFound
 from ..serde import to_jsonable
 from . import Context
@@ -173,6 +174,7 @@ async def update_state(rt, ctx: Context, thread_id: UUID, values, *, as_node: st
         with bad_update():
             config = await graph.aupdate_state(config, values, as_node=as_node)
         await refresh_thread(rt, graph, thread_id, conn=conn)
+    await rt.broker.publish(thread_channel(thread_id), thread_message(STATE_UPDATED, {"checkpoint": config["configurable"]}))
     return config
 
 

@@ -11,7 +11,7 @@ import psycopg
 from langgraph.errors import GraphInterrupt
 from langgraph.types import Command, Send
 
-from ..broker import DONE, pack, run_channel, thread_channel
+from ..broker import DONE, RUN_STARTED, pack, run_channel, thread_channel, thread_message
 from ..runtime import Runtime
 from ..serde import dumps, to_jsonable
 from ..services.threads import interrupts_by_task, thread_config
@@ -90,7 +90,8 @@ async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
     """Run to the end and record how it ended, unless the run is handed back to the queue."""
     run_id, thread_id = run["run_id"], run["thread_id"]
     publish = _Publisher(rt, run)
-    await rt.broker.publish(thread_channel(thread_id), str(run_id).encode())  # for thread stream joiners
+    started = thread_message(RUN_STARTED, {"run_id": str(run_id), "attempt": run["attempt"]})
+    await rt.broker.publish(thread_channel(thread_id), started)  # for thread stream joiners
     stream = RunStream(run["kwargs"]["stream_mode"], run["kwargs"]["subgraphs"])
     outcome, graph = await _run_graph(rt, run, publish, stream, control)
     control.finishing = True  # no await since the graph stopped: a cancel from now on is ignored

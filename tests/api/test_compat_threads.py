@@ -1,0 +1,118 @@
+"""Compatibility with the official server: the thread stream (run_done, ids, stream_modes, state updates),
+LANGGRAPH_CONFIG for the default assistants."""
+from __future__ import annotations
+
+import asyncio
+
+from run_helpers import HI, SLOW, STEPS, new_thread, say
+
+
+async def _join(client, thread_id: str, until, **kwargs) -> tuple[asyncio.Task, list]:
+    """Join the thread stream in the background until `until(parts)`; returns once it is subscribed."""
+    parts: list = []
+
+    async def read():
+        async for part in await client.threads.join_stream(thread_id, **kwargs):
+            parts.append(part)
+            if until(parts):
+                return
+
+    task = asyncio.create_task(read())
+    await asyncio.sleep(0.5)  # joined before anything happens on the thread
+    return task, parts
+
+
+def _run_done(run_id: str):
+    return lambda parts: any(p.data == {"status": "run_done", "run_id": run_id} for p in parts)
+
+
+# ---- the thread stream ------------------------------------------------------------------------------
+
+async def test_thread_stream_ends_each_run_with_run_done_and_gives_every_event_an_id(client):
+    thread_id = await new_thread(client)
+    task, parts = await _join(client, thread_id, lambda parts: sum(p.data.get("status") == "run_done" for p in parts) == 2)
+    runs = []
+    for text in ("one", "two"):
+        run = await client.runs.create(thread_id, "echo", input=say(text), stream_mode="updates")
+        await client.runs.join(thread_id, run["run_id"])
+        runs.append(run["run_id"])
+    await asyncio.wait_for(task, 15)
+    metadata = [p.data for p in parts if p.event == "metadata"]
+    assert metadata == [
+        {"run_id": runs[0], "attempt": 1}, {"status": "run_done", "run_id": runs[0]},
+        {"run_id": runs[1], "attempt": 1}, {"status": "run_done", "run_id": runs[1]},
+    ]
+    assert [p.event for p in parts] == ["metadata", "updates", "metadata"] * 2
+    ids = [p.id for p in parts]
+    assert all(ids) and len(set(ids)) == len(ids)
+
+
+async def test_thread_stream_lifecycle_mode_gives_only_each_runs_start_and_end(client):
+    thread_id = await new_thread(client)
+    run_id = None
+    task, parts = await _join(
+        client, thread_id, lambda parts: run_id is not None and _run_done(run_id)(parts),
+        params={"stream_modes": "lifecycle"},
+    )
+    run_id = (await client.runs.create(thread_id, SLOW, input={}, stream_mode=["values", "updates"]))["run_id"]
+    await asyncio.wait_for(task, 15)
+    assert [(p.event, p.data) for p in parts] == [
+        ("metadata", {"run_id": run_id, "attempt": 1}), ("metadata", {"status": "run_done", "run_id": run_id}),
+    ]
+    assert (await client.threads.get_state(thread_id))["values"]["steps"] == STEPS
+
+
+async def test_thread_stream_state_update_mode_gives_the_state_after_each_update(client):
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "echo", input=HI)
+    task, parts = await _join(client, thread_id, lambda parts: len(parts) == 1, params={"stream_modes": "state_update"})
+    await client.runs.wait(thread_id, "echo", input=say("a run is no state update"))
+    update = await client.threads.update_state(thread_id, {"messages": [{"role": "user", "content": "manual"}]})
+    await asyncio.wait_for(task, 15)
+    [part] = parts
+    assert part.event == "state_update" and part.id
+    assert part.data["thread_id"] == thread_id
+    state = part.data["state"]
+    assert state == await client.threads.get_state(thread_id)
+    assert state["checkpoint"]["checkpoint_id"] == update["checkpoint"]["checkpoint_id"]
+    assert state["values"]["messages"][-1]["content"] == "manual"
+    assert {"values", "next", "metadata", "checkpoint", "tasks", "interrupts"} <= set(state)
+
+
+async def test_thread_stream_modes_combine_and_the_sdk_stream_mode_is_understood(client):
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "echo", input=HI)
+    run_id = None
+    task, parts = await _join(
+        client, thread_id, lambda parts: run_id is not None and _run_done(run_id)(parts),
+        stream_mode=["lifecycle", "state_update"],
+    )
+    await client.threads.update_state(thread_id, {"messages": [{"role": "user", "content": "manual"}]})
+    run_id = (await client.runs.create(thread_id, "echo", input=say("after")))["run_id"]
+    await asyncio.wait_for(task, 15)
+    assert [p.event for p in parts] == ["state_update", "metadata", "metadata"]
+
+
+def test_thread_stream_rejects_an_unknown_stream_mode(http):
+    thread_id = http.post("/threads", json={}).json()["thread_id"]
+    with http.stream("GET", f"/threads/{thread_id}/stream", params={"stream_modes": "lifecycle,values"}) as r:
+        assert r.status_code == 422  # not a stream that never ends
+        assert r.read() and r.json()["detail"] == "Invalid stream mode: values"
+
+
+async def test_thread_stream_in_split_mode_gives_run_done_and_state_updates(cluster):
+    cluster.add_worker()
+    client = cluster.client
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "echo", input=HI)
+    run_id = None
+    task, parts = await _join(
+        client, thread_id, lambda parts: run_id is not None and _run_done(run_id)(parts),
+        params={"stream_modes": "run_modes,state_update"},
+    )
+    await client.threads.update_state(thread_id, {"messages": [{"role": "user", "content": "manual"}]})
+    run_id = (await client.runs.create(thread_id, "echo", input=say("after"), stream_mode="updates"))["run_id"]
+    await asyncio.wait_for(task, 20)
+    assert [p.event for p in parts] == ["state_update", "metadata", "updates", "metadata"]
+    assert parts[1].data == {"run_id": run_id, "attempt": 1}
+    assert all(p.id for p in parts)
