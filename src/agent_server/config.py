@@ -33,6 +33,7 @@ class Settings:
     http: dict[str, Any] = field(default_factory=dict)
     auth: dict[str, Any] = field(default_factory=dict)
     webhooks: dict[str, Any] = field(default_factory=dict)
+    graph_configs: dict[str, dict] = field(default_factory=dict)  # LANGGRAPH_CONFIG: graph id → its default assistant's config
     database_uri: str | None = None
     redis_uri: str | None = None
     data_dir: Path = Path(".agent_server")
@@ -79,6 +80,20 @@ def _env_number(name: str, default: float, kind=float):
         return kind(raw)
     except ValueError:
         raise ConfigError(f"environment variable {name}={raw!r} is not a number") from None
+
+
+def _graph_configs() -> dict[str, dict]:
+    """LANGGRAPH_CONFIG: a JSON object of graph id → the config of that graph's default assistant."""
+    raw = os.environ.get("LANGGRAPH_CONFIG")
+    if not raw:
+        return {}
+    try:
+        configs = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"environment variable LANGGRAPH_CONFIG is not valid JSON: {exc}") from None
+    if not isinstance(configs, dict) or not all(isinstance(c, dict) for c in configs.values()):
+        raise ConfigError("environment variable LANGGRAPH_CONFIG must be a JSON object of graph id to config object")
+    return configs
 
 
 def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
@@ -128,6 +143,7 @@ def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
         http=_mapping(path, raw, "http"),
         auth=_mapping(path, raw, "auth"),
         webhooks=_mapping(path, raw, "webhooks"),
+        graph_configs=_graph_configs(),
         database_uri=os.environ.get("DATABASE_URI") or os.environ.get("POSTGRES_URI") or None,
         redis_uri=os.environ.get("REDIS_URI") or None,
         data_dir=data_dir,

@@ -68,11 +68,18 @@ class Runtime:
         return rt
 
     async def ensure_default_assistants(self) -> None:
+        """One assistant per graph, with the graph's config of LANGGRAPH_CONFIG (its `configurable` is also the
+        assistant's context, as for any assistant); a start with another LANGGRAPH_CONFIG makes it a new version."""
         for graph_id in self.graphs.ids():
-            await self.assistants.create(
-                default_assistant_id(graph_id), graph_id, config={}, context={},
+            config = self.settings.graph_configs.get(graph_id) or {}
+            context = config.get("configurable") or {}
+            assistant_id = default_assistant_id(graph_id)
+            assistant = await self.assistants.create(
+                assistant_id, graph_id, config=config, context=context,
                 metadata={"created_by": "system"}, name=graph_id, description=None, if_exists="do_nothing",
             )
+            if (assistant["config"], assistant["context"]) != (config, context):
+                await self.assistants.update(assistant_id, {"config": config, "context": context})
 
     async def close(self) -> None:
         await self.broker.close()

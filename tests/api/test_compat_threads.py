@@ -3,8 +3,18 @@ LANGGRAPH_CONFIG for the default assistants."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+from pathlib import Path
 
+import httpx
+import pytest
+
+from conftest import AGENT_SERVER, ServerProcess, create_database, drop_database, free_port
 from run_helpers import HI, SLOW, STEPS, new_thread, say
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "graphs"
 
 
 async def _join(client, thread_id: str, until, **kwargs) -> tuple[asyncio.Task, list]:
@@ -116,3 +126,68 @@ async def test_thread_stream_in_split_mode_gives_run_done_and_state_updates(clus
     assert [p.event for p in parts] == ["state_update", "metadata", "updates", "metadata"]
     assert parts[1].data == {"run_id": run_id, "attempt": 1}
     assert all(p.id for p in parts)
+
+
+# ---- LANGGRAPH_CONFIG ---------------------------------------------------------------------------------
+
+def _write_config(folder: Path, **extra) -> Path:
+    path = folder / "langgraph.json"
+    graphs = {"echo": f"{EXAMPLES}/echo.py:graph", "slow": f"{EXAMPLES}/slow.py:graph"}
+    path.write_text(json.dumps({"graphs": graphs, **extra}))
+    return path
+
+
+def _default_assistants(url: str) -> dict[str, dict]:
+    found = httpx.post(f"{url}/assistants/search", json={"metadata": {"created_by": "system"}}).json()
+    return {a["graph_id"]: a for a in found}
+
+
+def test_langgraph_config_configures_the_default_assistants_and_a_restart_applies_a_new_one(postgres_server, tmp_path):
+    echo_config = {"configurable": {"model": "x"}, "recursion_limit": 7, "tags": ["t"]}
+    config = _write_config(tmp_path, env={"LANGGRAPH_CONFIG": json.dumps({"echo": echo_config, "other": {}})})
+    db = create_database(postgres_server)
+    try:
+        srv = ServerProcess(config, env={"DATABASE_URI": db}).wait_ready()  # from the config's env
+        try:
+            assistants = _default_assistants(srv.url)
+            assert assistants["echo"]["config"] == echo_config
+            assert assistants["echo"]["context"] == {"model": "x"}  # configurable and context mirror each other
+            assert (assistants["slow"]["config"], assistants["slow"]["context"]) == ({}, {})
+            thread = httpx.post(f"{srv.url}/threads", json={}).json()["thread_id"]
+            run = httpx.post(f"{srv.url}/threads/{thread}/runs/wait", json={"assistant_id": "echo", "input": HI})
+            assert run.status_code == 200
+            runs = httpx.get(f"{srv.url}/threads/{thread}/runs").json()
+            assert runs[0]["kwargs"]["config"]["configurable"]["model"] == "x"
+        finally:
+            srv.stop()
+        # The real environment wins over the config's env; the default assistants follow the new config.
+        slow_config = {"configurable": {"delay": 0.01}}
+        env = {"DATABASE_URI": db, "LANGGRAPH_CONFIG": json.dumps({"slow": slow_config})}
+        srv = ServerProcess(config, env=env).wait_ready()
+        try:
+            assistants = _default_assistants(srv.url)
+            assert (assistants["echo"]["config"], assistants["echo"]["context"]) == ({}, {})
+            assert (assistants["slow"]["config"], assistants["slow"]["context"]) == (slow_config, {"delay": 0.01})
+            versions = httpx.post(f"{srv.url}/assistants/{assistants['echo']['assistant_id']}/versions", json={}).json()
+            assert [v["config"] for v in versions] == [{}, echo_config]  # the earlier config stays in its history
+        finally:
+            srv.stop()
+        srv = ServerProcess(config, env=env).wait_ready()  # the same config again: nothing changes
+        try:
+            assert _default_assistants(srv.url)["slow"]["version"] == assistants["slow"]["version"]
+        finally:
+            srv.stop()
+    finally:
+        drop_database(postgres_server, db)
+
+
+@pytest.mark.parametrize("value, problem", [("{bad", "is not valid JSON"), ('["echo"]', "must be a JSON object")])
+def test_langgraph_config_that_is_not_a_json_object_stops_the_start_with_one_line(tmp_path, value, problem):
+    env = {**os.environ, "DATABASE_URI": "postgresql://postgres@127.0.0.1:1/none", "LANGGRAPH_CONFIG": value}
+    result = subprocess.run(
+        [*AGENT_SERVER, "dev", "--config", str(_write_config(tmp_path)), "--port", str(free_port())],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("agent-server: error: environment variable LANGGRAPH_CONFIG") and problem in last
