@@ -110,6 +110,15 @@ def test_thread_stream_rejects_an_unknown_stream_mode(http):
         assert r.read() and r.json()["detail"] == "Invalid stream mode: values"
 
 
+def test_thread_stream_rejects_a_last_event_id_that_is_not_a_stream_id(http):
+    thread_id = http.post("/threads", json={}).json()["thread_id"]
+    with http.stream("GET", f"/threads/{thread_id}/stream", headers={"Last-Event-ID": "garbage"}) as r:
+        assert r.status_code == 422
+        assert r.read() and r.json()["detail"] == "Invalid last-event-id: must be a valid Redis stream ID"
+    with http.stream("GET", f"/threads/{thread_id}/stream", headers={"Last-Event-ID": "1796140283191-0"}) as r:
+        assert r.status_code == 200
+
+
 async def test_thread_stream_in_split_mode_gives_run_done_and_state_updates(cluster):
     cluster.add_worker()
     client = cluster.client

@@ -1,6 +1,7 @@
 """Threads: metadata, status, state and history."""
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 from uuid import UUID
 
@@ -210,6 +211,9 @@ async def post_history(request: Request, thread_id: UUID, body: HistoryQuery):
     return [snapshot_json(s) for s in snapshots]
 
 
+STREAM_ID = re.compile(r"^\d+(-(\d+|\*))?$")  # the ids of thread stream events: <ms>-<seq>
+
+
 @router.get("/threads/{thread_id}/stream")
 async def join_thread_stream(
     request: Request, thread_id: UUID, stream_modes: str | None = None, stream_mode: list[str] = Query(["run_modes"])
@@ -217,6 +221,9 @@ async def join_thread_stream(
     """The output of every run on the thread from now on, one after another, and its state updates, until the
     client leaves. `stream_modes` (the official server's: comma-separated run_modes, lifecycle, state_update)
     wins over `stream_mode` (what the SDK sends: those, or stream modes of the runs to keep)."""
+    last_event_id = request.headers.get("last-event-id")
+    if last_event_id and last_event_id != "-" and not STREAM_ID.match(last_event_id):
+        raise Invalid("Invalid last-event-id: must be a valid Redis stream ID")
     if stream_modes:
         modes = {mode.strip() for mode in stream_modes.split(",")}
         for mode in sorted(modes - run_service.THREAD_MODES):
