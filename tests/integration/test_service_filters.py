@@ -52,7 +52,7 @@ async def test_a_filter_hides_another_callers_thread_from_every_service(rt):
         runs.delete(rt, ALICE, bob_id, their_run["run_id"]),
         runs.join_stream(rt, ALICE, bob_id, their_run["run_id"], None),
         runs.cancel_one(rt, ALICE, bob_id, their_run["run_id"], "interrupt", wait=False),
-        runs.thread_events(rt, ALICE, bob_id, None),
+        runs.thread_events(rt, ALICE, bob_id, {"run_modes"}, lambda snapshot, asked: {}),
     ]
     for call in hidden:
         with pytest.raises(NotFound):
