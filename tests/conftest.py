@@ -213,8 +213,8 @@ class ServerProcess:
         return self.proc.returncode
 
 
-@pytest.fixture(scope="session")
-def server(database_uri):
+def serve(database_uri: str):
+    """A `dev` server on `database_uri` for the fixture that yields from this, stopped in all cases."""
     srv = ServerProcess(env={"DATABASE_URI": database_uri})
     try:
         yield srv.wait_ready()
@@ -222,6 +222,11 @@ def server(database_uri):
         srv.stop()
         if os.environ.get("SHOW_SERVER_LOG"):
             print(srv.output())
+
+
+@pytest.fixture(scope="session")
+def server(database_uri):
+    yield from serve(database_uri)
 
 
 @pytest.fixture

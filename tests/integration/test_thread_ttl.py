@@ -12,7 +12,7 @@ import pytest
 from agent_server.config import load_settings
 from agent_server.runtime import Runtime
 from agent_server.services.threads import expire_threads
-from conftest import CONFIG, ServerProcess, create_database, drop_database
+from conftest import CONFIG, create_database, drop_database, serve
 
 TINY_TTL = 0.001  # minutes
 
@@ -28,11 +28,7 @@ def database_uri(postgres_server):
 @pytest.fixture(scope="module")
 def server(database_uri):
     """This module's own server on its own database (overrides the shared one: `client` talks to it)."""
-    srv = ServerProcess(env={"DATABASE_URI": database_uri})
-    try:
-        yield srv.wait_ready()
-    finally:
-        srv.stop()
+    yield from serve(database_uri)
 
 
 @pytest.fixture
