@@ -91,8 +91,13 @@ def _graph_configs() -> dict[str, dict]:
         configs = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"environment variable LANGGRAPH_CONFIG is not valid JSON: {exc}") from None
-    if not isinstance(configs, dict) or not all(isinstance(c, dict) for c in configs.values()):
-        raise ConfigError("environment variable LANGGRAPH_CONFIG must be a JSON object of graph id to config object")
+    if not isinstance(configs, dict) or not all(
+        isinstance(c, dict) and isinstance(c.get("configurable", {}), dict) for c in configs.values()
+    ):
+        raise ConfigError(
+            "environment variable LANGGRAPH_CONFIG must be a JSON object of graph id to config object "
+            "(whose `configurable`, if given, is an object)"
+        )
     return configs
 
 

@@ -69,7 +69,8 @@ class Runtime:
 
     async def ensure_default_assistants(self) -> None:
         """One assistant per graph, with the graph's config of LANGGRAPH_CONFIG (its `configurable` is also the
-        assistant's context, as for any assistant); a start with another LANGGRAPH_CONFIG makes it a new version."""
+        assistant's context, as for any assistant). When LANGGRAPH_CONFIG is set, it is the source of truth: a
+        start with another value makes new versions. When it is not, edits made through the API are kept."""
         for graph_id in self.graphs.ids():
             config = self.settings.graph_configs.get(graph_id) or {}
             context = config.get("configurable") or {}
@@ -78,7 +79,7 @@ class Runtime:
                 assistant_id, graph_id, config=config, context=context,
                 metadata={"created_by": "system"}, name=graph_id, description=None, if_exists="do_nothing",
             )
-            if (assistant["config"], assistant["context"]) != (config, context):
+            if self.settings.graph_configs and (assistant["config"], assistant["context"]) != (config, context):
                 await self.assistants.update(assistant_id, {"config": config, "context": context})
 
     async def close(self) -> None:

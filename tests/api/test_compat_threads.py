@@ -190,7 +190,29 @@ def test_langgraph_config_configures_the_default_assistants_and_a_restart_applie
         drop_database(postgres_server, db)
 
 
-@pytest.mark.parametrize("value, problem", [("{bad", "is not valid JSON"), ('["echo"]', "must be a JSON object")])
+def test_without_langgraph_config_an_edited_default_assistant_survives_a_restart(postgres_server, tmp_path):
+    config, db = _write_config(tmp_path), create_database(postgres_server)
+    env = {"DATABASE_URI": db, "LANGGRAPH_CONFIG": ""}
+    try:
+        srv = ServerProcess(config, env=env).wait_ready()
+        try:
+            echo = _default_assistants(srv.url)["echo"]["assistant_id"]
+            r = httpx.patch(f"{srv.url}/assistants/{echo}", json={"config": {"configurable": {"model": "mine"}}})
+            assert r.status_code == 200
+        finally:
+            srv.stop()
+        srv = ServerProcess(config, env=env).wait_ready()
+        try:
+            assert _default_assistants(srv.url)["echo"]["context"] == {"model": "mine"}
+        finally:
+            srv.stop()
+    finally:
+        drop_database(postgres_server, db)
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("{bad", "is not valid JSON"), ('["echo"]', "must be a JSON object"), ('{"echo": {"configurable": [1]}}', "must be a JSON object"),
+])
 def test_langgraph_config_that_is_not_a_json_object_stops_the_start_with_one_line(tmp_path, value, problem):
     env = {**os.environ, "DATABASE_URI": "postgresql://postgres@127.0.0.1:1/none", "LANGGRAPH_CONFIG": value}
     result = subprocess.run(

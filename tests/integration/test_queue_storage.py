@@ -176,3 +176,41 @@ async def test_heartbeat_and_bulk_cancel_on_many_threads_do_not_deadlock(repos):
             repos.runs.cancel(None, [ids[0] for _, ids in threads], "interrupt"),
             repos.queue.heartbeat("w1", claimed, 30),
         )
+
+
+async def test_a_run_cancelled_while_its_worker_hands_it_back_ends_instead_of_running_again(repos):
+    thread, (run_id, waiting) = await _queue_runs(repos.runs)
+    (run,) = await repos.queue.claim("w1", 10, 30, [])
+    await repos.runs.cancel(thread, [run_id], "interrupt")  # the worker was draining: it ignores the signal
+    assert await repos.queue.release(run) == RunStatus.INTERRUPTED
+    assert (await repos.runs.get(run_id))["status"] == "interrupted"
+    assert [r["run_id"] for r in await repos.queue.claim("w2", 10, 30, [])] == [waiting]
+
+
+async def test_a_stale_execution_cannot_delete_a_temporary_thread(repos):
+    thread, run_id = uuid.uuid4(), uuid.uuid4()
+    await repos.runs.create(NewRun(run_id, thread, uuid.uuid4(), "echo", kwargs={}, ephemeral=True))
+    (old,) = await repos.queue.claim("w1", 10, 30, [])
+    await repos.expire(run_id)
+    await repos.queue.sweep()
+    (new,) = await repos.claim_now("w2")
+    done = dict(status=RunStatus.SUCCESS, output={}, thread_status=None, values={}, interrupts={}, delete_thread=True)
+    assert not await repos.queue.finish(old, **done)
+    assert (await repos.runs.get(run_id))["status"] == "running"
+    assert await repos.queue.finish(new, **done)
+    assert await repos.sql("SELECT 1 FROM thread WHERE thread_id = %s", (thread,)) == []
+
+
+async def test_the_sweep_rolls_back_a_dead_workers_run_with_its_checkpoints_before_freeing_the_thread(repos):
+    thread, (run_id, _) = await _queue_runs(repos.runs)
+    await repos.queue.claim("w1", 10, 30, [])
+    await repos.execute(
+        """INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata)
+           VALUES (%s, '', 'c1', '{}', jsonb_build_object('run_id', %s::text))""",
+        (str(thread), str(run_id)),
+    )
+    await repos.runs.cancel(thread, [run_id], "rollback")
+    await repos.expire(run_id)
+    await repos.queue.sweep()
+    assert await repos.sql("SELECT 1 FROM checkpoints WHERE thread_id = %s", (str(thread),)) == []
+    assert await repos.sql("SELECT 1 FROM run WHERE run_id = %s", (run_id,)) == []

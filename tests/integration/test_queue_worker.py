@@ -41,3 +41,40 @@ async def test_a_queue_task_that_dies_marks_the_worker_failed_and_says_so(postgr
         await worker.stop()
         await rt.close()
         drop_database(postgres_server, settings.database_uri)
+
+
+async def test_a_worker_that_cannot_renew_its_leases_stops_its_runs_before_others_take_them(postgres_server, caplog):
+    import psycopg
+
+    from agent_server.config import load_settings
+    from agent_server.graphs import default_assistant_id
+    from agent_server.runtime import Runtime
+    from agent_server.services import SYSTEM, runs
+    from agent_server.worker.consumer import QueueWorker
+    from conftest import CONFIG
+    from run_helpers import slow
+
+    settings = load_settings(CONFIG)
+    settings.database_uri = uri = create_database(postgres_server)
+    settings.lease_secs = 1.5
+    rt = await Runtime.start(settings)
+    worker = QueueWorker(rt)
+    try:
+        await worker.start()
+        run = await runs.create(rt, SYSTEM, None, default_assistant_id("slow"), {"input": {}, "config": slow(2)})
+        while run["run_id"] not in worker.active:
+            await asyncio.sleep(0.05)
+        async with await psycopg.AsyncConnection.connect(uri) as blocker:
+            # The run's row held by another session: the worker's renewals cannot get through.
+            await blocker.execute("BEGIN")
+            await blocker.execute("SELECT 1 FROM run WHERE run_id = %s FOR UPDATE", (run["run_id"],))
+            deadline = asyncio.get_running_loop().time() + 10
+            while "leases not renewed" not in caplog.text:
+                assert asyncio.get_running_loop().time() < deadline, "the worker went on executing the run"
+                await asyncio.sleep(0.1)
+            await blocker.execute("ROLLBACK")
+        assert worker.active.get(run["run_id"]) is None or worker.active[run["run_id"]].control.reason == "release"
+    finally:
+        await worker.stop()
+        await rt.close()
+        drop_database(postgres_server, uri)

@@ -66,7 +66,8 @@ class RedisBroker(Broker):
             yield sub
         finally:
             if self._remove(key, sub):
-                await self._unsubscribe_unused(key)
+                # shielded: a reader cancelled on its way out (a client gone) must still let Redis go
+                await asyncio.shield(self._unsubscribe_unused(key))
 
     async def _unsubscribe_unused(self, key: str) -> None:
         """Unsubscribe a channel left without subscribers, unless one has come since."""

@@ -19,15 +19,22 @@ def is_storage_error(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError) and getattr(exc, _OURS, False)
 
 
+@contextlib.contextmanager
+def storage_errors_marked():
+    """Around our own database work during a run: an OperationalError from it is ours."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        setattr(exc, _OURS, True)
+        raise
+
+
 class _MarksStorageErrors:
     @contextlib.asynccontextmanager
     async def _cursor(self, *args, **kwargs):  # every database access of the saver and the store
-        try:
+        with storage_errors_marked():
             async with super()._cursor(*args, **kwargs) as cur:
                 yield cur
-        except psycopg.OperationalError as exc:
-            setattr(exc, _OURS, True)
-            raise
 
 
 class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):

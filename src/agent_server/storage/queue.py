@@ -117,14 +117,13 @@ class QueueRepo(Repository):
 
         False when this execution no longer holds the run (its lease passed to another)."""
         params = {**lease(run), "status": status, "output": jsonb(output)}
-        if delete_thread:  # a temporary thread goes, and its run with it: one statement
-            return await self.one(
-                f"""DELETE FROM thread WHERE thread_id = %(thread)s
-                      AND EXISTS (SELECT 1 FROM run WHERE {HELD}) RETURNING 1""",
-                params,
-            ) is not None
         async with self.pool.connection() as conn, conn.transaction():
             await lock_thread(conn, run["thread_id"])
+            if delete_thread:  # a temporary thread goes, and its run with it
+                if await self.one(f"SELECT 1 FROM run WHERE {HELD}", params, conn) is None:
+                    return False
+                await conn.execute("DELETE FROM thread WHERE thread_id = %(thread)s", params)
+                return True
             if rollback:
                 sql = f"DELETE FROM run WHERE {HELD} RETURNING 1"
             else:
@@ -144,18 +143,22 @@ class QueueRepo(Repository):
         None when this execution no longer held it."""
         async with self.pool.connection() as conn, conn.transaction():
             await lock_thread(conn, run["thread_id"])
+            held = await self.one(f"SELECT cancel_action FROM run WHERE {HELD} FOR UPDATE", lease(run), conn)
+            if held is None:
+                return None
+            if held["cancel_action"]:  # cancelled meanwhile (during a drain, say): end it as asked
+                await _end_cancelled(conn, run["run_id"], run["thread_id"], held["cancel_action"])
+                return RunStatus.INTERRUPTED
             row = await self.one(
                 f"""UPDATE run SET failures = failures + %(retry)s::int, updated_at = now(),
                         lease_owner = NULL, lease_expires_at = NULL,
                         status = CASE WHEN failures + %(retry)s::int >= {MAX_FAILURES} THEN 'error' ELSE 'pending' END,
                         available_at = now() + CASE WHEN %(retry)s THEN {BACKOFF}
                                                     ELSE interval '0' END
-                    WHERE {HELD} RETURNING status, failures""",
+                    WHERE run_id = %(run)s RETURNING status, failures""",
                 {**lease(run), "retry": retry},
                 conn,
             )
-            if row is None:
-                return None
             status = RunStatus(row["status"])
             if status == RunStatus.ERROR:
                 error = gave_up(row["failures"])
@@ -188,12 +191,7 @@ class QueueRepo(Repository):
             for r in lost:
                 run_id, thread_id, action = r["run_id"], r["thread_id"], r["cancel_action"]
                 if action:
-                    output = await self.scalar('SELECT "values" FROM thread WHERE thread_id = %s', (thread_id,), conn)
-                    if action == "rollback":
-                        await conn.execute("DELETE FROM run WHERE run_id = %s", (run_id,))
-                    else:
-                        await _end(conn, run_id, RunStatus.INTERRUPTED, output)
-                    await _free_thread(conn, thread_id, run_id, CANCEL_ACTIONS[action][0], error=cancel_error(action))
+                    output = await _end_cancelled(conn, run_id, thread_id, action)
                     swept.ended.append((run_id, thread_id, RunStatus.INTERRUPTED, output, action))
                 elif r["failures"] + 1 >= MAX_FAILURES:
                     error = gave_up(r["failures"] + 1)
@@ -218,6 +216,20 @@ class QueueRepo(Repository):
             if not await self.scalar("SELECT pg_try_advisory_xact_lock(7311427002)", conn=conn):
                 return 0
             return await checkpoints.delete_orphans(conn)
+
+
+async def _end_cancelled(conn, run_id: UUID, thread_id: UUID, action: str):
+    """End a run its worker no longer executes as the cancel asked of it: interrupted, or (rollback) gone
+    with the checkpoints it wrote. Returns its output: the thread's values."""
+    cur = await conn.execute('SELECT "values" FROM thread WHERE thread_id = %s', (thread_id,))
+    output = (await cur.fetchone())["values"]
+    if action == "rollback":
+        await checkpoints.delete_run(conn, thread_id, run_id)
+        await conn.execute("DELETE FROM run WHERE run_id = %s", (run_id,))
+    else:
+        await _end(conn, run_id, RunStatus.INTERRUPTED, output)
+    await _free_thread(conn, thread_id, run_id, CANCEL_ACTIONS[action][0], error=cancel_error(action))
+    return output
 
 
 async def _end(conn, run_id: UUID, status: RunStatus, output, failed: bool = False) -> None:

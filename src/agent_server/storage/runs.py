@@ -166,8 +166,13 @@ class RunRepo(Repository):
                           AND status = ANY(%(statuses)s) AND {visible}"""
         params.update(thread=thread_id, ids=run_ids, statuses=[status] if status else list(INFLIGHT))
         async with self.pool.connection() as conn, conn.transaction():
-            await self._lock_threads(conn, f"SELECT thread_id {selection}", params)
-            rows = await self.all(f"SELECT run_id, thread_id {selection} ORDER BY thread_id, run_id FOR UPDATE", params, conn)
+            locked = await self._lock_threads(conn, f"SELECT thread_id {selection}", params)
+            # only runs of the threads locked: a run queued since on another thread would be locked before its thread
+            rows = await self.all(
+                f"SELECT run_id, thread_id {selection} AND thread_id = ANY(%(locked)s) ORDER BY thread_id, run_id FOR UPDATE",
+                {**params, "locked": locked},
+                conn,
+            )
             running: list[UUID] = []
             by_thread: dict[UUID, list[UUID]] = {}
             for r in rows:
@@ -176,11 +181,14 @@ class RunRepo(Repository):
                 running += await self._cancel(conn, tid, ids, action)
             return [r["run_id"] for r in rows], running
 
-    async def _lock_threads(self, conn, thread_ids_sql: str, params) -> None:
-        """Lock threads before their runs, in one order, as claim and finish do: no deadlock."""
-        await conn.execute(
-            f"SELECT 1 FROM thread WHERE thread_id IN ({thread_ids_sql}) ORDER BY thread_id FOR UPDATE", params
+    async def _lock_threads(self, conn, thread_ids_sql: str, params) -> list[UUID]:
+        """Lock threads before their runs, in one order, as claim and finish do: no deadlock. Returns them."""
+        rows = await self.all(
+            f"SELECT thread_id FROM thread WHERE thread_id IN ({thread_ids_sql}) ORDER BY thread_id FOR UPDATE",
+            params,
+            conn,
         )
+        return [r["thread_id"] for r in rows]
 
     async def queue_stats(self) -> dict[str, float]:
         """Runs by status, and how long the oldest available pending run has waited (seconds)."""

@@ -130,8 +130,8 @@ class ThreadRepo(Repository):
         waiting.count += 1
         try:
             async with waiting.lock, self._holders, self.pool.connection() as conn:
-                await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (str(thread_id),))
-                try:
+                try:  # the lock inside: cancelled just as it was granted, it is still released
+                    await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (str(thread_id),))
                     if not idle:
                         yield conn
                     else:

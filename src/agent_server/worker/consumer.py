@@ -44,6 +44,7 @@ class QueueWorker:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        self._renewed_at = time.monotonic()  # when this worker last renewed its leases
         self._orphans_swept_at = -ORPHAN_SWEEP_SECONDS  # once soon after start, then every ORPHAN_SWEEP_SECONDS
 
     async def start(self) -> None:
@@ -178,8 +179,14 @@ class QueueWorker:
         """Keep our runs; stop those whose lease we lost, or that someone asked to cancel."""
         sent = {run_id: a.attempt for run_id, a in self.active.items()}
         if not sent:
+            self._renewed_at = time.monotonic()
             return
-        held = await self.rt.queue.heartbeat(self.worker_id, sent, self.lease)
+        try:  # bounded: a renewal that comes too late is no renewal
+            held = await asyncio.wait_for(self.rt.queue.heartbeat(self.worker_id, sent, self.lease), self.lease / 3)
+        except Exception:
+            self._stop_if_leases_lapsing()
+            raise
+        self._renewed_at = time.monotonic()
         for run_id, attempt in sent.items():  # not runs claimed during the round trip: their leases are fresh
             if run_id not in held:
                 active = self.active.get(run_id)
@@ -187,6 +194,16 @@ class QueueWorker:
                     log.warning("run %s: lease lost, stopping it", run_id)
             elif held[run_id]:
                 self.cancel(run_id, held[run_id])
+
+    def _stop_if_leases_lapsing(self) -> None:
+        """Leases not renewed for most of their length may already be another worker's: stop those runs
+        here rather than execute them twice (they resume from their last checkpoint elsewhere)."""
+        silent = time.monotonic() - self._renewed_at
+        if silent < self.lease * 2 / 3:
+            return
+        for run_id in list(self.active):
+            if self.cancel(run_id, "release"):
+                log.warning("run %s: leases not renewed for %.0fs; stopping it here", run_id, silent)
 
     async def _sweep(self) -> None:
         """Requeue runs of dead workers; end those a cancel was asked of, and tell their followers."""
@@ -196,8 +213,6 @@ class QueueWorker:
             self._wake.set()
         for run_id, thread_id, status, output, action in swept.ended:
             log.warning("run %s lost its worker and ended: %s", run_id, action or status)
-            if action == "rollback":
-                await self.rt.threads.delete_run_checkpoints(thread_id, run_id)
             await self.rt.broker.publish(run_channel(run_id), pack(DONE, dumps({"status": status, "output": output})))
         if swept.ended:
             self._wake.set()  # their threads may have runs waiting

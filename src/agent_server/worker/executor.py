@@ -16,7 +16,7 @@ from ..runtime import Runtime
 from ..serde import dumps, to_jsonable
 from ..services.threads import interrupts_by_task, thread_config
 from ..status import CANCEL_ACTIONS, RunOutcome, RunStatus, cancel_error
-from ..storage.checkpointer import is_storage_error
+from ..storage.checkpointer import is_storage_error, storage_errors_marked
 from .stream import RunStream
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ class _Publisher:
         self.seq: int | None = None
 
     async def __call__(self, event: str, data: bytes) -> None:
+        with storage_errors_marked():  # storing a resumable run's events is our database at work
+            await self._publish(event, data)
+
+    async def _publish(self, event: str, data: bytes) -> None:
         if not self.resumable or event == DONE:
             await self.rt.broker.publish(self.channel, pack(event, data))
             return
@@ -88,10 +92,8 @@ class _Publisher:
 
 async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
     """Run to the end and record how it ended, unless the run is handed back to the queue."""
-    run_id, thread_id = run["run_id"], run["thread_id"]
+    run_id = run["run_id"]
     publish = _Publisher(rt, run)
-    started = thread_message(RUN_STARTED, {"run_id": str(run_id), "attempt": run["attempt"]})
-    await rt.broker.publish(thread_channel(thread_id), started)  # for thread stream joiners
     stream = RunStream(run["kwargs"]["stream_mode"], run["kwargs"]["subgraphs"])
     outcome, graph = await _run_graph(rt, run, publish, stream, control)
     control.finishing = True  # no await since the graph stopped: a cancel from now on is ignored
@@ -100,9 +102,10 @@ async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
             status = await rt.queue.release(run, retry=outcome.retry)
         except psycopg.Error:
             return  # the database is down: the lease expires and the sweep requeues the run
-        if status == RunStatus.ERROR:  # handed back once too often: it has ended
-            log.error("run %s: our database failed under it too many times; it ended in error", run_id)
-            await publish(DONE, dumps(await rt.runs.output(run_id)))
+        if status in (RunStatus.ERROR, RunStatus.INTERRUPTED):  # not handed back: it has ended
+            log.warning("run %s ended when handed back: %s", run_id, status)
+            row = await rt.runs.output(run_id)  # none after a rollback
+            await publish(DONE, dumps({"status": status, "output": row and row["output"]}))
         return
     if outcome.error is not None:
         await publish("error", dumps(outcome.error))
@@ -118,6 +121,8 @@ async def _run_graph(rt: Runtime, run: dict, publish: _Publisher, stream: RunStr
     deadline = asyncio.timeout(rt.settings.bg_job_timeout_secs)
     try:
         async with deadline:
+            started = thread_message(RUN_STARTED, {"run_id": str(run_id), "attempt": run["attempt"]})
+            await rt.broker.publish(thread_channel(run["thread_id"]), started)  # for thread stream joiners
             await publish("metadata", dumps({"run_id": str(run_id), "attempt": run["attempt"]}))
             config = run_config(run)
             # A temporary thread dies with its run: no checkpoints, as the official server does.
