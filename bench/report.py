@@ -158,6 +158,15 @@ def soak_section(soak: dict) -> str:
     return "\n".join([head, "", *table] + (["", "Errors (samples):", *errors] if errors else []))
 
 
+def chaos_section(chaos: dict) -> str:
+    if not chaos:
+        return "(not run)"
+    return (f"No `migrate` step: the three processes migrate among themselves. Of {chaos['runs']} threaded 5-step runs: "
+            f"{', '.join(f'{n} {s}' for s, n in sorted(chaos['statuses'].items()))}; {chaos['resumed']} were cut off by "
+            f"the SIGKILL and resumed from their last checkpoint on the surviving worker; all done in {chaos['seconds']} s "
+            f"(lease 5 s).")
+
+
 def split_section(split: dict) -> str:
     if not split:
         return "(not run)"
@@ -249,6 +258,10 @@ shared (load average above the core count), rates and latencies mostly measure c
 ## Split mode (ours): API + 1 worker, then + 2 workers
 
 {split_section(data.get('split') or {})}
+
+## Chaos (ours): API + 2 workers started together on an empty database, one killed mid-way
+
+{chaos_section(data.get('chaos') or {})}
 
 ## Floor: echo graph in-process with AsyncPostgresSaver, no HTTP
 

@@ -7,7 +7,8 @@ embedded one), runs the load generator against it, then the soak (10,000 statele
 1,000), stops it; does the same for the official server (bench tools' official-server script, same
 examples/langgraph.json), without the soak; runs the floor; then our split mode on another fresh database
 and Redis (REDIS_URI, default redis://127.0.0.1:6379/0): an API process and 1 queue worker started at once
-with no migrate step, then 2 workers, on CPU-burning runs. Everything runs one at a time. Writes
+with no migrate step, then 2 workers, on CPU-burning runs; then chaos: API + 2 workers started together on an
+empty database, one killed mid-way through 30 threaded runs. Everything runs one at a time. Writes
 bench/results.json and bench/RESULTS.md.
 """
 from __future__ import annotations
@@ -116,9 +117,11 @@ def server(name: str, cmd: list[str], port: int | None, env: dict[str, str], tim
         log(f"{name} ready{f' on port {port}' if port else ''} (pid {proc.pid}, log {logfile.name})")
         yield proc.pid
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(20)
+        except ProcessLookupError:  # already gone (the chaos scenario kills a worker)
+            proc.wait()
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -215,6 +218,49 @@ def bench_split(dsn: str, quick: bool, clients: int = 32) -> dict:
     return {"clients": clients, "config": L.BURN_CONFIG, "redis": REDIS, "ratio": ratio, "results": results}
 
 
+def bench_chaos(dsn: str, runs: int = 30) -> dict:
+    """Chaos: an API process and 2 workers started at the same moment on an empty database (no migrate step),
+    `runs` threaded 5-step runs, then one worker killed with SIGKILL mid-way: every run must still succeed,
+    those cut off resumed by the other worker from their last checkpoint."""
+    env = {"DATABASE_URI": dsn, "REDIS_URI": REDIS, "AGENT_SERVER_LEASE_SECS": "5", "N_JOBS_PER_WORKER": None}
+    port = free_port()
+    api_cmd = [AGENT_SERVER, "serve", "--no-queue", "--config", str(CONFIG), "--host", "127.0.0.1", "--port", str(port)]
+    worker_cmd = [AGENT_SERVER, "worker", "--config", str(CONFIG)]
+    log(f"\n== ours, chaos: API + 2 workers started at once, {runs} threaded runs, one worker killed mid-way")
+
+    async def drive(victim: int) -> dict:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            started = time.monotonic()
+            created = []
+            for _ in range(runs):
+                thread = (await client.post("/threads", json={})).json()["thread_id"]
+                body = {"assistant_id": "slow", "input": {}, "config": {"configurable": {"delay": 0.3}}}
+                created.append((await client.post(f"/threads/{thread}/runs", json=body)).json())
+            while (await client.get("/metrics", params={"format": "json"})).json()["runs_running"] < 4:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # a checkpoint or two written
+            os.killpg(victim, signal.SIGKILL)
+            await asyncio.gather(*(client.get(f"/threads/{r['thread_id']}/runs/{r['run_id']}/join") for r in created))
+            statuses, resumed = {}, 0
+            for r in created:
+                run = (await client.get(f"/threads/{r['thread_id']}/runs/{r['run_id']}")).json()
+                statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+                history = (await client.post(f"/threads/{r['thread_id']}/history", json={"limit": 20})).json()
+                resumed += len({h["metadata"].get("run_attempt") for h in history}) > 1
+            return {"runs": runs, "statuses": statuses, "resumed": resumed, "seconds": round(time.monotonic() - started, 1)}
+
+    with ExitStack() as stack:
+        with ThreadPoolExecutor(3) as starting:
+            _, victim, _ = starting.map(stack.enter_context, [
+                server("chaos API", api_cmd, port, env),
+                server("chaos worker 1", worker_cmd, None, env, ready_line="running up to"),
+                server("chaos worker 2", worker_cmd, None, env, ready_line="running up to"),
+            ])
+        result = asyncio.run(drive(victim))
+    log(f"chaos: {result['statuses']} of {runs} runs, {result['resumed']} resumed on the survivor, {result['seconds']} s")
+    return result
+
+
 def run_floor(dsn: str, quick: bool) -> dict:
     log(f"\n== floor  (load average {os.getloadavg()[0]:.2f})")
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
@@ -238,7 +284,7 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         "load_average_at_start": round(os.getloadavg()[0], 2),
     }
-    with fresh_databases(["server", "floor", "split"]) as ([server_db, floor_db, split_db], db_note):
+    with fresh_databases(["server", "floor", "split", "chaos"]) as ([server_db, floor_db, split_db, chaos_db], db_note):
         meta["database"] = db_note
         log(f"database: {db_note}")
         port = free_port()
@@ -249,8 +295,9 @@ def main() -> None:
         official = bench_server("official", ["bash", str(OFFICIAL), str(CONFIG), str(port)], port, {}, args.quick)
         floor = run_floor(floor_db, args.quick)
         split = bench_split(split_db, args.quick)
+        chaos = bench_chaos(chaos_db)
     meta["seconds"] = round(time.monotonic() - started)
-    data = {"meta": meta, "ours": ours, "official": official, "floor": floor, "split": split}
+    data = {"meta": meta, "ours": ours, "official": official, "floor": floor, "split": split, "chaos": chaos}
     (BENCH / "results.json").write_text(json.dumps(data, indent=2))
     from report import render
 
