@@ -8,7 +8,6 @@ import signal
 from contextlib import asynccontextmanager
 
 import orjson
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,6 +16,7 @@ from .. import __version__
 from ..config import Settings
 from ..errors import AgentServerError, Unavailable
 from ..runtime import Runtime
+from ..services import DatabaseUnavailable, UnstorableValue
 from . import assistants, runs, system, threads
 from .common import JSONResponse
 from .validation import INVALID_JSON, describe
@@ -34,7 +34,7 @@ async def _unencodable(request: Request, exc: Exception):
     return JSONResponse({"detail": f"Invalid value: {exc}"}, status_code=422)
 
 
-async def _data_error(request: Request, exc: psycopg.DataError):
+async def _data_error(request: Request, exc: UnstorableValue):
     """Values PostgreSQL cannot store (a NUL character, an out-of-range number) are bad input."""
     return JSONResponse({"detail": f"Invalid value: {exc.diag.message_primary or exc}"}, status_code=422)
 
@@ -44,7 +44,7 @@ async def _server_error(request: Request, exc: AgentServerError):
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
-async def _database_unavailable(request: Request, exc: psycopg.OperationalError):
+async def _database_unavailable(request: Request, exc: DatabaseUnavailable):
     """Our database down, restarting or out of pooled connections (PoolTimeout): the request may
     succeed later, so 503 and Retry-After; one warning line, not a traceback per request."""
     log.warning("%s %s: database unavailable: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
@@ -92,8 +92,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app = FastAPI(title="Agent Server", version=__version__, lifespan=lifespan, default_response_class=JSONResponse)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(AgentServerError, _server_error)
-    app.add_exception_handler(psycopg.DataError, _data_error)
-    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
+    app.add_exception_handler(UnstorableValue, _data_error)
+    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     # Text or numbers JSON cannot carry (a lone surrogate, an integer past 64 bits) are bad input too.
     app.add_exception_handler(orjson.JSONEncodeError, _unencodable)
     app.add_exception_handler(UnicodeEncodeError, _unencodable)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..storage.base import ANYONE, Filter
+from ..storage.database import DatabaseUnavailable, UnstorableValue
 
 
 @dataclass(frozen=True)
@@ -21,4 +22,4 @@ class Context:
 
 SYSTEM = Context()  # the server itself (crons firing, housekeeping) and unauthenticated callers
 
-__all__ = ["Context", "Filter", "SYSTEM"]
+__all__ = ["Context", "DatabaseUnavailable", "Filter", "SYSTEM", "UnstorableValue"]

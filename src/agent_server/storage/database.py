@@ -18,6 +18,11 @@ from ..errors import ConfigError
 from ..serde import loads
 
 log = logging.getLogger(__name__)
+# What a front end may meet from the database, under names that do not tie it to the driver: our database
+# unreachable or out of connections (pool timeouts included), and a value PostgreSQL cannot store.
+DatabaseUnavailable = psycopg.OperationalError
+UnstorableValue = psycopg.DataError
+
 MIGRATION_LOCK = 7_311_427_001  # advisory lock key: one migrator at a time across processes
 
 
