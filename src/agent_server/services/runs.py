@@ -93,6 +93,21 @@ def payload_defaults(payload: dict) -> dict:
     return payload
 
 
+async def _check_checkpoint(rt: Runtime, thread_id: UUID, payload: dict) -> None:
+    """A run from a checkpoint of its thread: one it does not have (another thread's, or none) is a 404,
+    not a run from an empty state."""
+    checkpoint = payload.get("checkpoint") or {}
+    checkpoint_id = payload.get("checkpoint_id") or checkpoint.get("checkpoint_id")
+    if not checkpoint_id:
+        return
+    config = {"configurable": {
+        "thread_id": str(thread_id), "checkpoint_ns": checkpoint.get("checkpoint_ns") or "",
+        "checkpoint_id": str(checkpoint_id),
+    }}
+    if await rt.checkpointer.aget_tuple(config) is None:
+        raise NotFound(f"Checkpoint {checkpoint_id} not found")
+
+
 async def create(
     rt: Runtime, ctx: Context, thread_id: UUID | None, assistant_id: UUID, payload: dict, run_id: UUID | None = None
 ) -> dict:
@@ -108,6 +123,8 @@ async def create(
     stateless = thread_id is None
     if stateless and (payload.get("command") or {}).get("resume") is not None:
         raise BadRequest("You must provide a thread_id when resuming.")
+    if not stateless:
+        await _check_checkpoint(rt, thread_id, payload)
     temporary = stateless and (payload.get("on_completion") or "delete") == "delete"
     thread_id = thread_id or uuid4()
     metadata = {

@@ -7,11 +7,12 @@ from contextlib import contextmanager
 from uuid import UUID, uuid4
 
 import psycopg
-from langgraph.errors import InvalidUpdateError
+from langgraph._internal._constants import CONFIG_KEY_CHECKPOINTER, ERROR, INTERRUPT, NULL_TASK_ID, RESUME
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command, StateSnapshot, StateUpdate
 
 from ..broker import STATE_UPDATED, thread_channel, thread_message
-from ..errors import BadRequest, Invalid, NotFound
+from ..errors import AgentServerError, BadRequest, Invalid, NotFound
 from ..serde import to_jsonable
 from . import Context
 from . import runs
@@ -62,13 +63,22 @@ async def thread_graph(rt, thread: dict, *, required: bool = False):
     )
 
 
+def graph_fault(exc: Exception) -> bool:
+    """An exception the graph raised applying values to its channels and reducers (wrong shape, unknown
+    node, a message its reducer cannot coerce...), not one of the database or of this server."""
+    return not isinstance(exc, (psycopg.Error, AgentServerError, OSError))
+
+
 @contextmanager
 def bad_update():
-    """A graph refusing an update (unknown node, wrong shape) is the client's mistake: 400."""
+    """A graph refusing an update (unknown node, wrong shape, values its reducers cannot apply) is the
+    client's mistake: 400. Database errors go through (503 elsewhere)."""
     try:
         yield
-    except (InvalidUpdateError, ValueError, TypeError) as exc:
-        raise BadRequest(str(exc).split("\n")[0]) from None
+    except Exception as exc:
+        if not graph_fault(exc):
+            raise
+        raise BadRequest(str(exc).split("\n")[0] or f"{type(exc).__name__}: {exc!r}") from None
 
 
 # ---- threads --------------------------------------------------------------------------------------
@@ -147,7 +157,45 @@ async def get_state(
     thread = await get(rt, ctx, thread_id)
     graph = await thread_graph(rt, thread)
     config = thread_config(thread_id, checkpoint)
-    return (await graph.aget_state(config, subgraphs=subgraphs) if graph else None), config
+    if graph is None:
+        return None, config
+    try:
+        return await graph.aget_state(config, subgraphs=subgraphs), config
+    except Exception as exc:
+        if not graph_fault(exc):
+            raise
+        # the pending writes of a step the graph could not apply (a run's input its reducers refused):
+        # the state is read without them, their tasks showing that error
+        log.info("thread %s: its state shown without the pending writes the graph cannot apply: %r", thread_id, exc)
+        saver = WithoutPendingWrites(rt.checkpointer, exc)
+        unapplied = {**config, "configurable": {**config["configurable"], CONFIG_KEY_CHECKPOINTER: saver}}
+        return await graph.aget_state(unapplied, subgraphs=subgraphs), config
+
+
+class WithoutPendingWrites(BaseCheckpointSaver):
+    """A checkpointer reading as `saver` does, but for the pending writes of tasks: those become the error
+    `error` of their task (its interrupts, resumes and errors stay). Only for reading a state."""
+
+    def __init__(self, saver: BaseCheckpointSaver, error: Exception) -> None:
+        super().__init__(serde=saver.serde)
+        self.saver, self.error = saver, error
+
+    async def aget_tuple(self, config):
+        saved = await self.saver.aget_tuple(config)
+        if saved is None or not saved.pending_writes:
+            return saved
+        kept, dropped = [], {}
+        for task_id, channel, value in saved.pending_writes:
+            if channel in (ERROR, INTERRUPT, RESUME):
+                kept.append((task_id, channel, value))
+            elif task_id != NULL_TASK_ID:
+                dropped[task_id] = None
+        failed = {task_id for task_id, channel, _ in kept if channel == ERROR}
+        kept += [(task_id, ERROR, self.error) for task_id in dropped if task_id not in failed]
+        return saved._replace(pending_writes=kept)
+
+    def get_next_version(self, current, channel):
+        return self.saver.get_next_version(current, channel)
 
 
 async def update_state(rt, ctx: Context, thread_id: UUID, values, *, as_node: str | None, checkpoint: dict | None) -> dict:
