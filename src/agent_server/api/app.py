@@ -7,7 +7,6 @@ import os
 import signal
 from contextlib import asynccontextmanager
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -18,19 +17,26 @@ from ..errors import AgentServerError, Unavailable
 from ..runtime import Runtime
 from ..services import DatabaseUnavailable, UnstorableValue
 from . import assistants, runs, system, threads
-from .common import JSONResponse
+from .body import FiniteJSONBody, LastResort
+from .common import JSONResponse, Unencodable
 from .validation import INVALID_JSON, describe
 
 log = logging.getLogger(__name__)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError):
+    if isinstance(exc.body, (bytes, bytearray)) and request.headers.get("content-type"):
+        # FastAPI did not parse it: a content type that is not JSON
+        return JSONResponse(
+            {"detail": "Unsupported Media Type: the request body must be JSON (Content-Type: application/json)"},
+            status_code=415,
+        )
     errors = exc.errors()
     detail = describe(errors[0], exc.body) if errors else INVALID_JSON
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-async def _unencodable(request: Request, exc: Exception):
+async def _unencodable(request: Request, exc: Unencodable | UnicodeEncodeError):
     return JSONResponse({"detail": f"Invalid value: {exc}"}, status_code=422)
 
 
@@ -94,10 +100,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_exception_handler(AgentServerError, _server_error)
     app.add_exception_handler(UnstorableValue, _data_error)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
-    # Text or numbers JSON cannot carry (a lone surrogate, an integer past 64 bits) are bad input too.
-    app.add_exception_handler(orjson.JSONEncodeError, _unencodable)
+    # Text or numbers JSON cannot carry (a lone surrogate, an integer past 64 bits) are bad input too;
+    # not every TypeError (orjson.JSONEncodeError is TypeError): a bug of ours is a 500 (body.LastResort).
+    app.add_exception_handler(Unencodable, _unencodable)
     app.add_exception_handler(UnicodeEncodeError, _unencodable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for module in (system, assistants, threads, runs):
         app.include_router(module.router)
+    app.add_middleware(FiniteJSONBody)
+    app.add_middleware(LastResort)
     return app

@@ -15,11 +15,31 @@ from ..services import SYSTEM, Context
 from ..serde import dumps
 
 
+class Unencodable(ValueError):
+    """A value JSON cannot carry (a lone surrogate, an integer past 64 bits): bad input, answered 422."""
+
+
+def encoding_failure(exc: BaseException) -> bool:
+    """Whether `exc` is orjson refusing a value in serde.dumps (orjson raises a bare TypeError; only
+    where it was raised tells it from a bug of ours)."""
+    if not isinstance(exc, TypeError) or exc.__traceback__ is None:
+        return False
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code is dumps.__code__
+
+
 class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return dumps(content)
+        try:
+            return dumps(content)
+        except TypeError as exc:
+            if encoding_failure(exc):
+                raise Unencodable(str(exc)) from exc
+            raise
 
 
 def runtime(request: Request) -> Runtime:

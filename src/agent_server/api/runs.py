@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -55,6 +56,15 @@ class RunCreate(BaseModel):
     @classmethod
     def _one_or_many(cls, value):
         return [value] if isinstance(value, str) else value
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_webhook(cls, value):
+        if value is not None:
+            url = urlsplit(value)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError(f"webhook must be an http(s) URL with a host, not {value!r}")
+        return value
 
 
 class CancelMany(BaseModel):

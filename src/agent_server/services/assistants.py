@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, NotFound
-from ..graphs import graph_schemas
+from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, Conflict, NotFound
+from ..graphs import default_assistant_id, graph_schemas
 from . import Context
 from . import threads
 
@@ -61,7 +61,22 @@ async def update(rt, ctx: Context, assistant_id: UUID, changes: dict[str, Any]) 
     return await rt.assistants.update(assistant_id, {**changes, "config": config, "context": context}, filter=ctx.filter)
 
 
+async def refuse_default(rt, ctx: Context, assistant_id: UUID) -> None:
+    """A graph's default assistant (made by the server) stays: `assistant_id: "<graph id>"` stands for it."""
+    try:
+        assistant = await rt.assistants.get(assistant_id, filter=ctx.filter)
+    except NotFound:
+        return  # the delete answers for it
+    graph_id = assistant["graph_id"]
+    if (assistant.get("metadata") or {}).get("created_by") == "system" and assistant_id == default_assistant_id(graph_id):
+        raise Conflict(
+            f"Assistant {assistant_id} is the default assistant of graph '{graph_id}' (assistant_id "
+            f"'{graph_id}' stands for it) and cannot be deleted; update it instead."
+        )
+
+
 async def delete(rt, ctx: Context, assistant_id: UUID, *, delete_threads: bool = False) -> None:
+    await refuse_default(rt, ctx, assistant_id)
     for thread_id in await rt.assistants.delete(assistant_id, with_threads=delete_threads, filter=ctx.filter):
         try:
             await threads.delete(rt, ctx, thread_id)  # its runs cancelled, its checkpoints gone

@@ -93,6 +93,28 @@ def payload_defaults(payload: dict) -> dict:
     return payload
 
 
+async def check_interrupt_nodes(rt: Runtime, assistant: dict, payload: dict) -> None:
+    """`interrupt_before` / `interrupt_after` name nodes of the graph the run will build ("*": all of them):
+    a name it does not have is refused now, not found wanting at run time."""
+    asked = {key: payload.get(key) for key in ("interrupt_before", "interrupt_after")}
+    asked = {key: names for key, names in asked.items() if isinstance(names, list) and names}
+    if not asked:
+        return
+    config = {**(assistant.get("config") or {}), **(payload.get("config") or {})}
+    try:
+        nodes = set((await rt.graphs.get(assistant["graph_id"], config)).nodes)
+    except Exception:  # a graph that cannot be built here fails at run time, with its own error
+        log.warning("graph %s: could not build it to check interrupt nodes", assistant["graph_id"], exc_info=True)
+        return
+    for key, names in asked.items():
+        unknown = [name for name in names if name not in nodes]
+        if unknown:
+            raise Invalid(
+                f"{key}: graph '{assistant['graph_id']}' has no node(s) {', '.join(map(repr, unknown))}. "
+                f"Its nodes: {', '.join(sorted(n for n in nodes if not n.startswith('__')))} (or \"*\" for all)."
+            )
+
+
 async def _check_checkpoint(rt: Runtime, thread_id: UUID, payload: dict) -> None:
     """A run from a checkpoint of its thread: one it does not have (another thread's, or none) is a 404,
     not a run from an empty state."""
@@ -120,6 +142,7 @@ async def create(
         assistant = await rt.assistants.get(assistant_id)
     except NotFound:
         raise NotFound("Thread or assistant not found.") from None
+    await check_interrupt_nodes(rt, assistant, payload)
     stateless = thread_id is None
     if stateless and (payload.get("command") or {}).get("resume") is not None:
         raise BadRequest("You must provide a thread_id when resuming.")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from ..errors import Conflict, NotFound
-from ..status import INFLIGHT, RunStatus
+from ..status import CANCEL_ACTIONS, INFLIGHT, RunStatus, cancel_error
 from .base import ANYONE, Filter, Repository, jsonb
 
 COLUMNS = [
@@ -135,11 +135,11 @@ class RunRepo(Repository):
     async def _cancel(self, conn, thread_id: UUID, run_ids: list[UUID], action: str) -> list[UUID]:
         """Pending runs end at once; running ones are flagged for their worker. Returns the running ones."""
         if action == "rollback":
-            await conn.execute(
+            ended = await conn.execute(
                 "DELETE FROM run WHERE thread_id = %s AND run_id = ANY(%s) AND status = 'pending'", (thread_id, run_ids)
             )
         else:
-            await conn.execute(
+            ended = await conn.execute(
                 """UPDATE run SET status = 'interrupted', updated_at = now()
                    WHERE thread_id = %s AND run_id = ANY(%s) AND status = 'pending'""",
                 (thread_id, run_ids),
@@ -150,7 +150,11 @@ class RunRepo(Repository):
             (action, thread_id, run_ids),
             conn,
         )
-        await settle_thread(conn, thread_id)
+        if ended.rowcount:  # as a worker leaves the thread when it stops a running run (worker/executor.py _finish)
+            await conn.execute("UPDATE thread SET error = %s WHERE thread_id = %s", (jsonb(cancel_error(action)), thread_id))
+            await settle_thread(conn, thread_id, CANCEL_ACTIONS[action][0])
+        else:
+            await settle_thread(conn, thread_id)
         return [r["run_id"] for r in rows]
 
     async def cancel(
