@@ -20,11 +20,15 @@ JSON_TYPES = {
 ID_FIELDS = {"assistant_id": "assistant", "thread_id": "thread", "run_id": "run", "cron_id": "cron"}
 
 
+MAX_ECHO = 200  # characters of an offending value a detail repeats; never a whole (large) body
+
+
 def _dump(value: Any) -> str:
     try:
-        return json.dumps(value, default=str)
+        text = json.dumps(value, default=str)
     except ValueError:
-        return repr(value)
+        text = repr(value)
+    return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}... ({len(text)} characters)"
 
 
 def _instance(path: list) -> str:
