@@ -83,6 +83,13 @@ def _check_config(config: dict) -> dict:
     for key, kind in (("configurable", dict), ("metadata", dict), ("tags", list)):
         if config.get(key) is not None and not isinstance(config[key], kind):
             raise ValueError(f"config.{key} must be {'an object' if kind is dict else 'a list'}")
+    if not all(isinstance(tag, str) for tag in config.get("tags") or []):
+        raise ValueError("config.tags must be a list of strings")
+    if config.get("run_name") is not None and not isinstance(config["run_name"], str):
+        raise ValueError("config.run_name must be a string")
+    limit = config.get("recursion_limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0):
+        raise ValueError(f"config.recursion_limit must be a positive integer, not {limit!r}")
     return config
 
 
