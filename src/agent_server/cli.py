@@ -66,7 +66,16 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
     rt = await Runtime.start(settings)
     try:
         app = create_app(settings, runtime=rt)
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+        # An idle keep-alive connection is closed after 5 s; a request's head may take at most 64 KiB (h11)
+        # and AGENT_SERVER_BODY_TIMEOUT_SECS to arrive (uvicorn has no such limit of its own); the body's
+        # size and read timeout are BodyLimitMiddleware's (api/limits.py).
+        from .api.limits import head_timeout_protocol
+
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
+            timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024,
+            http=head_timeout_protocol(settings.body_timeout_secs),
+        )
         loop = asyncio.get_running_loop()
 
         class Server(uvicorn.Server):

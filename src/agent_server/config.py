@@ -41,6 +41,8 @@ class Settings:
     bg_job_timeout_secs: float = 3600.0
     lease_secs: float = 30.0  # a worker that misses this long of heartbeats loses its runs to others
     drain_timeout_secs: float = 30.0  # on SIGTERM, how long a worker lets its runs finish
+    max_body_bytes: int = 16 * 1024 * 1024  # a larger request body is answered 413 before it is read
+    body_timeout_secs: float = 30.0  # a client silent this long mid-body is answered 408
     run_queue: bool = True
 
     @property
@@ -156,9 +158,15 @@ def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
         bg_job_timeout_secs=_env_number("BG_JOB_TIMEOUT_SECS", Settings.bg_job_timeout_secs),
         lease_secs=_env_number("AGENT_SERVER_LEASE_SECS", Settings.lease_secs),
         drain_timeout_secs=_env_number("DRAIN_TIMEOUT_SECS", Settings.drain_timeout_secs),
+        max_body_bytes=_env_number("AGENT_SERVER_MAX_BODY_BYTES", Settings.max_body_bytes, int),
+        body_timeout_secs=_env_number("AGENT_SERVER_BODY_TIMEOUT_SECS", Settings.body_timeout_secs),
     )
     for key, value in overrides.items():
         setattr(settings, key, value)
     if settings.n_jobs_per_worker < 1:
         raise ConfigError("N_JOBS_PER_WORKER must be at least 1")
+    if settings.max_body_bytes < 1:
+        raise ConfigError("AGENT_SERVER_MAX_BODY_BYTES must be at least 1")
+    if settings.body_timeout_secs <= 0:
+        raise ConfigError("AGENT_SERVER_BODY_TIMEOUT_SECS must be positive")
     return settings

@@ -19,6 +19,7 @@ from ..services import DatabaseUnavailable, UnstorableValue
 from . import assistants, runs, system, threads
 from .body import FiniteJSONBody, LastResort
 from .common import JSONResponse, Unencodable
+from .limits import BodyLimitMiddleware
 from .validation import INVALID_JSON, describe
 
 log = logging.getLogger(__name__)
@@ -109,4 +110,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         app.include_router(module.router)
     app.add_middleware(FiniteJSONBody)
     app.add_middleware(LastResort)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, body_timeout_secs=settings.body_timeout_secs)
     return app
