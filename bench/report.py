@@ -158,6 +158,15 @@ def soak_section(soak: dict) -> str:
     return "\n".join([head, "", *table] + (["", "Errors (samples):", *errors] if errors else []))
 
 
+def bodies_section(b: dict) -> str:
+    if not b:
+        return "(not run)"
+    return (f"Status codes of {len(b['refused'])} bodies of 100 MB: {b['refused']}; of {len(b['accepted'])} bodies of "
+            f"12 MB: {b['accepted']}. Server RSS (with its children): idle {b['idle_rss_mb']} MB, after the refused "
+            f"{b['after_refused_rss_mb']} MB, after the accepted {b['after_accepted_rss_mb']} MB, 3 s later "
+            f"{b['after_pause_rss_mb']} MB.")
+
+
 def chaos_section(chaos: dict) -> str:
     if not chaos:
         return "(not run)"
@@ -262,6 +271,10 @@ shared (load average above the core count), rates and latencies mostly measure c
 ## Chaos (ours): API + 2 workers started together on an empty database, one killed mid-way
 
 {chaos_section(data.get('chaos') or {})}
+
+## Big bodies (ours): refused over the limit, no memory ratchet under it
+
+{bodies_section(data.get('bodies') or {})}
 
 ## Floor: echo graph in-process with AsyncPostgresSaver, no HTTP
 

@@ -261,6 +261,39 @@ def bench_chaos(dsn: str, runs: int = 30) -> dict:
     return result
 
 
+def bench_big_bodies(dsn: str, big: int = 5, mb: int = 100, ok_mb: int = 12) -> dict:
+    """Oversized requests: `big` bodies of `mb` MB (over AGENT_SERVER_MAX_BODY_BYTES, 16 MiB by default) must
+    be answered 413 without being read, and `big` accepted bodies of `ok_mb` MB must not ratchet the
+    server's memory: its RSS (process and children) idle, after each batch, and after a pause."""
+    import psutil
+
+    port = free_port()
+    cmd = [AGENT_SERVER, "dev", "--config", str(CONFIG), "--port", str(port)]
+    log(f"\n== ours, big bodies: {big} × {mb} MB (refused), {big} × {ok_mb} MB (accepted)")
+    with server("big-bodies server", cmd, port, {"DATABASE_URI": dsn}) as pid:
+        proc = psutil.Process(pid)
+
+        def rss() -> float:
+            return round(sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20, 1)
+
+        out = {"idle_rss_mb": rss()}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            huge = b"x" * (mb * 2**20)
+            out["refused"] = [client.post("/threads", content=huge, headers={"content-type": "application/json"}).status_code
+                              for _ in range(big)]
+            out["after_refused_rss_mb"] = rss()
+            body = json.dumps({"metadata": {"blob": "y" * (ok_mb * 2**20)}})
+            out["accepted"] = [client.post("/threads", content=body, headers={"content-type": "application/json"}).status_code
+                               for _ in range(big)]
+            out["after_accepted_rss_mb"] = rss()
+        time.sleep(3)
+        out["after_pause_rss_mb"] = rss()
+    log(f"big bodies: refused {out['refused']}, accepted {out['accepted']}; RSS idle {out['idle_rss_mb']} MB → "
+        f"{out['after_refused_rss_mb']} (after refused) → {out['after_accepted_rss_mb']} (after accepted) → "
+        f"{out['after_pause_rss_mb']} MB (after a pause)")
+    return out
+
+
 def run_floor(dsn: str, quick: bool) -> dict:
     log(f"\n== floor  (load average {os.getloadavg()[0]:.2f})")
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
@@ -284,7 +317,9 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         "load_average_at_start": round(os.getloadavg()[0], 2),
     }
-    with fresh_databases(["server", "floor", "split", "chaos"]) as ([server_db, floor_db, split_db, chaos_db], db_note):
+    with fresh_databases(["server", "floor", "split", "chaos", "bodies"]) as (
+        [server_db, floor_db, split_db, chaos_db, bodies_db], db_note
+    ):
         meta["database"] = db_note
         log(f"database: {db_note}")
         port = free_port()
@@ -296,8 +331,9 @@ def main() -> None:
         floor = run_floor(floor_db, args.quick)
         split = bench_split(split_db, args.quick)
         chaos = bench_chaos(chaos_db)
+        bodies = bench_big_bodies(bodies_db)
     meta["seconds"] = round(time.monotonic() - started)
-    data = {"meta": meta, "ours": ours, "official": official, "floor": floor, "split": split, "chaos": chaos}
+    data = {"meta": meta, "ours": ours, "official": official, "floor": floor, "split": split, "chaos": chaos, "bodies": bodies}
     (BENCH / "results.json").write_text(json.dumps(data, indent=2))
     from report import render
 
