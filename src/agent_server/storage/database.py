@@ -53,6 +53,7 @@ def stop_embedded() -> None:
 # but check only those that sat idle a while: a round trip per checkout costs too much on the hot
 # path (the checkpointer takes a connection for every write).
 IDLE_CHECK_SECONDS = 1.0
+CONNECTION_LIFETIME_SECONDS = 300.0
 _returned_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -89,6 +90,9 @@ async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
         configure=_configure,
         check=_check_if_idle,
         reset=_note_returned,
+        # libpq keeps a connection's buffers at the largest message it carried (a 16 MiB request body, say):
+        # replacing connections every few minutes gives that memory back instead of keeping it for good.
+        max_lifetime=CONNECTION_LIFETIME_SECONDS,
     )
     try:
         await pool.open(wait=True, timeout=10)
