@@ -48,8 +48,9 @@ class BodyLimitMiddleware:
                     return {"type": "http.disconnect"}
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.body_timeout_secs)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.body_timeout_secs):  # no task per receive, unlike wait_for
+                    message = await receive()
+            except TimeoutError:
                 await reply(408, f"The request body was not received within {self.body_timeout_secs:g} seconds.")
                 raise _Answered from None
             if message["type"] == "http.request":
