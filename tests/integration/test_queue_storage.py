@@ -214,3 +214,18 @@ async def test_the_sweep_rolls_back_a_dead_workers_run_with_its_checkpoints_befo
     await repos.queue.sweep()
     assert await repos.sql("SELECT 1 FROM checkpoints WHERE thread_id = %s", (str(thread),)) == []
     assert await repos.sql("SELECT 1 FROM run WHERE run_id = %s", (run_id,)) == []
+
+
+async def test_a_stale_execution_stores_no_resumable_events(repos):
+    from agent_server.storage.events import RunEventRepo
+
+    events = RunEventRepo(repos.runs.pool)
+    _, (run_id,) = await _queue_runs(repos.runs, 1)
+    (old,) = await repos.queue.claim("w1", 10, 30, [])
+    assert await events.append(old, 1, "values", b"{}")
+    await repos.expire(run_id)
+    await repos.queue.sweep()
+    (new,) = await repos.claim_now("w2")
+    assert not await events.append(old, 2, "values", b'{"stale": true}')
+    assert await events.append(new, 2, "values", b'{"new": true}')
+    assert [(r["seq"], bytes(r["data"])) for r in await events.after(run_id, 0)] == [(1, b"{}"), (2, b'{"new": true}')]

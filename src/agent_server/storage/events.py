@@ -4,14 +4,19 @@ from __future__ import annotations
 from uuid import UUID
 
 from .base import Repository
+from .queue import HELD, lease
 
 
 class RunEventRepo(Repository):
-    async def append(self, run_id: UUID, seq: int, event: str, data: bytes) -> None:
-        await self.execute(
-            "INSERT INTO run_event (run_id, seq, event, data) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (run_id, seq, event, data),
-        )
+    async def append(self, run: dict, seq: int, event: str, data: bytes) -> bool:
+        """Store an event of a claimed run's execution; False (nothing stored) when that execution no
+        longer holds the run: a stale attempt's events never mix with the newer one's."""
+        return await self.one(
+            f"""INSERT INTO run_event (run_id, seq, event, data)
+                SELECT %(run)s, %(seq)s, %(event)s, %(data)s WHERE EXISTS (SELECT 1 FROM run WHERE {HELD})
+                ON CONFLICT DO NOTHING RETURNING 1""",
+            {**lease(run), "seq": seq, "event": event, "data": data},
+        ) is not None
 
     async def after(self, run_id: UUID, seq: int) -> list[dict]:
         return await self.all(

@@ -70,7 +70,7 @@ class _Publisher:
     """A run's events to its followers; resumable runs number and store them so clients can reconnect."""
 
     def __init__(self, rt: Runtime, run: dict) -> None:
-        self.rt, self.run_id = rt, run["run_id"]
+        self.rt, self.run, self.run_id = rt, run, run["run_id"]
         self.channel = run_channel(self.run_id)
         self.resumable = run["kwargs"].get("resumable", False)
         self.seq: int | None = None
@@ -86,8 +86,8 @@ class _Publisher:
         if self.seq is None:  # a retried run continues the numbering of its first attempt
             self.seq = await self.rt.events.last_seq(self.run_id)
         self.seq += 1
-        await self.rt.events.append(self.run_id, self.seq, event, data)
-        await self.rt.broker.publish(self.channel, pack(event, data, str(self.seq)))
+        if await self.rt.events.append(self.run, self.seq, event, data):  # else a stale execution: keep quiet
+            await self.rt.broker.publish(self.channel, pack(event, data, str(self.seq)))
 
 
 async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
