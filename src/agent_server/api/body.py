@@ -19,7 +19,7 @@ from email.message import Message
 import orjson
 from starlette.exceptions import HTTPException
 
-from .common import encoding_failure
+from .common import encoding_failure, send_json
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,4 @@ class LastResort:
             else:
                 log.exception("%s %s: unexpected error", scope.get("method"), scope.get("path"))
                 status, body = 500, _INTERNAL
-            await send({
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            })
-            await send({"type": "http.response.body", "body": body})
+            await send_json(send, status, body)

@@ -42,6 +42,15 @@ class JSONResponse(Response):
             raise
 
 
+async def send_json(send, status: int, body: bytes, *, close: bool = False) -> None:
+    """Answer at the ASGI level, from a middleware: a JSON `body`; `close` also ends the connection."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 

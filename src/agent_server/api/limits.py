@@ -10,6 +10,8 @@ import asyncio
 
 import orjson
 
+from .common import send_json
+
 
 class _Answered(Exception):
     """We answered the request ourselves: the application's reading of the body ends here."""
@@ -89,17 +91,7 @@ def _too_large(limit: int) -> str:
 
 
 async def _answer(send, status: int, detail: str) -> None:
-    body = orjson.dumps({"detail": detail})
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ],
-    })
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, orjson.dumps({"detail": detail}), close=True)
 
 
 def head_timeout_protocol(head_timeout_secs: float):
