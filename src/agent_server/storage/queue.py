@@ -39,8 +39,8 @@ def gave_up(failures: int) -> dict:
 @dataclass
 class Swept:
     requeued: list[UUID] = field(default_factory=list)
-    # runs ended by the sweep: (run_id, thread_id, status, output, cancel action or None)
-    ended: list[tuple[UUID, UUID, RunStatus, object, str | None]] = field(default_factory=list)
+    # runs ended by the sweep: (run_id, status, output, cancel action or None)
+    ended: list[tuple[UUID, RunStatus, object, str | None]] = field(default_factory=list)
 
 
 class QueueRepo(Repository):
@@ -192,12 +192,12 @@ class QueueRepo(Repository):
                 run_id, thread_id, action = r["run_id"], r["thread_id"], r["cancel_action"]
                 if action:
                     output = await _end_cancelled(conn, run_id, thread_id, action)
-                    swept.ended.append((run_id, thread_id, RunStatus.INTERRUPTED, output, action))
+                    swept.ended.append((run_id, RunStatus.INTERRUPTED, output, action))
                 elif r["failures"] + 1 >= MAX_FAILURES:
                     error = gave_up(r["failures"] + 1)
                     await _end(conn, run_id, RunStatus.ERROR, {"__error__": error}, failed=True)
                     await _free_thread(conn, thread_id, run_id, "error", error=error)
-                    swept.ended.append((run_id, thread_id, RunStatus.ERROR, {"__error__": error}, None))
+                    swept.ended.append((run_id, RunStatus.ERROR, {"__error__": error}, None))
                 else:
                     await conn.execute(
                         f"""UPDATE run SET status = 'pending', failures = failures + 1, lease_owner = NULL,

@@ -211,7 +211,7 @@ class QueueWorker:
         if swept.requeued:
             log.warning("requeued runs %s whose worker stopped renewing its lease", swept.requeued)
             self._wake.set()
-        for run_id, thread_id, status, output, action in swept.ended:
+        for run_id, status, output, action in swept.ended:
             log.warning("run %s lost its worker and ended: %s", run_id, action or status)
             await self.rt.broker.publish(run_channel(run_id), pack(DONE, dumps({"status": status, "output": output})))
         if swept.ended:
