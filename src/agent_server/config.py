@@ -49,6 +49,16 @@ class Settings:
     def base_dir(self) -> Path:
         return self.config_path.parent
 
+    @property
+    def store_ttl(self) -> dict[str, Any]:
+        """store.ttl: refresh_on_read, default_ttl and sweep_interval_minutes (minutes, or None)."""
+        return self.store.get("ttl") or {}
+
+    @property
+    def thread_ttl(self) -> dict[str, Any]:
+        """checkpointer.ttl: strategy, default_ttl and sweep_interval_minutes (minutes, or None)."""
+        return self.checkpointer.get("ttl") or {}
+
 
 def _fail(path: Path, message: str) -> ConfigError:
     return ConfigError(f"{path}: {message}")
@@ -82,6 +92,64 @@ def _env_number(name: str, default: float, kind=float):
         return kind(raw)
     except ValueError:
         raise ConfigError(f"environment variable {name}={raw!r} is not a number") from None
+
+
+def _minutes(path: Path, where: str, value: Any) -> float | None:
+    """A positive number of minutes, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise _fail(path, f"{where} must be a positive number of minutes, got {value!r}")
+    return value
+
+
+def _object(path: Path, where: str, value: Any, known: set[str]) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(path, f"'{where}' must be an object, got {type(value).__name__}")
+    for key in sorted(set(value) - known):
+        log.warning("%s: %r is not a key of '%s'; ignored", path, key, where)
+    return {k: v for k, v in value.items() if k in known}
+
+
+def _store_config(path: Path, store: dict) -> dict:
+    """`store.index` (semantic search) and `store.ttl`, checked; the embed function loads at start."""
+    out = dict(store)
+    if store.get("index") is not None:
+        index = _object(path, "store.index", store["index"], {"dims", "embed", "fields", "distance_type", "ann_index_config"})
+        dims = index.get("dims")
+        if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
+            raise _fail(path, f"store.index.dims must be a positive integer (the embedding's length), got {dims!r}")
+        if not isinstance(index.get("embed"), str) or ":" not in index["embed"]:
+            raise _fail(path, "store.index.embed must be './file.py:func', 'module:func' or 'provider:model' "
+                              f"(e.g. 'openai:text-embedding-3-small'), got {index.get('embed')!r}")
+        fields = index.get("fields")
+        if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields)):
+            raise _fail(path, f"store.index.fields must be a list of field paths, got {fields!r}")
+        out["index"] = index
+    else:
+        out.pop("index", None)
+    ttl = _object(path, "store.ttl", store.get("ttl"), {"refresh_on_read", "default_ttl", "sweep_interval_minutes"})
+    if not isinstance(ttl.get("refresh_on_read", True), bool):
+        raise _fail(path, f"store.ttl.refresh_on_read must be true or false, got {ttl['refresh_on_read']!r}")
+    for key in ("default_ttl", "sweep_interval_minutes"):
+        ttl[key] = _minutes(path, f"store.ttl.{key}", ttl.get(key))
+    out["ttl"] = ttl
+    return out
+
+
+def _checkpointer_config(path: Path, checkpointer: dict) -> dict:
+    """`checkpointer.ttl`: the TTL of threads created without one, and how often expired threads are swept."""
+    out = dict(checkpointer)
+    ttl = _object(path, "checkpointer.ttl", checkpointer.get("ttl"), {"strategy", "default_ttl", "sweep_interval_minutes"})
+    strategy = ttl.setdefault("strategy", "delete")
+    if strategy not in ("delete", "keep_latest"):
+        raise _fail(path, f"checkpointer.ttl.strategy must be 'delete' or 'keep_latest', got {strategy!r}")
+    for key in ("default_ttl", "sweep_interval_minutes"):
+        ttl[key] = _minutes(path, f"checkpointer.ttl.{key}", ttl.get(key))
+    out["ttl"] = ttl
+    return out
 
 
 def _graph_configs() -> dict[str, dict]:
@@ -145,8 +213,8 @@ def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
         graphs=graphs,
         dependencies=local_deps,
         env=env,
-        store=_mapping(path, raw, "store"),
-        checkpointer=_mapping(path, raw, "checkpointer"),
+        store=_store_config(path, _mapping(path, raw, "store")),
+        checkpointer=_checkpointer_config(path, _mapping(path, raw, "checkpointer")),
         http=_mapping(path, raw, "http"),
         auth=_mapping(path, raw, "auth"),
         webhooks=_mapping(path, raw, "webhooks"),

@@ -52,12 +52,14 @@ class GraphEntry:
         return result
 
 
-def _import(spec: str, base_dir: Path, graph_id: str):
+def _import(spec: str, base_dir: Path, graph_id: str, owner: str | None = None):
+    """`./file.py:attr` (relative to base_dir; loaded as module `graph_id`) or `module:attr`; errors name `owner`."""
+    owner = owner or f"graph '{graph_id}'"
     target, _, attr = spec.rpartition(":")
     if target.endswith(".py") or "/" in target:
         path = (base_dir / target).resolve()
         if not path.is_file():
-            raise ConfigError(f"graph '{graph_id}': file {path} not found")
+            raise ConfigError(f"{owner}: file {path} not found")
         name = f"agent_server_graphs.{graph_id}"
         module_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(module_spec)
@@ -68,7 +70,39 @@ def _import(spec: str, base_dir: Path, graph_id: str):
     try:
         return getattr(module, attr)
     except AttributeError:
-        raise ConfigError(f"graph '{graph_id}': {target} has no attribute '{attr}'") from None
+        raise ConfigError(f"{owner}: {target} has no attribute '{attr}'") from None
+
+
+def load_embeddings(spec: str, base_dir: Path):
+    """store.index.embed: a function (texts → vectors, sync or async) named `./file.py:func` or `module:func`,
+    or a LangChain `provider:model` (langchain's init_embeddings). Call after GraphRegistry.load, which puts
+    the config's folder and local dependencies on sys.path."""
+    owner = "store.index.embed"
+    target, _, attr = spec.rpartition(":")
+    is_code = target.endswith(".py") or "/" in target or (
+        attr.isidentifier() and importlib.util.find_spec(target.split(".")[0]) is not None
+    )
+    if not is_code:  # a model name like "openai:text-embedding-3-small" is no Python attribute
+        try:
+            from langchain.embeddings import init_embeddings
+        except ImportError:
+            raise ConfigError(
+                f"{owner} {spec!r} names a provider:model, which needs LangChain: pip install langchain "
+                "and the provider's package (e.g. langchain-openai); or give './file.py:func' of your own"
+            ) from None
+        try:
+            return init_embeddings(spec)
+        except Exception as exc:
+            raise ConfigError(f"{owner} {spec!r}: {type(exc).__name__}: {exc}") from exc
+    try:
+        embed = _import(spec, base_dir, "store_index_embed", owner)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"{owner} ({spec}) failed to load: {type(exc).__name__}: {exc}") from exc
+    if not callable(embed):
+        raise ConfigError(f"{owner} ({spec}) is a {type(embed).__name__}, not a function or Embeddings")
+    return embed
 
 
 class GraphRegistry:

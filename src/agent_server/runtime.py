@@ -9,7 +9,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from .broker import Broker, open_broker
 from .config import Settings
-from .graphs import GraphRegistry, default_assistant_id
+from .graphs import GraphRegistry, default_assistant_id, load_embeddings
 from .storage import database
 from .storage.assistants import AssistantRepo
 from .storage.checkpointer import PooledPostgresSaver, PooledPostgresStore
@@ -19,6 +19,14 @@ from .storage.runs import RunRepo
 from .storage.threads import ThreadRepo
 
 log = logging.getLogger(__name__)
+
+
+def _store_index(settings: Settings) -> dict | None:
+    """store.index with its embed function loaded (after the graphs: their folders are importable then)."""
+    index = settings.store.get("index")
+    if not index:
+        return None
+    return {**index, "embed": load_embeddings(index["embed"], settings.base_dir)}
 
 
 @dataclass
@@ -38,11 +46,12 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings, graphs: GraphRegistry | None = None) -> "Runtime":
         graphs = graphs or GraphRegistry.load(settings.graphs, settings.base_dir, settings.dependencies)
+        store_index = _store_index(settings)
         pool = await database.connect(
             settings.database_uri, settings.data_dir, max_size=max(10, settings.n_jobs_per_worker * 2 + 10)
         )
         try:
-            await database.migrate(pool)
+            await database.migrate(pool, store_index=store_index)
             broker = await open_broker(settings.redis_uri)
         except BaseException:
             await pool.close()
@@ -53,7 +62,7 @@ class Runtime:
             broker=broker,
             graphs=graphs,
             checkpointer=PooledPostgresSaver(pool),
-            store=PooledPostgresStore(pool),
+            store=PooledPostgresStore(pool, index=store_index, ttl=settings.store_ttl),
             assistants=AssistantRepo(pool),
             threads=ThreadRepo(pool),
             runs=RunRepo(pool),

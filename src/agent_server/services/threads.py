@@ -83,12 +83,20 @@ def bad_update():
 
 # ---- threads --------------------------------------------------------------------------------------
 
+def default_ttl(rt) -> dict | None:
+    """checkpointer.ttl as a thread's `ttl`: {"strategy", "ttl": minutes}; None without a default_ttl."""
+    config = rt.settings.thread_ttl
+    return {"strategy": config.get("strategy", "delete"), "ttl": config["default_ttl"]} if config.get("default_ttl") else None
+
+
 async def create(
     rt, ctx: Context, thread_id: UUID | None, *, metadata: dict, if_exists: str, ttl: dict | None,
     supersteps: list[dict] | None,
 ) -> dict:
-    """A thread; `supersteps` pre-fill it (all or nothing), only when this call creates it."""
+    """A thread; `supersteps` pre-fill it (all or nothing), only when this call creates it. Without a
+    `ttl`, that of checkpointer.ttl in langgraph.json, if any."""
     thread_id = thread_id or uuid4()
+    ttl = ttl or default_ttl(rt)
     graph_id = metadata.get("graph_id")
     if supersteps and graph_id not in rt.graphs:
         raise Invalid("supersteps need metadata.graph_id naming one of this server's graphs")

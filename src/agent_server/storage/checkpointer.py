@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 
+import orjson
 import psycopg
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.postgres.aio import AsyncPostgresStore
@@ -47,4 +48,18 @@ class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
 
 
 class PooledPostgresStore(_MarksStorageErrors, AsyncPostgresStore):
-    pass
+    """`index`: semantic search (store.index, its embed function loaded); `ttl`: store.ttl. Expired items
+    are left out of every read at once; the queue's housekeeping deletes them (sweep_ttl)."""
+
+    def __init__(self, pool: AsyncConnectionPool, *, index: dict | None = None, ttl: dict | None = None) -> None:
+        super().__init__(pool, index=index or None, ttl={**(ttl or {}), "omit_expired": True})
+
+    def _get_filter_condition(self, key: str, op: str, value):
+        """Order comparisons as JSON values (numbers as numbers), not as their text: langgraph's compare
+        `value->>key` with str(value), for which 10 < 9."""
+        if op in _ORDER:
+            return f"value->%s {_ORDER[op]} %s::jsonb", [key, orjson.dumps(value).decode()]
+        return super()._get_filter_condition(key, op, value)
+
+
+_ORDER = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}

@@ -128,8 +128,11 @@ MIGRATION_POLL_SECONDS = 0.5
 MIGRATION_LOCK_TIMEOUT = "60s"  # a DDL blocked this long by other sessions fails instead of hanging
 
 
-async def migrate(pool: AsyncConnectionPool, wait_seconds: float = MIGRATION_WAIT_SECONDS) -> None:
-    """Apply our numbered migrations and the checkpointer's and store's; safe to run from many processes at once.
+async def migrate(
+    pool: AsyncConnectionPool, wait_seconds: float = MIGRATION_WAIT_SECONDS, store_index: dict | None = None
+) -> None:
+    """Apply our numbered migrations and the checkpointer's and store's (with `store_index`, the store's
+    index config, its vector tables too); safe to run from many processes at once.
 
     The saver's and store's migrations build indexes CONCURRENTLY, which waits for every open snapshot
     in the database, including that of a statement blocked in pg_advisory_lock: a cycle PostgreSQL does
@@ -139,13 +142,15 @@ async def migrate(pool: AsyncConnectionPool, wait_seconds: float = MIGRATION_WAI
     async with await psycopg.AsyncConnection.connect(
         pool.conninfo, autocommit=True, row_factory=dict_row, connect_timeout=5
     ) as conn:
-        if await _up_to_date(conn):  # the usual start: nothing to do, no lock needed
+        if await _up_to_date(conn, store_index):  # the usual start: nothing to do, no lock needed
             return
+        if store_index:
+            await _check_pgvector(conn)
         await conn.execute(f"SET lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'")
         await _lock(conn, wait_seconds)
         try:
-            if not await _up_to_date(conn):  # another process may have migrated while we waited
-                await _apply(conn)
+            if not await _up_to_date(conn, store_index):  # another process may have migrated while we waited
+                await _apply(conn, store_index)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
@@ -166,7 +171,21 @@ async def _lock(conn: psycopg.AsyncConnection, wait_seconds: float) -> None:
         await asyncio.sleep(MIGRATION_POLL_SECONDS)
 
 
-async def _up_to_date(conn: psycopg.AsyncConnection) -> bool:
+async def _check_pgvector(conn: psycopg.AsyncConnection) -> None:
+    """Semantic search needs pgvector: say how to get it, in one line, rather than fail in a migration."""
+    row = await (await conn.execute(
+        "SELECT current_setting('server_version_num')::int / 10000 AS major,"
+        " EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') AS available"
+    )).fetchone()
+    if not row["available"]:
+        raise ConfigError(
+            "store.index (semantic search) needs the pgvector extension, which this PostgreSQL server lacks: "
+            f"install it on the server (e.g. apt install postgresql-{row['major']}-pgvector) and run "
+            "CREATE EXTENSION vector; in the database, or use the embedded PostgreSQL (no DATABASE_URI), which ships it"
+        )
+
+
+async def _up_to_date(conn: psycopg.AsyncConnection, store_index: dict | None = None) -> bool:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from langgraph.store.postgres.aio import AsyncPostgresStore
 
@@ -174,6 +193,7 @@ async def _up_to_date(conn: psycopg.AsyncConnection) -> bool:
         row = await (await conn.execute(
             "SELECT (SELECT max(version) FROM agent_server_migrations) AS ours,"
             " (SELECT max(v) FROM checkpoint_migrations) AS checkpoints, (SELECT max(v) FROM store_migrations) AS store"
+            + (", (SELECT max(v) FROM vector_migrations) AS vectors" if store_index else "")
         )).fetchone()
     except psycopg.errors.UndefinedTable:  # a fresh database (autocommit: no transaction left aborted)
         return False
@@ -182,10 +202,12 @@ async def _up_to_date(conn: psycopg.AsyncConnection) -> bool:
         "checkpoints": len(AsyncPostgresSaver.MIGRATIONS) - 1,
         "store": len(AsyncPostgresStore.MIGRATIONS) - 1,
     }
+    if store_index:
+        latest["vectors"] = len(AsyncPostgresStore.VECTOR_MIGRATIONS) - 1
     return all(row[key] is not None and row[key] >= version for key, version in latest.items())
 
 
-async def _apply(conn: psycopg.AsyncConnection) -> None:
+async def _apply(conn: psycopg.AsyncConnection, store_index: dict | None = None) -> None:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from langgraph.store.postgres.aio import AsyncPostgresStore
 
@@ -204,7 +226,10 @@ async def _apply(conn: psycopg.AsyncConnection) -> None:
                 "INSERT INTO agent_server_migrations (version, name) VALUES (%s, %s)", (version, name)
             )
     await AsyncPostgresSaver(conn).setup()
-    await AsyncPostgresStore(conn).setup()
+    try:
+        await AsyncPostgresStore(conn, index=store_index).setup()
+    except psycopg.errors.InsufficientPrivilege as exc:  # CREATE EXTENSION vector needs a privileged role
+        raise ConfigError(f"store.index: cannot set up pgvector ({exc}); run CREATE EXTENSION vector; as a superuser") from None
 
 
 async def connect(database_uri: str | None, data_dir: Path, max_size: int = 20) -> AsyncConnectionPool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..broker import CANCEL, DONE, WAKE, pack, run_channel
 from ..runtime import Runtime
 from ..serde import dumps
+from ..services.store import sweep_expired
 from ..services.threads import expire_threads
 from .executor import RunControl, execute
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 2.0  # a safety net only: new runs wake the loop through the broker
 RESUMABLE_EVENTS_SECONDS = 600.0  # how long a resumable run's events can be replayed
 ORPHAN_SWEEP_SECONDS = 600.0  # how often checkpoints left by deleted threads are collected
+STORE_SWEEP_MINUTES = 5.0  # how often expired store items are deleted, unless store.ttl.sweep_interval_minutes
 
 
 @dataclass
@@ -46,6 +48,7 @@ class QueueWorker:
         self._stopping = False
         self._renewed_at = time.monotonic()  # when this worker last renewed its leases
         self._orphans_swept_at = -ORPHAN_SWEEP_SECONDS  # once soon after start, then every ORPHAN_SWEEP_SECONDS
+        self._done_at: dict[str, float] = {}  # housekeeping steps with an interval of their own: when last done
 
     async def start(self) -> None:
         await self._sweep()
@@ -217,11 +220,23 @@ class QueueWorker:
         if swept.ended:
             self._wake.set()  # their threads may have runs waiting
 
+    def _due(self, step: str, minutes: float | None) -> bool:
+        """Whether a housekeeping step is due (then it counts as done now): every round when `minutes` is None."""
+        now = time.monotonic()
+        if minutes is not None and step in self._done_at and now - self._done_at[step] < minutes * 60:
+            return False
+        self._done_at[step] = now
+        return True
+
     async def _maintain(self) -> None:
         """Housekeeping any worker may do: the sweep, expired events and threads, orphan checkpoints."""
         await self._sweep()
         await self.rt.events.prune(RESUMABLE_EVENTS_SECONDS)
-        await expire_threads(self.rt)
+        settings = self.rt.settings
+        if self._due("threads", settings.thread_ttl.get("sweep_interval_minutes")):
+            await expire_threads(self.rt)
+        if self._due("store", settings.store_ttl.get("sweep_interval_minutes") or STORE_SWEEP_MINUTES):
+            await sweep_expired(self.rt)
         if time.monotonic() - self._orphans_swept_at > ORPHAN_SWEEP_SECONDS:
             self._orphans_swept_at = time.monotonic()
             if deleted := await self.rt.queue.collect_orphan_checkpoints():

@@ -1,0 +1,116 @@
+"""The long-term store: items under namespaces, searched by filter or by meaning (store.index), with TTLs.
+
+The same store graphs get as `store` (runtime.store): what a graph writes, the API reads, and back.
+Labels of a namespace are joined with dots in the database, hence the rules on them below."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from langgraph.store.base import NOT_PROVIDED, Item
+
+from ..errors import Invalid
+from . import Context
+
+log = logging.getLogger(__name__)
+
+# A namespace and a key together are the store's primary key: a btree entry, which PostgreSQL caps at
+# about 2.7 kB. Under these limits an item always fits (a longer one would fail in the database).
+MAX_NAMESPACE_BYTES = 1024
+MAX_KEY_BYTES = 1024
+MAX_TTL_MINUTES = 2**31 - 1  # the store keeps a TTL as a PostgreSQL integer
+OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
+
+
+def _namespace(field: str, labels: list[str] | None, *, required: bool = True) -> tuple[str, ...]:
+    labels = tuple(labels or ())
+    if required and not labels:
+        raise Invalid(f"{field} must have at least one label")
+    for label in labels:
+        if not label or "." in label or "\x00" in label:
+            raise Invalid(f"{field}: label {label!r} must be a non-empty string without periods ('.')")
+    if len(".".join(labels).encode()) > MAX_NAMESPACE_BYTES:
+        raise Invalid(f"{field} is too long: at most {MAX_NAMESPACE_BYTES} bytes, its labels joined with dots")
+    return labels
+
+
+def _key(key: str) -> str:
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise Invalid(f"key is too long: at most {MAX_KEY_BYTES} bytes")
+    return key
+
+
+def _filter(filter: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Each field's condition: a value (equality), or an object of operators. An object without operators
+    is a value too (langgraph's store would take its keys for operators)."""
+    if not filter:
+        return None
+    out = {}
+    for field, condition in filter.items():
+        if isinstance(condition, dict) and any(str(k).startswith("$") for k in condition):
+            for op in condition:
+                if op not in OPERATORS:
+                    raise Invalid(f"filter.{field}: unsupported operator {op!r}; use {', '.join(OPERATORS)}")
+            out[field] = condition
+        else:
+            out[field] = {"$eq": condition} if isinstance(condition, dict) else condition
+    return out
+
+
+def item_json(item: Item | None) -> dict | None:
+    return item.dict() if item is not None else None
+
+
+async def put_item(
+    rt, ctx: Context, namespace: list[str], key: str, value: dict, *, index: list[str] | bool | None = None,
+    ttl: float | None | object = NOT_PROVIDED,
+) -> None:
+    """`ttl` in minutes; not given: store.ttl.default_ttl; None: the item never expires."""
+    namespace = _namespace("namespace", namespace)
+    if namespace[0] == "langgraph":
+        raise Invalid("namespace: the root label 'langgraph' is reserved")
+    if isinstance(ttl, (int, float)) and ttl > MAX_TTL_MINUTES:
+        raise Invalid(f"ttl must be at most {MAX_TTL_MINUTES} minutes")
+    await rt.store.aput(namespace, _key(key), value, index=index, ttl=ttl)
+
+
+async def get_item(rt, ctx: Context, namespace: list[str], key: str, *, refresh_ttl: bool | None = None) -> dict | None:
+    """The item, or None (as the official server answers: 200 and null)."""
+    return item_json(await rt.store.aget(_namespace("namespace", namespace), _key(key), refresh_ttl=refresh_ttl))
+
+
+async def delete_item(rt, ctx: Context, namespace: list[str], key: str) -> None:
+    await rt.store.adelete(_namespace("namespace", namespace), _key(key))
+
+
+async def search_items(
+    rt, ctx: Context, namespace_prefix: list[str] | None, *, filter: dict | None = None, limit: int = 10,
+    offset: int = 0, query: str | None = None, refresh_ttl: bool | None = None,
+) -> list[dict]:
+    """Items under the prefix; with `query` and store.index, ranked by similarity (each with its score),
+    else the latest updated first."""
+    items = await rt.store.asearch(
+        _namespace("namespace_prefix", namespace_prefix, required=False), filter=_filter(filter),
+        limit=limit, offset=offset, query=query, refresh_ttl=refresh_ttl,
+    )
+    return [item.dict() for item in items]
+
+
+async def list_namespaces(
+    rt, ctx: Context, *, prefix: list[str] | None = None, suffix: list[str] | None = None,
+    max_depth: int | None = None, limit: int = 100, offset: int = 0,
+) -> list[list[str]]:
+    namespaces = await rt.store.alist_namespaces(
+        prefix=_namespace("prefix", prefix, required=False) or None,
+        suffix=_namespace("suffix", suffix, required=False) or None,
+        max_depth=max_depth, limit=limit, offset=offset,
+    )
+    return [list(ns) for ns in namespaces]
+
+
+async def sweep_expired(rt) -> int:
+    """For the queue's housekeeping: delete the items past their TTL (reads already leave them out)."""
+    deleted = await rt.store.sweep_ttl()
+    if deleted:
+        log.info("store TTL sweep: deleted %d expired items", deleted)
+    return deleted
