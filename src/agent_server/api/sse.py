@@ -7,6 +7,8 @@ import anyio
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from ..observability import SSE_STREAMS
+
 HEARTBEAT = b": heartbeat\n\n"
 
 
@@ -39,9 +41,11 @@ class EventStream(StreamingResponse):
             yield frame(event, data, event_id) if event else HEARTBEAT
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        SSE_STREAMS.inc()
         try:
             await super().__call__(scope, receive, send)
         finally:
+            SSE_STREAMS.dec()
             with anyio.CancelScope(shield=True):  # a cancelled request still lets go of what it holds
                 await self._events.aclose()
                 if self._on_close is not None:

@@ -23,12 +23,12 @@ async def ok(request: Request, check_db: int = 0):
 
 @router.get("/metrics")
 async def metrics(request: Request, format: Literal["prometheus", "json"] = "prometheus"):
-    """Queue depth, runs by status, this process's active runs, pool and broker subscriptions."""
+    """Queue depth, runs by status, this process's active runs, pool and broker subscriptions; in Prometheus
+    text also this process's counters and histograms (requests, runs, SSE streams, worker slots)."""
     stats = await service.metrics(runtime(request), getattr(request.app.state, "worker", None))
     if format == "json":
         return stats
-    text = "".join(f"agent_server_{name} {value:g}\n" for name, value in stats.items())
-    return Response(text, media_type="text/plain; version=0.0.4")
+    return Response(service.prometheus_text(stats), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 @router.get("/info")

@@ -15,6 +15,7 @@ from ..broker import (
     thread_channel, unpack,
 )
 from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, Invalid, NotFound, Unavailable
+from ..observability import trace_kwargs
 from ..runtime import Runtime
 from ..serde import dumps, loads
 from ..status import FINISHED
@@ -161,7 +162,8 @@ async def create(
         thread_id=thread_id,
         assistant_id=assistant_id,
         graph_id=assistant["graph_id"],
-        kwargs=run_kwargs(assistant, run_id, thread_id, metadata, payload, temporary, ctx.user),
+        # with tracing on, the request's trace context too: the worker's span of the run continues its trace
+        kwargs=run_kwargs(assistant, run_id, thread_id, metadata, payload, temporary, ctx.user) | trace_kwargs(),
         metadata=metadata,
         multitask_strategy=payload.get("multitask_strategy") or "enqueue",
         after_seconds=payload.get("after_seconds") or 0,

@@ -1,6 +1,9 @@
 """The server's own health and figures, for probes and monitoring."""
 from __future__ import annotations
 
+from prometheus_client import generate_latest
+
+from ..observability import REGISTRY
 from ..storage import database
 
 
@@ -22,3 +25,9 @@ async def metrics(rt, worker=None) -> dict[str, float]:
         "pool_requests_waiting": float(pool.get("requests_waiting", 0)),
         "broker_subscriptions": float(rt.broker.subscription_count),
     }
+
+
+def prometheus_text(stats: dict[str, float]) -> str:
+    """The figures above as gauges, after this process's own metrics (observability.REGISTRY)."""
+    gauges = "".join(f"# TYPE agent_server_{name} gauge\nagent_server_{name} {value:g}\n" for name, value in stats.items())
+    return generate_latest(REGISTRY).decode() + gauges

@@ -195,15 +195,17 @@ class RunRepo(Repository):
         return [r["thread_id"] for r in rows]
 
     async def queue_stats(self) -> dict[str, float]:
-        """Runs by status, and how long the oldest available pending run has waited (seconds)."""
+        """Runs by status; the queue: how many pending runs are due now (not delayed), and how long the
+        oldest of them has waited (seconds)."""
         rows = await self.all("SELECT status, count(*) AS n FROM run GROUP BY status")
         stats = {f"runs_{status}": 0.0 for status in RunStatus}
         stats.update({f"runs_{r['status']}": float(r["n"]) for r in rows})
-        stats["queue_oldest_pending_seconds"] = await self.scalar(
-            """SELECT coalesce(extract(epoch FROM now() - min(available_at)), 0)::float FROM run
-               WHERE status = 'pending' AND available_at <= now()"""
+        queue = await self.one(
+            """SELECT count(*)::float AS queue_depth,
+                      coalesce(extract(epoch FROM now() - min(available_at)), 0)::float AS queue_oldest_pending_seconds
+               FROM run WHERE status = 'pending' AND available_at <= now()"""
         )
-        return stats
+        return {**stats, **queue}
 
     async def active_run(self, thread_id: UUID) -> UUID | None:
         return await self.scalar("SELECT active_run_id FROM thread WHERE thread_id = %s", (thread_id,))

@@ -9,6 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from .. import observability
 from ..broker import CANCEL, DONE, WAKE, pack, run_channel
 from ..runtime import Runtime
 from ..serde import dumps
@@ -51,6 +52,7 @@ class QueueWorker:
         self._done_at: dict[str, float] = {}  # housekeeping steps with an interval of their own: when last done
 
     async def start(self) -> None:
+        observability.track_worker(self)
         await self._sweep()
         ready = asyncio.Event()
         self._tasks = [
@@ -78,6 +80,7 @@ class QueueWorker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        observability.track_worker(self, running=False)
 
     def cancel(self, run_id: uuid.UUID, action: str) -> bool:
         """Stop a run this worker executes; not once it is recording its outcome, nor a second time
@@ -135,7 +138,6 @@ class QueueWorker:
             if self._stopping:  # stopped during the claim: give it straight back
                 await self.rt.queue.release(run)
                 continue
-            log.info("run %s on thread %s started (attempt %s)", run["run_id"], run["thread_id"], run["attempt"])
             control = RunControl()
             task = asyncio.create_task(execute(self.rt, run, control), name=f"run-{run['run_id']}")
             entry = self.active[run["run_id"]] = _Active(task, control, run["attempt"])

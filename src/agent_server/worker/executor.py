@@ -12,6 +12,7 @@ from langgraph.errors import GraphInterrupt
 from langgraph.types import Command, Send
 
 from ..broker import DONE, RUN_STARTED, pack, run_channel, thread_channel, thread_message
+from ..observability import observe_run
 from ..runtime import Runtime
 from ..serde import dumps, to_jsonable
 from ..services.threads import interrupts_by_task, thread_config
@@ -92,6 +93,13 @@ class _Publisher:
 
 async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
     """Run to the end and record how it ended, unless the run is handed back to the queue."""
+    with observe_run(run) as end:  # every line logged in here carries the run's ids
+        log.info("run %s on thread %s started (attempt %s)", run["run_id"], run["thread_id"], run["attempt"])
+        end.status = await _execute(rt, run, control)
+
+
+async def _execute(rt: Runtime, run: dict, control: RunControl) -> str | None:
+    """How the run ended; None: handed back to the queue (or to another worker)."""
     run_id = run["run_id"]
     publish = _Publisher(rt, run)
     stream = RunStream(run["kwargs"]["stream_mode"], run["kwargs"]["subgraphs"])
@@ -106,12 +114,14 @@ async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
             log.warning("run %s ended when handed back: %s", run_id, status)
             row = await rt.runs.output(run_id)  # none after a rollback
             await publish(DONE, dumps({"status": status, "output": row and row["output"]}))
-        return
+            return status
+        return None
     if outcome.error is not None:
         await publish("error", dumps(outcome.error))
     result = await _finish(rt, run, outcome, graph, stream)
     if result is not None:
         await publish(DONE, dumps(result))
+    return result and result["status"]
 
 
 async def _run_graph(rt: Runtime, run: dict, publish: _Publisher, stream: RunStream, control: RunControl):
