@@ -412,6 +412,24 @@ async def thread_crud(client: httpx.AsyncClient, _: dict) -> dict[str, float]:
     return t
 
 
+async def store_namespace(_: httpx.AsyncClient) -> dict:
+    return {"namespace": ["bench", tag()]}  # a client's own: its searches see its items only
+
+
+async def store_ops(client: httpx.AsyncClient, state: dict) -> dict[str, float]:
+    t: dict[str, float] = {}
+    key, namespace = tag(), state["namespace"]
+    value = {"text": f"note {key}", "tag": key}
+    r = await _timed(t, "put", client.put("/store/items", json={"namespace": namespace, "key": key, "value": value}))
+    check(r.status_code in (200, 204), f"put -> {r.status_code} {r.text[:120]}")
+    got = ok_json(await _timed(t, "get", client.get("/store/items", params={"namespace": ".".join(namespace), "key": key})))
+    check((got or {}).get("value") == value, f"get: {str(got)[:120]}")
+    found = ok_json(await _timed(t, "search", client.post(
+        "/store/items/search", json={"namespace_prefix": namespace, "filter": {"tag": key}, "limit": 10})))
+    check([i["key"] for i in found["items"]] == [key], f"search for {key}: {str(found)[:120]}")
+    return t
+
+
 # --- the benchmark -----------------------------------------------------------------------------
 
 
@@ -432,6 +450,8 @@ async def run_all(url: str, pid: int | None, quick: bool = False, log: Callable[
             *[("background create + join", c, background_join, {"setup": new_thread, "seconds": s * 0.75}) for c in (1, 8)],
             ("assistant CRUD (4 requests)", 8, assistant_crud, {"unit": "req/s", "weight": 4, "seconds": s * 0.75}),
             ("thread CRUD (4 requests)", 8, thread_crud, {"unit": "req/s", "weight": 4, "seconds": s * 0.75}),
+            ("store put+get+search (3 requests)", 8, store_ops,
+             {"setup": store_namespace, "unit": "req/s", "weight": 3, "seconds": s * 0.75}),
         ]
         results: list[Result] = []
         for name, conc, op, kw in plan:
