@@ -13,6 +13,7 @@ from .graphs import GraphRegistry, default_assistant_id, load_embeddings
 from .storage import database
 from .storage.assistants import AssistantRepo
 from .storage.checkpointer import PooledPostgresSaver, PooledPostgresStore
+from .storage.crons import CronRepo
 from .storage.events import RunEventRepo
 from .storage.queue import QueueRepo
 from .storage.runs import RunRepo
@@ -42,6 +43,7 @@ class Runtime:
     runs: RunRepo
     queue: QueueRepo
     events: RunEventRepo
+    crons: CronRepo
 
     @classmethod
     async def start(cls, settings: Settings, graphs: GraphRegistry | None = None) -> "Runtime":
@@ -68,6 +70,7 @@ class Runtime:
             runs=RunRepo(pool),
             queue=QueueRepo(pool),
             events=RunEventRepo(pool),
+            crons=CronRepo(pool),
         )
         try:
             await rt.ensure_default_assistants()

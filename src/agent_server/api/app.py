@@ -17,7 +17,7 @@ from ..errors import AgentServerError, Unavailable
 from ..observability import RequestObservability
 from ..runtime import Runtime
 from ..services import DatabaseUnavailable, UnstorableValue
-from . import assistants, runs, store, system, threads
+from . import assistants, crons, runs, store, system, threads
 from .body import FiniteJSONBody, LastResort
 from .common import JSONResponse, Unencodable
 from .limits import BodyLimitMiddleware
@@ -107,7 +107,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_exception_handler(Unencodable, _unencodable)
     app.add_exception_handler(UnicodeEncodeError, _unencodable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for module in (system, assistants, threads, runs, store):
+    for module in (system, assistants, threads, runs, crons, store):
         app.include_router(module.router)
     app.add_middleware(FiniteJSONBody)
     app.add_middleware(LastResort)

@@ -33,7 +33,7 @@ async def metrics(request: Request, format: Literal["prometheus", "json"] = "pro
 
 @router.get("/info")
 async def info(request: Request):
-    paths = {getattr(route, "path", "") for route in request.app.routes}
+    paths = request.app.openapi().get("paths") or {}  # what is served (app.routes nests included routers)
     return {
         "version": __version__,
         "langgraph_py_version": _version("langgraph"),

@@ -19,7 +19,7 @@ from ..observability import trace_kwargs
 from ..runtime import Runtime
 from ..serde import dumps, loads
 from ..status import FINISHED
-from ..storage.runs import SELECTABLE, NewRun
+from ..storage.runs import SELECTABLE, Created, NewRun
 from . import Context
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,16 @@ async def create(
     rt: Runtime, ctx: Context, thread_id: UUID | None, assistant_id: UUID, payload: dict, run_id: UUID | None = None
 ) -> dict:
     """Queue a run; `thread_id=None` makes a stateless run on a thread of its own."""
+    new = await prepare(rt, ctx, thread_id, assistant_id, payload, run_id)
+    created = await rt.runs.create(new)
+    await announce(rt, new, created)
+    return created.run
+
+
+async def prepare(
+    rt: Runtime, ctx: Context, thread_id: UUID | None, assistant_id: UUID, payload: dict, run_id: UUID | None = None
+) -> NewRun:
+    """The run to queue, checked by the rules every run follows, whoever queues it (the API, a cron firing)."""
     run_id = run_id or uuid6()
     payload = payload_defaults(payload)
     if thread_id is not None and ctx.filter and await rt.threads.exists(thread_id):
@@ -157,7 +167,7 @@ async def create(
         "assistant_id": str(assistant_id),
         **(payload.get("metadata") or {}),
     }
-    new = NewRun(
+    return NewRun(
         run_id=run_id,
         thread_id=thread_id,
         assistant_id=assistant_id,
@@ -170,12 +180,14 @@ async def create(
         if_not_exists="create" if stateless else payload.get("if_not_exists") or "reject",
         ephemeral=temporary,
     )
-    created = await rt.runs.create(new)
+
+
+async def announce(rt: Runtime, new: NewRun, created: Created) -> None:
+    """Once a run is committed: stop the runs its multitask strategy cancelled, and wake the queue."""
     for run_id in created.running:
         await rt.broker.publish(CANCEL, f"{run_id} {new.multitask_strategy}".encode())
     await _recheck(rt, created.cancelled)
     await rt.broker.publish(WAKE, b"")
-    return created.run
 
 
 async def cancel(

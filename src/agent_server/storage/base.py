@@ -1,8 +1,9 @@
 """Shared plumbing of the repositories: run one statement, get dict rows back."""
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, AsyncIterator
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
@@ -47,6 +48,17 @@ ANYONE = Filter()  # no restriction
 class Repository:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
+
+    @asynccontextmanager
+    async def transaction(self, conn: AsyncConnection | None = None) -> AsyncIterator[AsyncConnection]:
+        """A transaction on a pooled connection; or, given the caller's `conn`, a savepoint in its transaction
+        (what fails inside is undone without aborting the caller's)."""
+        if conn is not None:
+            async with conn.transaction():
+                yield conn
+            return
+        async with self.pool.connection() as conn, conn.transaction():
+            yield conn
 
     async def all(self, sql: str, params: Any = None, conn: AsyncConnection | None = None) -> list[dict]:
         if conn is not None:

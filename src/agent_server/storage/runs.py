@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from psycopg import AsyncConnection
+
 from ..errors import Conflict, NotFound
 from ..status import CANCEL_ACTIONS, INFLIGHT, RunStatus, cancel_error
 from .base import ANYONE, Filter, Repository, jsonb
@@ -76,8 +78,9 @@ async def settle_thread(conn, thread_id: UUID, outcome: str | None = None) -> No
 
 
 class RunRepo(Repository):
-    async def create(self, new: NewRun) -> Created:
-        """Queue a run. The run row and the thread's status change commit together."""
+    async def create(self, new: NewRun, conn: AsyncConnection | None = None) -> Created:
+        """Queue a run. The run row and the thread's status change commit together: in the transaction of
+        `conn` when given (a cron firing queues its run where it claims the cron), as a savepoint of it."""
         params = {
             "run": new.run_id, "thread": new.thread_id, "assistant": new.assistant_id,
             "metadata": jsonb(new.metadata), "kwargs": jsonb(new.kwargs), "strategy": new.multitask_strategy,
@@ -95,9 +98,10 @@ class RunRepo(Repository):
                         VALUES (%(thread)s, true, 'busy', {thread_metadata}))
                     {insert_run}""",
                 params,
+                conn,
             )
             return Created(row, [], [])
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.transaction(conn) as conn:
             if new.if_not_exists == "create":
                 await conn.execute(
                     "INSERT INTO thread (thread_id) VALUES (%(thread)s) ON CONFLICT DO NOTHING", params

@@ -14,6 +14,7 @@ from ..broker import CANCEL, DONE, WAKE, pack, run_channel
 from ..runtime import Runtime
 from ..serde import dumps
 from ..services.store import sweep_expired
+from ..services.crons import fire_due
 from ..services.threads import expire_threads
 from .executor import RunControl, execute
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 2.0  # a safety net only: new runs wake the loop through the broker
 RESUMABLE_EVENTS_SECONDS = 600.0  # how long a resumable run's events can be replayed
 ORPHAN_SWEEP_SECONDS = 600.0  # how often checkpoints left by deleted threads are collected
+CRON_RETRY_SECONDS = 1.0  # after a failed round of cron firings (our database down)
 STORE_SWEEP_MINUTES = 5.0  # how often expired store items are deleted, unless store.ttl.sweep_interval_minutes
 
 
@@ -60,6 +62,7 @@ class QueueWorker:
             asyncio.create_task(self._loop(), name="queue-loop"),
             asyncio.create_task(self._heartbeat(), name="queue-heartbeat"),
             asyncio.create_task(self._housekeeping(), name="queue-housekeeping"),
+            asyncio.create_task(self._crons(), name="queue-crons"),
         ]
         for task in self._tasks:
             task.add_done_callback(self._on_core_task_done)
@@ -170,6 +173,17 @@ class QueueWorker:
     async def _housekeeping(self) -> None:
         # a task of its own: a slow sweep must never delay the renewal of leases
         await self._every(self.lease / 6, self._maintain)
+
+    async def _crons(self) -> None:
+        """Fire due crons, then sleep until the next is due. A task of its own: a firing (a graph to check,
+        a thread to lock) must not delay lease renewal nor the sweep."""
+        while not self._stopping:
+            try:
+                wait = await fire_due(self.rt)
+            except Exception:
+                log.exception("firing crons failed; trying again in %.1fs", CRON_RETRY_SECONDS)
+                wait = CRON_RETRY_SECONDS
+            await asyncio.sleep(wait)
 
     @staticmethod
     async def _every(seconds: float, step) -> None:
