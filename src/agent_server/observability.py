@@ -203,6 +203,18 @@ class RequestObservability:
                     _end_request_span(span, method, route, status)
 
 
+def fastapi_options() -> dict:
+    """FastAPI's own OpenTelemetry (newer versions: its span per request, beside ours, on the global provider we
+    set) off: one span per request, ours, with our ids."""
+    import inspect
+
+    from fastapi import FastAPI
+
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+
+
 def _request_id(headers) -> str:
     for name, value in headers:
         if name == b"x-request-id":

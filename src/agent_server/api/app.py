@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..config import Settings
 from ..errors import AgentServerError, Unavailable
-from ..observability import RequestObservability
+from ..observability import RequestObservability, fastapi_options
 from ..runtime import Runtime
 from ..services import DatabaseUnavailable, UnstorableValue
 from . import assistants, crons, runs, store, system, threads
@@ -97,7 +97,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
             if runtime is None:
                 await rt.close()
 
-    app = FastAPI(title="Agent Server", version=__version__, lifespan=lifespan, default_response_class=JSONResponse)
+    app = FastAPI(
+        title="Agent Server", version=__version__, lifespan=lifespan, default_response_class=JSONResponse,
+        **fastapi_options(),
+    )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(AgentServerError, _server_error)
     app.add_exception_handler(UnstorableValue, _data_error)
