@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .webhooks.policy import WebhookConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class Settings:
     checkpointer: dict[str, Any] = field(default_factory=dict)
     http: dict[str, Any] = field(default_factory=dict)
     auth: dict[str, Any] = field(default_factory=dict)
-    webhooks: dict[str, Any] = field(default_factory=dict)
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)  # the `webhooks` section, or LANGGRAPH_WEBHOOKS
     graph_configs: dict[str, dict] = field(default_factory=dict)  # LANGGRAPH_CONFIG: graph id → its default assistant's config
     database_uri: str | None = None
     redis_uri: str | None = None
@@ -152,6 +153,22 @@ def _checkpointer_config(path: Path, checkpointer: dict) -> dict:
     return out
 
 
+def _webhooks(path: Path, raw: dict) -> WebhookConfig:
+    """`webhooks`, checked, its header templates resolved; LANGGRAPH_WEBHOOKS (JSON), as the official server
+    reads it, replaces it."""
+    where, value = f"{path}: ", _mapping(path, raw, "webhooks")
+    if os.environ.get("LANGGRAPH_WEBHOOKS"):
+        where = "environment variable LANGGRAPH_WEBHOOKS: "
+        try:
+            value = json.loads(os.environ["LANGGRAPH_WEBHOOKS"])
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}not valid JSON: {exc}") from None
+    try:
+        return WebhookConfig.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+
+
 def _graph_configs() -> dict[str, dict]:
     """LANGGRAPH_CONFIG: a JSON object of graph id → the config of that graph's default assistant."""
     raw = os.environ.get("LANGGRAPH_CONFIG")
@@ -217,7 +234,7 @@ def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
         checkpointer=_checkpointer_config(path, _mapping(path, raw, "checkpointer")),
         http=_mapping(path, raw, "http"),
         auth=_mapping(path, raw, "auth"),
-        webhooks=_mapping(path, raw, "webhooks"),
+        webhooks=_webhooks(path, raw),
         graph_configs=_graph_configs(),
         database_uri=os.environ.get("DATABASE_URI") or os.environ.get("POSTGRES_URI") or None,
         redis_uri=os.environ.get("REDIS_URI") or None,

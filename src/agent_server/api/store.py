@@ -22,7 +22,7 @@ class ItemRef(BaseModel):
 class ItemPut(ItemRef):
     value: dict[str, Any]
     index: Literal[False] | list[str] | None = None
-    ttl: float | None = None  # minutes; null: never expires; absent: store.ttl.default_ttl
+    ttl: float | None = Field(None, strict=True)  # minutes; null: never expires; absent: store.ttl.default_ttl
 
 
 class ItemSearch(BaseModel):
@@ -37,7 +37,7 @@ class ItemSearch(BaseModel):
 class NamespaceList(BaseModel):
     prefix: list[str] | None = None
     suffix: list[str] | None = None
-    max_depth: int | None = Field(None, ge=1)
+    max_depth: int | None = Field(None, ge=1, le=2**31 - 1)
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
 

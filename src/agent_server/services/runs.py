@@ -20,6 +20,7 @@ from ..runtime import Runtime
 from ..serde import dumps, loads
 from ..status import FINISHED
 from ..storage.runs import SELECTABLE, Created, NewRun
+from ..webhooks.policy import Refused
 from . import Context
 
 log = logging.getLogger(__name__)
@@ -135,10 +136,21 @@ async def create(
     rt: Runtime, ctx: Context, thread_id: UUID | None, assistant_id: UUID, payload: dict, run_id: UUID | None = None
 ) -> dict:
     """Queue a run; `thread_id=None` makes a stateless run on a thread of its own."""
+    await check_webhook(rt, payload.get("webhook"))
     new = await prepare(rt, ctx, thread_id, assistant_id, payload, run_id)
     created = await rt.runs.create(new)
     await announce(rt, new, created)
     return created.run
+
+
+async def check_webhook(rt: Runtime, url: str | None) -> None:
+    """A webhook the `webhooks` policy refuses (an internal address, say) is refused now: 422, never dropped later."""
+    if url is None:
+        return
+    try:
+        await rt.settings.webhooks.check(url)
+    except Refused as exc:
+        raise Invalid(f"webhook {url[:200]!r} is refused: {exc}") from None
 
 
 async def prepare(

@@ -10,6 +10,7 @@ from typing import Any
 from langgraph.store.base import NOT_PROVIDED, Item
 
 from ..errors import Invalid
+from ..serde import dumps
 from . import Context
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 # about 2.7 kB. Under these limits an item always fits (a longer one would fail in the database).
 MAX_NAMESPACE_BYTES = 1024
 MAX_KEY_BYTES = 1024
+MAX_FIELD_PATH_BYTES = 256  # a path of `index`: with the namespace and key, the key of its vector
 MAX_TTL_MINUTES = 2**31 - 1  # the store keeps a TTL as a PostgreSQL integer
 OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 
@@ -40,11 +42,21 @@ def _key(key: str) -> str:
     return key
 
 
+def _json(field: str, value: Any) -> Any:
+    """A value JSON can carry both ways: one our answers could not encode (an integer past 64 bits) is refused."""
+    try:
+        dumps(value)
+    except TypeError as exc:
+        raise Invalid(f"{field}: {exc}") from None
+    return value
+
+
 def _filter(filter: dict[str, Any] | None) -> dict[str, Any] | None:
     """Each field's condition: a value (equality), or an object of operators. An object without operators
     is a value too (langgraph's store would take its keys for operators)."""
     if not filter:
         return None
+    _json("filter", filter)
     out = {}
     for field, condition in filter.items():
         if isinstance(condition, dict) and any(str(k).startswith("$") for k in condition):
@@ -69,9 +81,12 @@ async def put_item(
     namespace = _namespace("namespace", namespace)
     if namespace[0] == "langgraph":
         raise Invalid("namespace: the root label 'langgraph' is reserved")
-    if isinstance(ttl, (int, float)) and ttl > MAX_TTL_MINUTES:
+    if isinstance(ttl, (int, float)) and abs(ttl) > MAX_TTL_MINUTES:
         raise Invalid(f"ttl must be at most {MAX_TTL_MINUTES} minutes")
-    await rt.store.aput(namespace, _key(key), value, index=index, ttl=ttl)
+    for path in index or ():
+        if len(path.encode()) > MAX_FIELD_PATH_BYTES:
+            raise Invalid(f"index: a field path is at most {MAX_FIELD_PATH_BYTES} bytes")
+    await rt.store.aput(namespace, _key(key), _json("value", value), index=index, ttl=ttl)
 
 
 async def get_item(rt, ctx: Context, namespace: list[str], key: str, *, refresh_ttl: bool | None = None) -> dict | None:

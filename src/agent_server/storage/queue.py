@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from ..status import CANCEL_ACTIONS, RunStatus, cancel_error
-from . import checkpoints
+from . import checkpoints, webhooks
 from .base import Repository, jsonb
 from .runs import lock_thread, settle_thread
 
@@ -63,7 +63,7 @@ class QueueRepo(Repository):
                ), started AS (
                    -- re-checked on the latest row: a run cancelled or deleted meanwhile is not started
                    UPDATE run SET status = 'running', attempt = attempt + 1, lease_owner = %(worker)s,
-                       lease_expires_at = now() + %(lease)s * interval '1 second', updated_at = now()
+                       lease_expires_at = now() + %(lease)s * interval '1 second', updated_at = now(), started_at = now()
                    FROM ready WHERE run.run_id = ready.run_id AND run.status = 'pending'
                    RETURNING run.*
                ), taken AS (
@@ -113,24 +113,27 @@ class QueueRepo(Repository):
         rollback: bool = False,
         delete_thread: bool = False,
     ) -> bool:
-        """End an execution, free its thread and record the thread's new state, in one transaction.
+        """End an execution, free its thread, record the thread's new state and queue the run's webhook,
+        in one transaction.
 
         False when this execution no longer holds the run (its lease passed to another)."""
         params = {**lease(run), "status": status, "output": jsonb(output)}
         async with self.pool.connection() as conn, conn.transaction():
             await lock_thread(conn, run["thread_id"])
+            if await self.one(f"SELECT 1 FROM run WHERE {HELD} FOR UPDATE", params, conn) is None:
+                return False
+            await webhooks.record(conn, [run["run_id"]], status, error, values=values)
             if delete_thread:  # a temporary thread goes, and its run with it
-                if await self.one(f"SELECT 1 FROM run WHERE {HELD}", params, conn) is None:
-                    return False
                 await conn.execute("DELETE FROM thread WHERE thread_id = %(thread)s", params)
                 return True
             if rollback:
-                sql = f"DELETE FROM run WHERE {HELD} RETURNING 1"
+                await conn.execute("DELETE FROM run WHERE run_id = %(run)s", params)
             else:
-                sql = f"""UPDATE run SET status = %(status)s, output = %(output)s, updated_at = now(),
-                              lease_owner = NULL, lease_expires_at = NULL WHERE {HELD} RETURNING 1"""
-            if await self.one(sql, params, conn) is None:
-                return False
+                await conn.execute(
+                    """UPDATE run SET status = %(status)s, output = %(output)s, updated_at = now(),
+                           lease_owner = NULL, lease_expires_at = NULL WHERE run_id = %(run)s""",
+                    params,
+                )
             await _free_thread(conn, run["thread_id"], run["run_id"], thread_status, error=error,
                                values=values, interrupts=interrupts)
             return True
@@ -164,6 +167,7 @@ class QueueRepo(Repository):
                 error = gave_up(row["failures"])
                 await conn.execute("UPDATE run SET output = %s WHERE run_id = %s", (jsonb({"__error__": error}), run["run_id"]))
                 await _free_thread(conn, run["thread_id"], run["run_id"], "error", error=error)
+                await webhooks.record(conn, [run["run_id"]], status, error)
             else:
                 await _free_thread(conn, run["thread_id"], run["run_id"])
             return status
@@ -197,6 +201,7 @@ class QueueRepo(Repository):
                     error = gave_up(r["failures"] + 1)
                     await _end(conn, run_id, RunStatus.ERROR, {"__error__": error}, failed=True)
                     await _free_thread(conn, thread_id, run_id, "error", error=error)
+                    await webhooks.record(conn, [run_id], RunStatus.ERROR, error)
                     swept.ended.append((run_id, RunStatus.ERROR, {"__error__": error}, None))
                 else:
                     await conn.execute(
@@ -221,6 +226,7 @@ class QueueRepo(Repository):
 async def _end_cancelled(conn, run_id: UUID, thread_id: UUID, action: str):
     """End a run its worker no longer executes as the cancel asked of it: interrupted, or (rollback) gone
     with the checkpoints it wrote. Returns its output: the thread's values."""
+    await webhooks.record(conn, [run_id], RunStatus.INTERRUPTED, cancel_error(action))
     cur = await conn.execute('SELECT "values" FROM thread WHERE thread_id = %s', (thread_id,))
     output = (await cur.fetchone())["values"]
     if action == "rollback":

@@ -9,6 +9,7 @@ from psycopg import AsyncConnection
 
 from ..errors import Conflict, NotFound
 from ..status import CANCEL_ACTIONS, INFLIGHT, RunStatus, cancel_error
+from . import webhooks
 from .base import ANYONE, Filter, Repository, jsonb
 
 COLUMNS = [
@@ -138,6 +139,10 @@ class RunRepo(Repository):
 
     async def _cancel(self, conn, thread_id: UUID, run_ids: list[UUID], action: str) -> list[UUID]:
         """Pending runs end at once; running ones are flagged for their worker. Returns the running ones."""
+        pending = await self.all(
+            "SELECT run_id FROM run WHERE thread_id = %s AND run_id = ANY(%s) AND status = 'pending'", (thread_id, run_ids), conn
+        )
+        await webhooks.record(conn, [r["run_id"] for r in pending], RunStatus.INTERRUPTED, cancel_error(action))
         if action == "rollback":
             ended = await conn.execute(
                 "DELETE FROM run WHERE thread_id = %s AND run_id = ANY(%s) AND status = 'pending'", (thread_id, run_ids)

@@ -16,6 +16,8 @@ from ..serde import dumps
 from ..services.store import sweep_expired
 from ..services.crons import fire_due
 from ..services.threads import expire_threads
+from ..storage.webhooks import WebhookRepo
+from ..webhooks.delivery import Deliverer
 from .executor import RunControl, execute
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,10 @@ class QueueWorker:
         self._stopping = False
         self._renewed_at = time.monotonic()  # when this worker last renewed its leases
         self._orphans_swept_at = -ORPHAN_SWEEP_SECONDS  # once soon after start, then every ORPHAN_SWEEP_SECONDS
+        # Webhooks of ended runs, whichever process ended them: off the runs' path, in a task of its own.
+        self.deliverer = Deliverer(
+            WebhookRepo(rt.pool), rt.settings.webhooks, disabled=bool(rt.settings.http.get("disable_webhooks"))
+        )
         self._done_at: dict[str, float] = {}  # housekeeping steps with an interval of their own: when last done
 
     async def start(self) -> None:
@@ -63,6 +69,7 @@ class QueueWorker:
             asyncio.create_task(self._heartbeat(), name="queue-heartbeat"),
             asyncio.create_task(self._housekeeping(), name="queue-housekeeping"),
             asyncio.create_task(self._crons(), name="queue-crons"),
+            asyncio.create_task(self.deliverer.run(), name="queue-webhooks"),
         ]
         for task in self._tasks:
             task.add_done_callback(self._on_core_task_done)
@@ -112,6 +119,7 @@ class QueueWorker:
                 async def on_wake():
                     async for _ in wakes:
                         self._wake.set()
+                        self.deliverer.wake()  # a run created elsewhere may have cancelled pending ones
 
                 async def on_cancel():
                     async for message in cancels:
@@ -164,6 +172,7 @@ class QueueWorker:
             if not task.cancelled() and task.exception() is not None:
                 log.error("run %s crashed in the worker", run_id, exc_info=task.exception())
             self._wake.set()  # a slot is free; and a run waiting on this thread can start
+            self.deliverer.wake()  # its webhook, if any, is due
 
         return done
 
@@ -235,6 +244,7 @@ class QueueWorker:
             await self.rt.broker.publish(run_channel(run_id), pack(DONE, dumps({"status": status, "output": output})))
         if swept.ended:
             self._wake.set()  # their threads may have runs waiting
+            self.deliverer.wake()
 
     def _due(self, step: str, minutes: float | None) -> bool:
         """Whether a housekeeping step is due (then it counts as done now): every round when `minutes` is None."""

@@ -1,0 +1,1 @@
+"""Webhooks: the URL policy (policy.py) and the delivery of the outbox (delivery.py)."""
