@@ -32,6 +32,7 @@ class Settings:
     store: dict[str, Any] = field(default_factory=dict)
     checkpointer: dict[str, Any] = field(default_factory=dict)
     http: dict[str, Any] = field(default_factory=dict)
+    cors_allow_origins: list[str] = field(default_factory=lambda: ["*"])  # CORS_ALLOW_ORIGINS
     auth: dict[str, Any] = field(default_factory=dict)
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)  # the `webhooks` section, or LANGGRAPH_WEBHOOKS
     graph_configs: dict[str, dict] = field(default_factory=dict)  # LANGGRAPH_CONFIG: graph id → its default assistant's config
@@ -153,6 +154,79 @@ def _checkpointer_config(path: Path, checkpointer: dict) -> dict:
     return out
 
 
+HTTP_SWITCHES = {
+    "disable_assistants", "disable_threads", "disable_runs", "disable_store", "disable_meta", "disable_mcp",
+    "disable_a2a", "disable_ui", "disable_webhooks", "enable_custom_route_auth",
+}
+# CORSMiddleware's options: what each must be, and how to say it.
+CORS_KEYS = {
+    **dict.fromkeys(("allow_origins", "allow_methods", "allow_headers", "expose_headers"), "a list of strings"),
+    "allow_credentials": "true or false", "allow_private_network": "true or false",
+    "allow_origin_regex": "a string", "max_age": "a number of seconds",
+}
+HEADER_KEYS = {"include", "includes", "exclude", "excludes"}
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _cors(where: str, cors: Any) -> dict:
+    """`http.cors` or CORS_CONFIG, each option of its type."""
+    if not isinstance(cors, dict):
+        raise ConfigError(f"{where} must be an object, got {type(cors).__name__}")
+    for key, value in cors.items():
+        kind = CORS_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(CORS_KEYS))})")
+        ok = {
+            "a list of strings": _strings(value), "true or false": isinstance(value, bool),
+            "a string": isinstance(value, str),
+            "a number of seconds": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        }[kind]
+        if not ok:
+            raise ConfigError(f"{where}.{key} must be {kind}, got {value!r}")
+    return cors
+
+
+def _http_config(path: Path, http: dict) -> dict:
+    """`http`, checked; CORS_CONFIG (JSON) replaces `http.cors` and MOUNT_PREFIX `http.mount_prefix`."""
+    http = dict(http)
+    for key in sorted(HTTP_SWITCHES & set(http)):
+        if not isinstance(http[key], bool):
+            raise _fail(path, f"http.{key} must be true or false, got {http[key]!r}")
+    if http.get("app") is not None and (not isinstance(http["app"], str) or ":" not in http["app"]):
+        raise _fail(path, f"http.app must be './path/to/file.py:app' or 'module:app', got {http['app']!r}")
+    if (http.get("middleware_order") or "middleware_first") not in ("auth_first", "middleware_first"):
+        raise _fail(path, f"http.middleware_order must be 'auth_first' or 'middleware_first', got {http['middleware_order']!r}")
+    for key in ("configurable_headers", "logging_headers"):
+        headers = http.get(key)
+        if headers is None:
+            continue
+        if not isinstance(headers, dict) or set(headers) - HEADER_KEYS or not all(map(_strings, headers.values())):
+            raise _fail(path, f"http.{key} must be an object of 'include' and 'exclude' lists of header name "
+                              f"patterns (e.g. {{\"include\": [\"x-*\"]}}), got {headers!r}")
+    if os.environ.get("CORS_CONFIG"):
+        try:
+            http["cors"] = _cors("environment variable CORS_CONFIG", json.loads(os.environ["CORS_CONFIG"]))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"environment variable CORS_CONFIG is not valid JSON: {exc}") from None
+    elif http.get("cors") is not None:
+        try:
+            http["cors"] = _cors("http.cors", http["cors"])
+        except ConfigError as exc:
+            raise _fail(path, str(exc)) from None
+    prefix = os.environ.get("MOUNT_PREFIX") or http.get("mount_prefix")
+    if prefix is not None:
+        if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.rstrip("/") in ("", "/noauth"):
+            raise _fail(path, f"http.mount_prefix (or MOUNT_PREFIX) must be a path such as '/api', got {prefix!r}")
+        http["mount_prefix"] = prefix.rstrip("/")
+    known = HTTP_SWITCHES | {"app", "cors", "configurable_headers", "logging_headers", "middleware_order", "mount_prefix"}
+    for key in sorted(set(http) - known):
+        log.warning("%s: %r is not a key of 'http'; ignored", path, key)
+    return http
+
+
 def _webhooks(path: Path, raw: dict) -> WebhookConfig:
     """`webhooks`, checked, its header templates resolved; LANGGRAPH_WEBHOOKS (JSON), as the official server
     reads it, replaces it."""
@@ -232,7 +306,8 @@ def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
         env=env,
         store=_store_config(path, _mapping(path, raw, "store")),
         checkpointer=_checkpointer_config(path, _mapping(path, raw, "checkpointer")),
-        http=_mapping(path, raw, "http"),
+        http=_http_config(path, _mapping(path, raw, "http")),
+        cors_allow_origins=[o.strip() for o in os.environ.get("CORS_ALLOW_ORIGINS", "*").split(",") if o.strip()],
         auth=_mapping(path, raw, "auth"),
         webhooks=_webhooks(path, raw),
         graph_configs=_graph_configs(),

@@ -20,6 +20,7 @@ from ..services import DatabaseUnavailable, UnstorableValue
 from . import assistants, crons, runs, store, system, threads
 from .body import FiniteJSONBody, LastResort
 from .common import JSONResponse, Unencodable
+from . import http_config
 from .limits import BodyLimitMiddleware
 from .validation import INVALID_JSON, describe
 
@@ -97,9 +98,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
             if runtime is None:
                 await rt.close()
 
+    # docs_url=None: FastAPI's /docs loads Swagger UI from a CDN; http_config serves it from local assets
     app = FastAPI(
         title="Agent Server", version=__version__, lifespan=lifespan, default_response_class=JSONResponse,
-        **fastapi_options(),
+        docs_url=None, redoc_url=None, **fastapi_options(),
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(AgentServerError, _server_error)
@@ -111,9 +113,21 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_exception_handler(UnicodeEncodeError, _unencodable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for module in (system, assistants, threads, runs, crons, store):
-        app.include_router(module.router)
+        app.include_router(http_config.served(module.router, settings.http))  # less what disable_* switch off
+    http_config.serve_routes(app, settings.http)  # /openapi.json, /docs and /ok as disable_meta says
+    custom = http_config.load_custom_app(settings)  # http.app: its routes before ours, its middleware below
+    if custom:
+        http_config.mount_custom_routes(app, custom, settings.http)
+    auth_first = settings.http.get("middleware_order") == "auth_first"
+    if auth_first:  # added before auth: inside it, so auth runs first
+        http_config.add_custom_middleware(app, custom)
+    if not auth_first:  # middleware_first (the default): outside auth
+        http_config.add_custom_middleware(app, custom)
     app.add_middleware(FiniteJSONBody)
     app.add_middleware(LastResort)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, body_timeout_secs=settings.body_timeout_secs)
+    http_config.add_cors(app, settings)  # outside the rest: every answer, the limits' own too, carries CORS headers
     app.add_middleware(RequestObservability)  # outermost: times and ids every answer, the limits' own too
-    return app
+    app.state.configurable_headers = http_config.HeaderFilter(settings.http.get("configurable_headers"))
+    prefix = settings.http.get("mount_prefix")
+    return http_config.mounted(app, prefix) if prefix else app

@@ -1,6 +1,7 @@
 """Helpers every resource module shares: JSON responses, the runtime, id resolution."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -56,8 +57,12 @@ def runtime(request: Request) -> Runtime:
 
 
 def caller(request: Request) -> Context:
-    """Who is calling (custom auth will set it on the request; until then everyone sees everything)."""
-    return getattr(request.state, "context", SYSTEM)
+    """Who is calling (custom auth will set it on the request; until then everyone sees everything), with
+    the request headers `http.configurable_headers` lets reach their runs."""
+    ctx = getattr(request.state, "context", SYSTEM)
+    headers_filter = getattr(request.app.state, "configurable_headers", None)
+    headers = headers_filter.select(request.headers.items()) if headers_filter else ()
+    return replace(ctx, headers=headers) if headers else ctx
 
 
 def resolve_assistant_id(rt: Runtime, value: str | UUID) -> UUID:

@@ -146,7 +146,7 @@ async def create_run(request: Request, thread_id: UUID, body: RunCreate):
     return JSONResponse(run, headers={"Content-Location": f"/threads/{thread_id}/runs/{run['run_id']}"})
 
 
-@router.post("/threads/{thread_id}/runs/stream")
+@router.post("/threads/{thread_id}/runs/stream", response_class=EventStream, status_code=200)
 async def stream_run(request: Request, thread_id: UUID, body: RunCreate):
     return await _stream(request, thread_id, body)
 
@@ -183,7 +183,7 @@ async def join_run(request: Request, thread_id: UUID, run_id: UUID):
     return JSONResponse(result.get("output"), headers=_location(run, "join"))
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+@router.get("/threads/{thread_id}/runs/{run_id}/stream", response_class=EventStream, status_code=200)
 async def join_stream(
     request: Request, thread_id: UUID, run_id: UUID, cancel_on_disconnect: bool = False,
     last_event_id: str | None = Header(None),
@@ -211,7 +211,7 @@ async def create_stateless_run(request: Request, body: RunCreate):
     return JSONResponse(run, headers={"Content-Location": f"/runs/{run['run_id']}"})
 
 
-@router.post("/runs/stream")
+@router.post("/runs/stream", response_class=EventStream, status_code=200)
 async def stream_stateless_run(request: Request, body: RunCreate):
     return await _stream(request, None, body)
 

@@ -24,6 +24,8 @@ class EventStream(StreamingResponse):
     error. A `finally` in the events generator is not enough: a client gone before the first byte makes
     Starlette cancel the response before it ever starts the generator, and then its `finally` never runs."""
 
+    media_type = "text/event-stream"  # the routes' response_class: /openapi.json says so
+
     def __init__(
         self, events: AsyncGenerator[tuple[str, bytes, str], None], headers: dict[str, str] | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,

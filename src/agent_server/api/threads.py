@@ -13,7 +13,7 @@ from ..services import runs as run_service
 from ..services import threads as service
 from .common import JSONResponse, caller, no_content, page, runtime
 from .shapes import state_json, thread_json, update_json, snapshot_json
-from .sse import sse_response
+from .sse import EventStream, sse_response
 
 router = APIRouter(tags=["threads"], default_response_class=JSONResponse)
 
@@ -214,7 +214,7 @@ async def post_history(request: Request, thread_id: UUID, body: HistoryQuery):
 STREAM_ID = re.compile(r"^\d+(-(\d+|\*))?$")  # the ids of thread stream events: <ms>-<seq>
 
 
-@router.get("/threads/{thread_id}/stream")
+@router.get("/threads/{thread_id}/stream", response_class=EventStream, status_code=200)
 async def join_thread_stream(
     request: Request, thread_id: UUID, stream_modes: str | None = None, stream_mode: list[str] = Query(["run_modes"])
 ):

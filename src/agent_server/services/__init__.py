@@ -17,6 +17,7 @@ class Context:
     computes it; without auth it lets everything through)."""
 
     user: Any = None
+    headers: tuple[tuple[str, str], ...] = ()  # request headers `http.configurable_headers` lets reach runs
     filter: Filter = ANYONE
 
 

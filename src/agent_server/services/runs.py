@@ -33,7 +33,8 @@ MAX_BEHIND = 5000
 
 
 def run_kwargs(
-    assistant: dict, run_id: UUID, thread_id: UUID, metadata: dict, payload: dict, temporary: bool, user=None
+    assistant: dict, run_id: UUID, thread_id: UUID, metadata: dict, payload: dict, temporary: bool, user=None,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> dict:
     """The run's kwargs as the official server records them: the config is merged here, once.
 
@@ -49,6 +50,7 @@ def run_kwargs(
         **(a_cfg.get("configurable") or {}),
         **({**context, "__context_provided__": True} if context else {}),
         **(r_cfg.get("configurable") or {}),
+        **dict(headers),  # the request's, as http.configurable_headers selects them
         **({"langgraph_auth_user_id": identity} if user is not None else {}),
         "run_id": str(run_id),
         "thread_id": str(thread_id),
@@ -185,7 +187,7 @@ async def prepare(
         assistant_id=assistant_id,
         graph_id=assistant["graph_id"],
         # with tracing on, the request's trace context too: the worker's span of the run continues its trace
-        kwargs=run_kwargs(assistant, run_id, thread_id, metadata, payload, temporary, ctx.user) | trace_kwargs(),
+        kwargs=run_kwargs(assistant, run_id, thread_id, metadata, payload, temporary, ctx.user, ctx.headers) | trace_kwargs(),
         metadata=metadata,
         multitask_strategy=payload.get("multitask_strategy") or "enqueue",
         after_seconds=payload.get("after_seconds") or 0,
