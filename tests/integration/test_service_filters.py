@@ -1,4 +1,4 @@
-"""The seam custom auth will use: a filter in the caller's context hides a thread (and its runs, state
+"""The seam custom auth uses: a policy in the caller's context hides a thread (and its runs, state
 and streams) from every service function; the server itself (SYSTEM) still sees it."""
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from agent_server.services import SYSTEM, Context, Filter
 from agent_server.services import runs, threads
 from conftest import CONFIG, create_database, drop_database
 
-ALICE = Context(user="alice", filter=Filter(metadata={"owner": "alice"}))
+class OwnerPolicy:
+    """Every resource and action: only the caller's own rows (custom auth's filter, without its handlers)."""
+
+    async def authorize(self, user, resource, action, value) -> Filter:
+        return Filter(metadata={"owner": user})
+
+
+ALICE = Context(user="alice", policy=OwnerPolicy())
 
 
 @pytest.fixture

@@ -11,13 +11,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from langgraph_sdk.auth.exceptions import HTTPException as AuthHTTPException
+
 from .. import __version__
+from ..auth import load_policy
 from ..config import Settings
 from ..errors import AgentServerError, Unavailable
 from ..observability import RequestObservability, fastapi_options
 from ..runtime import Runtime
 from ..services import DatabaseUnavailable, UnstorableValue
 from . import assistants, crons, runs, store, system, threads
+from .auth import AuthMiddleware
 from .body import FiniteJSONBody, LastResort
 from .common import JSONResponse, Unencodable
 from . import http_config
@@ -66,6 +70,26 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
+async def _auth_error(request: Request, exc: AuthHTTPException):
+    """An authorization handler's own refusal: its status, detail and headers."""
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _document_security(app: FastAPI, openapi: dict) -> None:
+    """`auth.openapi` (securitySchemes, security) shown in /openapi.json and so in /docs."""
+    build = app.openapi
+
+    def schema() -> dict:
+        if app.openapi_schema is None:
+            document = build()
+            document.setdefault("components", {})["securitySchemes"] = openapi.get("securitySchemes") or {}
+            if "security" in openapi:
+                document["security"] = openapi["security"]
+        return app.openapi_schema
+
+    app.openapi = schema
+
+
 async def _exit_when_failed(app: FastAPI, worker) -> None:
     """The queue of this process died: stop the process (non-zero, see cli) so its supervisor restarts it."""
     await worker.failed.wait()
@@ -112,6 +136,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_exception_handler(Unencodable, _unencodable)
     app.add_exception_handler(UnicodeEncodeError, _unencodable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(AuthHTTPException, _auth_error)
     for module in (system, assistants, threads, runs, crons, store):
         app.include_router(http_config.served(module.router, settings.http))  # less what disable_* switch off
     http_config.serve_routes(app, settings.http)  # /openapi.json, /docs and /ok as disable_meta says
@@ -121,6 +146,14 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     auth_first = settings.http.get("middleware_order") == "auth_first"
     if auth_first:  # added before auth: inside it, so auth runs first
         http_config.add_custom_middleware(app, custom)
+    policy = load_policy(settings.auth, settings.base_dir)
+    if policy is not None:
+        app.add_middleware(
+            AuthMiddleware, policy=policy, custom=http_config.custom_route(custom),
+            custom_protected=bool(settings.http.get("enable_custom_route_auth")),
+        )
+        if isinstance(settings.auth.get("openapi"), dict):
+            _document_security(app, settings.auth["openapi"])
     if not auth_first:  # middleware_first (the default): outside auth
         http_config.add_custom_middleware(app, custom)
     app.add_middleware(FiniteJSONBody)

@@ -6,7 +6,7 @@ from uuid import UUID, uuid4
 
 from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, Conflict, NotFound
 from ..graphs import default_assistant_id, graph_schemas
-from . import Context
+from . import Context, Filter
 from . import threads
 
 
@@ -33,38 +33,53 @@ async def create(
     name: str | None, description: str | None, if_exists: str,
 ) -> dict:
     check_graph(rt, graph_id)
-    config, context = mirror(config, context)
+    asked = {
+        "assistant_id": assistant_id or uuid4(), "graph_id": graph_id, "config": config, "context": context,
+        "metadata": dict(metadata), "if_exists": if_exists, "name": name or "Untitled",
+    }
+    await ctx.authorize("assistants", "create", asked)  # the policy may stamp the metadata (an owner)
+    config, context = mirror(asked["config"], asked["context"])
     return await rt.assistants.create(
-        assistant_id or uuid4(), graph_id, config=config, context=context, metadata=metadata,
-        name=name or "Untitled", description=description, if_exists=if_exists,
+        asked["assistant_id"], graph_id, config=config, context=context, metadata=asked["metadata"],
+        name=asked["name"], description=description, if_exists=if_exists,
     )
+
+
+async def allowed(ctx: Context, action: str, assistant_id: UUID, **value) -> Filter:
+    """The assistants the caller may `action` (custom auth)."""
+    return await ctx.authorize("assistants", action, {"assistant_id": assistant_id, **value})
 
 
 async def search(rt, ctx: Context, **query) -> list[dict]:
     check_graph(rt, query.get("graph_id"))
-    return await rt.assistants.search(**query, filter=ctx.filter)
+    visible = await ctx.authorize("assistants", "search", query)
+    return await rt.assistants.search(**query, filter=visible)
 
 
 async def count(rt, ctx: Context, **query) -> int:
     check_graph(rt, query.get("graph_id"))
-    return await rt.assistants.count(**query, filter=ctx.filter)
+    visible = await ctx.authorize("assistants", "search", query)
+    return await rt.assistants.count(**query, filter=visible)
 
 
 async def get(rt, ctx: Context, assistant_id: UUID) -> dict:
-    return await rt.assistants.get(assistant_id, filter=ctx.filter)
+    return await rt.assistants.get(assistant_id, filter=await allowed(ctx, "read", assistant_id))
 
 
 async def update(rt, ctx: Context, assistant_id: UUID, changes: dict[str, Any]) -> dict:
     """A new version, made the latest."""
     check_graph(rt, changes.get("graph_id"))
+    changes = {**changes, "assistant_id": assistant_id}
+    visible = await ctx.authorize("assistants", "update", changes)
+    changes.pop("assistant_id")
     config, context = mirror(changes.get("config"), changes.get("context"))
-    return await rt.assistants.update(assistant_id, {**changes, "config": config, "context": context}, filter=ctx.filter)
+    return await rt.assistants.update(assistant_id, {**changes, "config": config, "context": context}, filter=visible)
 
 
-async def refuse_default(rt, ctx: Context, assistant_id: UUID) -> None:
+async def refuse_default(rt, assistant_id: UUID, visible: Filter) -> None:
     """A graph's default assistant (made by the server) stays: `assistant_id: "<graph id>"` stands for it."""
     try:
-        assistant = await rt.assistants.get(assistant_id, filter=ctx.filter)
+        assistant = await rt.assistants.get(assistant_id, filter=visible)
     except NotFound:
         return  # the delete answers for it
     graph_id = assistant["graph_id"]
@@ -76,8 +91,9 @@ async def refuse_default(rt, ctx: Context, assistant_id: UUID) -> None:
 
 
 async def delete(rt, ctx: Context, assistant_id: UUID, *, delete_threads: bool = False) -> None:
-    await refuse_default(rt, ctx, assistant_id)
-    for thread_id in await rt.assistants.delete(assistant_id, with_threads=delete_threads, filter=ctx.filter):
+    visible = await allowed(ctx, "delete", assistant_id, delete_threads=delete_threads)
+    await refuse_default(rt, assistant_id, visible)
+    for thread_id in await rt.assistants.delete(assistant_id, with_threads=delete_threads, filter=visible):
         try:
             await threads.delete(rt, ctx, thread_id)  # its runs cancelled, its checkpoints gone
         except NotFound:  # deleted meanwhile, or not the caller's
@@ -85,11 +101,12 @@ async def delete(rt, ctx: Context, assistant_id: UUID, *, delete_threads: bool =
 
 
 async def versions(rt, ctx: Context, assistant_id: UUID, **query) -> list[dict]:
-    return await rt.assistants.versions(assistant_id, **query, filter=ctx.filter)
+    return await rt.assistants.versions(assistant_id, **query, filter=await allowed(ctx, "read", assistant_id))
 
 
 async def set_latest(rt, ctx: Context, assistant_id: UUID, version: int) -> dict:
-    return await rt.assistants.set_latest(assistant_id, version, filter=ctx.filter)
+    visible = await allowed(ctx, "update", assistant_id, version=version)
+    return await rt.assistants.set_latest(assistant_id, version, filter=visible)
 
 
 async def graph(rt, ctx: Context, assistant_id: UUID):

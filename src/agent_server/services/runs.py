@@ -51,7 +51,7 @@ def run_kwargs(
         **({**context, "__context_provided__": True} if context else {}),
         **(r_cfg.get("configurable") or {}),
         **dict(headers),  # the request's, as http.configurable_headers selects them
-        **({"langgraph_auth_user_id": identity} if user is not None else {}),
+        **(_auth_keys(user) if user is not None else {}),
         "run_id": str(run_id),
         "thread_id": str(thread_id),
         "graph_id": assistant["graph_id"],
@@ -79,6 +79,15 @@ def run_kwargs(
         "resumable": bool(payload.get("stream_resumable")),
         "checkpoint_during": payload.get("checkpoint_during", True),
         "durability": payload.get("durability") or "async",
+    }
+
+
+def _auth_keys(user) -> dict:
+    """The authenticated user as graphs get it in their configurable (as the official server gives it)."""
+    return {
+        "langgraph_auth_user": dict(user) if isinstance(user, dict) else {"identity": _identity(user)},
+        "langgraph_auth_user_id": _identity(user),
+        "langgraph_auth_permissions": list(user.get("permissions") or []) if isinstance(user, dict) else [],
     }
 
 
@@ -161,8 +170,15 @@ async def prepare(
     """The run to queue, checked by the rules every run follows, whoever queues it (the API, a cron firing)."""
     run_id = run_id or uuid6()
     payload = payload_defaults(payload)
-    if thread_id is not None and ctx.filter and await rt.threads.exists(thread_id):
-        await rt.threads.get(thread_id, filter=ctx.filter)  # another caller's thread: not found
+    asked = {
+        "thread_id": thread_id, "assistant_id": assistant_id, "run_id": run_id,
+        "metadata": dict(payload.get("metadata") or {}), "multitask_strategy": payload.get("multitask_strategy"),
+        "if_not_exists": payload.get("if_not_exists"), "after_seconds": payload.get("after_seconds"), "kwargs": payload,
+    }
+    visible = await ctx.authorize("threads", "create_run", asked)  # the policy may stamp the run's metadata
+    payload = {**payload, "metadata": asked["metadata"]}
+    if thread_id is not None and visible and await rt.threads.exists(thread_id):
+        await rt.threads.get(thread_id, filter=visible)  # another caller's thread: not found
     try:
         assistant = await rt.assistants.get(assistant_id)
     except NotFound:
@@ -193,6 +209,7 @@ async def prepare(
         after_seconds=payload.get("after_seconds") or 0,
         if_not_exists="create" if stateless else payload.get("if_not_exists") or "reject",
         ephemeral=temporary,
+        owner=visible.metadata,  # a thread the run creates is the caller's: visible to them as theirs are
     )
 
 
@@ -209,7 +226,8 @@ async def cancel(
     status: str | None = None, *, must_match: bool = False,
 ) -> None:
     """Pending runs end at once; workers running the others get a signal (and see a flag in PostgreSQL)."""
-    matched, running = await rt.runs.cancel(thread_id, run_ids, action, status, filter=ctx.filter)
+    visible = await ctx.authorize("threads", "update", {"thread_id": thread_id, "run_ids": run_ids, "action": action})
+    matched, running = await rt.runs.cancel(thread_id, run_ids, action, status, filter=visible)
     if must_match and not matched:
         if run_ids and await rt.runs.count_existing(run_ids):
             raise NotFound(
@@ -315,7 +333,7 @@ async def thread_events(
     `lifecycle` (only those metadata), `state_update` (the thread's state after each update through the
     API, shaped by `state_json(snapshot, asked)`); any other names keep those stream modes of each run, with
     its metadata and errors."""
-    await rt.threads.get(thread_id, filter=ctx.filter)
+    await rt.threads.get(thread_id, filter=await ctx.authorize("threads", "read", {"thread_id": thread_id}))
     return _thread_events(rt, ctx, thread_id, modes, state_json)
 
 
@@ -458,7 +476,8 @@ _background: set[asyncio.Task] = set()
 # ---- what a caller of the API does with runs ---------------------------------------------------------
 
 async def get(rt: Runtime, ctx: Context, thread_id: UUID, run_id: UUID) -> dict:
-    return await rt.runs.get(run_id, thread_id, filter=ctx.filter)
+    visible = await ctx.authorize("threads", "read", {"thread_id": thread_id, "run_id": run_id})
+    return await rt.runs.get(run_id, thread_id, filter=visible)
 
 
 async def list_runs(
@@ -468,12 +487,14 @@ async def list_runs(
     if unknown := [c for c in select or () if c not in SELECTABLE]:
         expected = "{" + ", ".join(repr(c) for c in SELECTABLE) + "}"
         raise Invalid(f"Invalid select columns: {unknown}. Expected: {expected}")
-    await rt.threads.get(thread_id, filter=ctx.filter)
-    return await rt.runs.list(thread_id, **query, select=select, filter=ctx.filter)
+    visible = await ctx.authorize("threads", "read", {"thread_id": thread_id})
+    await rt.threads.get(thread_id, filter=visible)
+    return await rt.runs.list(thread_id, **query, select=select, filter=visible)
 
 
 async def delete(rt: Runtime, ctx: Context, thread_id: UUID, run_id: UUID) -> None:
-    await rt.runs.delete(run_id, thread_id, filter=ctx.filter)
+    visible = await ctx.authorize("threads", "delete", {"thread_id": thread_id, "run_id": run_id})
+    await rt.runs.delete(run_id, thread_id, filter=visible)
 
 
 async def _subscribed(rt: Runtime, run_id: UUID, then: Awaitable) -> tuple["RunFollower", object]:

@@ -14,7 +14,7 @@ from langgraph.types import Command, StateSnapshot, StateUpdate
 from ..broker import STATE_UPDATED, thread_channel, thread_message
 from ..errors import AgentServerError, BadRequest, Invalid, NotFound
 from ..serde import to_jsonable
-from . import Context
+from . import SYSTEM, Context, Filter
 from . import runs
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,9 @@ async def create(
     `ttl`, that of checkpointer.ttl in langgraph.json, if any."""
     thread_id = thread_id or uuid4()
     ttl = ttl or default_ttl(rt)
+    asked = {"thread_id": thread_id, "metadata": dict(metadata), "if_exists": if_exists, "ttl": ttl}
+    await ctx.authorize("threads", "create", asked)  # the policy may stamp the metadata (an owner)
+    metadata = asked["metadata"]
     graph_id = metadata.get("graph_id")
     if supersteps and graph_id not in rt.graphs:
         raise Invalid("supersteps need metadata.graph_id naming one of this server's graphs")
@@ -105,42 +108,57 @@ async def create(
         try:
             await bulk_update(rt, thread_id, graph_id, supersteps)
         except Exception:
-            await delete(rt, ctx, thread_id)
+            await delete(rt, SYSTEM, thread_id)
             raise
         thread = await rt.threads.get(thread_id)
     return thread
 
 
+async def allowed(ctx: Context, action: str, thread_id: UUID | None, **value) -> Filter:
+    """The threads the caller may `action` (custom auth), for one thread or (thread_id None) many."""
+    return await ctx.authorize("threads", action, {"thread_id": thread_id, **value})
+
+
 async def search(rt, ctx: Context, **query) -> list[dict]:
-    return await rt.threads.search(**query, filter=ctx.filter)
+    visible = await ctx.authorize("threads", "search", query)  # the policy may narrow the query itself
+    return await rt.threads.search(**query, filter=visible)
 
 
 async def count(rt, ctx: Context, **query) -> int:
-    return await rt.threads.count(**query, filter=ctx.filter)
+    visible = await ctx.authorize("threads", "search", query)
+    return await rt.threads.count(**query, filter=visible)
 
 
 async def get(rt, ctx: Context, thread_id: UUID, *, include_ttl: bool = False) -> dict:
-    return await rt.threads.get(thread_id, include_ttl=include_ttl, filter=ctx.filter)
+    visible = await allowed(ctx, "read", thread_id)
+    return await rt.threads.get(thread_id, include_ttl=include_ttl, filter=visible)
 
 
 async def update(rt, ctx: Context, thread_id: UUID, *, metadata: dict, ttl: dict | None) -> dict:
-    return await rt.threads.update(thread_id, metadata=metadata, ttl=ttl, filter=ctx.filter)
+    asked = {"thread_id": thread_id, "metadata": dict(metadata)}
+    visible = await ctx.authorize("threads", "update", asked)
+    return await rt.threads.update(thread_id, metadata=asked["metadata"], ttl=ttl, filter=visible)
 
 
 async def delete(rt, ctx: Context, thread_id: UUID) -> None:
     """The thread goes, its runs are cancelled and its checkpoints deleted."""
-    await rt.threads.get(thread_id, filter=ctx.filter)
-    await runs.cancel(rt, ctx, thread_id, None, "interrupt")
-    await rt.threads.delete(thread_id, filter=ctx.filter)
+    await _delete(rt, thread_id, await allowed(ctx, "delete", thread_id))
+
+
+async def _delete(rt, thread_id: UUID, visible: Filter) -> None:
+    await rt.threads.get(thread_id, filter=visible)
+    await runs.cancel(rt, SYSTEM, thread_id, None, "interrupt")  # the caller may delete it: its runs go with it
+    await rt.threads.delete(thread_id, filter=visible)
     await rt.checkpointer.adelete_thread(str(thread_id))
 
 
 async def prune(rt, ctx: Context, thread_ids: list[UUID], strategy: str) -> int:
-    existing = await rt.threads.existing(list(dict.fromkeys(thread_ids)), filter=ctx.filter)
+    visible = await allowed(ctx, "delete", None, thread_ids=thread_ids)
+    existing = await rt.threads.existing(list(dict.fromkeys(thread_ids)), filter=visible)
     if strategy == "delete":
         for thread_id in existing:
             try:
-                await delete(rt, ctx, thread_id)
+                await _delete(rt, thread_id, visible)
             except NotFound:  # deleted meanwhile
                 pass
     else:
@@ -149,11 +167,11 @@ async def prune(rt, ctx: Context, thread_ids: list[UUID], strategy: str) -> int:
 
 
 async def copy(rt, ctx: Context, thread_id: UUID) -> dict:
-    return await rt.threads.copy(thread_id, uuid4(), filter=ctx.filter)
+    return await rt.threads.copy(thread_id, uuid4(), filter=await allowed(ctx, "read", thread_id))
 
 
 async def storage(rt, ctx: Context, thread_id: UUID) -> dict:
-    return await rt.threads.storage(thread_id, filter=ctx.filter)
+    return await rt.threads.storage(thread_id, filter=await allowed(ctx, "read", thread_id))
 
 
 # ---- state ----------------------------------------------------------------------------------------
@@ -211,8 +229,9 @@ async def update_state(rt, ctx: Context, thread_id: UUID, values, *, as_node: st
     # Under the thread's lock, concurrent updates each build on the one before; and the thread is
     # read there, so that the TTL sweep (which skips locked threads) cannot delete it under us. A thread
     # with runs in flight is refused (409), and no run is queued on it until the update is done.
-    async with rt.threads.locked(thread_id, idle=True, filter=ctx.filter) as conn:
-        thread = await get(rt, ctx, thread_id)
+    visible = await allowed(ctx, "update", thread_id)
+    async with rt.threads.locked(thread_id, idle=True, filter=visible) as conn:
+        thread = await rt.threads.get(thread_id, filter=visible)
         graph = await thread_graph(rt, thread, required=True)
         # as the official server: the thread's configurable (its assistant's) goes with the update (and so into
         # the new checkpoint's metadata)

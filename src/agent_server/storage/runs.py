@@ -42,6 +42,7 @@ class NewRun:
     after_seconds: float = 0
     if_not_exists: str = "reject"
     ephemeral: bool = False  # a stateless run's own thread, deleted with the run
+    owner: dict = field(default_factory=dict)  # metadata a thread this run creates gets (custom auth's filter)
 
 
 @dataclass
@@ -85,13 +86,15 @@ class RunRepo(Repository):
         params = {
             "run": new.run_id, "thread": new.thread_id, "assistant": new.assistant_id,
             "metadata": jsonb(new.metadata), "kwargs": jsonb(new.kwargs), "strategy": new.multitask_strategy,
-            "after": new.after_seconds, "graph_id": new.graph_id,
+            "after": new.after_seconds, "graph_id": new.graph_id, "owner": jsonb(new.owner),
         }
         insert_run = f"""INSERT INTO run (run_id, thread_id, assistant_id, metadata, kwargs, multitask_strategy, available_at)
                 VALUES (%(run)s, %(thread)s, %(assistant)s, %(metadata)s, %(kwargs)s, %(strategy)s,
                         now() + %(after)s * interval '1 second')
                 RETURNING {PUBLIC}"""
-        thread_metadata = "jsonb_build_object('graph_id', %(graph_id)s::text, 'assistant_id', %(assistant)s::text)"
+        thread_metadata = (
+            "jsonb_build_object('graph_id', %(graph_id)s::text, 'assistant_id', %(assistant)s::text) || %(owner)s"
+        )
         if new.ephemeral:  # a thread of its own: nothing to wait for or cancel, so one statement
             row = await self.one(
                 f"""WITH thread_row AS (
@@ -105,7 +108,7 @@ class RunRepo(Repository):
         async with self.transaction(conn) as conn:
             if new.if_not_exists == "create":
                 await conn.execute(
-                    "INSERT INTO thread (thread_id) VALUES (%(thread)s) ON CONFLICT DO NOTHING", params
+                    "INSERT INTO thread (thread_id, metadata) VALUES (%(thread)s, %(owner)s) ON CONFLICT DO NOTHING", params
                 )
             if not await lock_thread(conn, new.thread_id):
                 raise NotFound("Thread or assistant not found.")

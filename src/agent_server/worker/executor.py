@@ -12,6 +12,7 @@ from langgraph.errors import GraphInterrupt
 from langgraph.types import Command, Send
 
 from ..broker import DONE, RUN_STARTED, pack, run_channel, thread_channel, thread_message
+from ..auth import AuthUser
 from ..observability import observe_run
 from ..runtime import Runtime
 from ..serde import dumps, to_jsonable
@@ -27,6 +28,9 @@ def run_config(run: dict) -> dict:
     """The config recorded at creation, plus what only the execution knows (the attempt)."""
     config = dict(run["kwargs"]["config"])
     config.setdefault("run_name", config["configurable"]["graph_id"])  # names the root in events and traces
+    if isinstance(user := config["configurable"].get("langgraph_auth_user"), dict):
+        # `user.identity` as well as `user["identity"]`; langgraph gives it to nodes as runtime.server_info.user
+        config["configurable"] = {**config["configurable"], "langgraph_auth_user": AuthUser(user)}
     config["metadata"] = {
         **(config.get("metadata") or {}),
         "run_attempt": run["attempt"],
