@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import free_port
+from conftest import ServerProcess, free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 pytestmark = pytest.mark.skipif(
@@ -86,9 +86,10 @@ def chromium(profile, *args: str) -> subprocess.Popen:
     )
 
 
-def test_page_of_another_origin_calls_the_api(server, tmp_path):
-    page = PageServer(server.url)
-    browser = chromium(tmp_path, page.url)
+def page_report(api: str, profile) -> dict:
+    """What the page of another origin reports of its calls to `api`."""
+    page = PageServer(api)
+    browser = chromium(profile, page.url)
     try:
         deadline = time.monotonic() + 60
         while not page.reports and time.monotonic() < deadline and browser.poll() is None:
@@ -98,10 +99,23 @@ def test_page_of_another_origin_calls_the_api(server, tmp_path):
         browser.wait()
         page.stop()
     assert page.reports, "the page never reported"
-    report = page.reports[0]
+    return page.reports[0]
+
+
+def test_page_of_another_origin_calls_the_api(server, tmp_path):
+    report = page_report(server.url, tmp_path)
     assert "error" not in report, report  # "Failed to fetch" when CORS refuses
     assert report["status"] == 200 and report["thread_id"]
     assert int(report["total"]) >= 1 and report["found"] == 1
+
+
+def test_page_of_an_origin_cors_does_not_allow_fails_to_fetch(database_uri, tmp_path):
+    server = ServerProcess(env={"DATABASE_URI": database_uri, "CORS_CONFIG": '{"allow_origins": ["http://other.test"]}'})
+    try:
+        report = page_report(server.wait_ready().url, tmp_path)
+    finally:
+        server.stop()
+    assert report == {"error": "TypeError: Failed to fetch"}
 
 
 def test_docs_render_from_local_assets(server, tmp_path):
