@@ -104,6 +104,7 @@ async def test_bad_cron_requests_are_refused_with_the_right_status(client, http)
         ("POST", "/runs/crons", {"assistant_id": ECHO, "schedule": "* * * * *", "end_time": "soon"}, 422),
         ("POST", "/runs/crons", {"assistant_id": ECHO, "schedule": "* * * * *", "interrupt_before": ["nope"]}, 422),
         ("POST", "/runs/crons", {"assistant_id": ECHO, "schedule": "* * * * *", "webhook": "ftp://x"}, 422),
+        ("POST", "/runs/crons", {"assistant_id": ECHO, "schedule": "* * * * *", "webhook": "http://127.0.0.1/x"}, 422),
         ("POST", f"/threads/{NOBODY}/runs/crons", {"assistant_id": ECHO, "schedule": "* * * * *"}, 404),
         ("POST", "/threads/not-a-uuid/runs/crons", {"assistant_id": ECHO, "schedule": "* * * * *"}, 422),
         ("POST", f"/threads/{thread['thread_id']}/runs/crons", {"assistant_id": NOBODY, "schedule": "* * * * *"}, 404),

@@ -46,6 +46,7 @@ def check_schedule(schedule: str, timezone: str | None) -> None:
 
 async def _check_payload(rt: Runtime, assistant: dict, payload: dict) -> None:
     """What run creation would refuse at each firing is refused now."""
+    await runs.check_webhook(rt, payload.get("webhook"))
     if payload.get("context") and {k for k in (payload.get("config") or {}).get("configurable") or {} if k != "cron_id"}:
         raise BadRequest(BOTH_CONFIGURABLE_AND_CONTEXT)
     await runs.check_interrupt_nodes(rt, assistant, payload)
@@ -114,6 +115,7 @@ async def update(rt: Runtime, ctx: Context, cron_id: UUID, changes: dict) -> dic
         raise BadRequest("Request body cannot be empty")
     if "schedule" in changes or "timezone" in changes:
         check_schedule(changes.get("schedule") or "* * * * *", changes.get("timezone"))
+    await runs.check_webhook(rt, changes.get("webhook"))
     asked = {"cron_id": cron_id, **changes, "metadata": dict(changes.get("metadata") or {})}
     visible = await ctx.authorize("crons", "update", asked)
     changes = {**changes, "metadata": asked["metadata"]} if "metadata" in changes else changes
