@@ -48,21 +48,32 @@ async def test_many_runs_on_one_thread_across_two_workers_never_overlap(cluster)
     assert all(" started (attempt " in w.output() for w in cluster.workers)  # both took part
 
 
+async def _started_on_one_of(workers: list[ServerProcess], run: dict, attempt: int, timeout: float = 60) -> ServerProcess:
+    """The worker that logs the start of this attempt of the run."""
+    line = f"run {run['run_id']} on thread {run['thread_id']} started (attempt {attempt})"
+    deadline = time.monotonic() + timeout
+    while True:
+        for worker in workers:
+            if line in worker.output():
+                return worker
+        assert time.monotonic() < deadline, f"no worker logged {line!r}"
+        await asyncio.sleep(0.05)
+
+
 async def test_two_drains_and_a_crash_do_not_end_a_healthy_run(cluster):
-    drain = {"DRAIN_TIMEOUT_SECS": "0.2"}
-    first = cluster.add_worker(**drain)
+    # Every worker is up before the run starts: each hand-over below takes a moment, not a worker's start,
+    # so the run is still in its first steps when the next one stops (on a loaded machine too).
+    workers = [cluster.add_worker(DRAIN_TIMEOUT_SECS="0.2") for _ in range(4)]
     client = cluster.client
     thread_id = await new_thread(client)
     run = await client.runs.create(thread_id, SLOW, input={}, config=slow(1.5))
-    run_id = run["run_id"]
-    await _running_on(first, run, 1)
+    holder = await _started_on_one_of(workers, run, 1)
     for attempt, stop in ((2, signal.SIGTERM), (3, signal.SIGTERM), (4, signal.SIGKILL)):
-        victim = cluster.workers[-1]
-        successor = cluster.add_worker(**drain)
-        victim.proc.send_signal(stop)  # a rolling deploy (SIGTERM), then a crash (SIGKILL)
-        await asyncio.to_thread(victim.proc.wait, 30)
-        await _running_on(successor, run, attempt, timeout=60)
-    done = await run_status(client, thread_id, run_id, FINISHED, timeout=60)
+        holder.proc.send_signal(stop)  # a rolling deploy (SIGTERM), then a crash (SIGKILL)
+        await asyncio.to_thread(holder.proc.wait, 30)
+        workers.remove(holder)
+        holder = await _started_on_one_of(workers, run, attempt)
+    done = await run_status(client, thread_id, run["run_id"], FINISHED, timeout=60)
     assert done["status"] == "success"
     assert (await client.threads.get_state(thread_id))["values"]["steps"] == STEPS
 

@@ -52,9 +52,10 @@ class Subscription:
             return None
         if not self._items:
             self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(self._waiter, timeout)
-            except asyncio.TimeoutError:
+            try:  # not wait_for, which on Python 3.11 can lose a cancellation arriving with a message
+                async with asyncio.timeout(timeout):
+                    await self._waiter
+            except TimeoutError:
                 return None
             finally:
                 self._waiter = None

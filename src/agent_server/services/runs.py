@@ -390,8 +390,9 @@ async def _thread_events(
             if active is not None:
                 follow(active)
             while True:
-                try:
-                    item = await asyncio.wait_for(out.get(), CHECK_SECONDS)
+                try:  # not wait_for, which on Python 3.11 can lose the cancellation of a client leaving
+                    async with asyncio.timeout(CHECK_SECONDS):
+                        item = await out.get()
                 except TimeoutError:
                     yield "", b"", ""  # idle: a heartbeat; and a run whose start message was lost is found
                     active = await rt.runs.active_run(thread_id)

@@ -80,9 +80,10 @@ class Deliverer:
         timeout = POLL_SECONDS
         if free > 0 and (due := await self.repo.next_due_in()) is not None:
             timeout = min(timeout, due + 0.01)
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        except asyncio.TimeoutError:
+        try:  # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the stop's cancellation
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        except TimeoutError:
             pass
 
     def _sent(self, task: asyncio.Task) -> None:

@@ -160,9 +160,10 @@ class QueueWorker:
             delay = await self.rt.queue.next_available_in()
             if delay is not None:
                 timeout = min(timeout, delay + 0.01)
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        except asyncio.TimeoutError:
+        try:  # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a stop's cancellation
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        except TimeoutError:
             pass
 
     def _on_done(self, run_id: uuid.UUID, entry: _Active):
@@ -210,7 +211,8 @@ class QueueWorker:
             self._renewed_at = time.monotonic()
             return
         try:  # bounded: a renewal that comes too late is no renewal
-            held = await asyncio.wait_for(self.rt.queue.heartbeat(self.worker_id, sent, self.lease), self.lease / 3)
+            async with asyncio.timeout(self.lease / 3):
+                held = await self.rt.queue.heartbeat(self.worker_id, sent, self.lease)
         except Exception:
             self._stop_if_leases_lapsing()
             raise
