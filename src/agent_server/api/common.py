@@ -43,9 +43,10 @@ class JSONResponse(Response):
             raise
 
 
-async def send_json(send, status: int, body: bytes, *, close: bool = False) -> None:
-    """Answer at the ASGI level, from a middleware: a JSON `body`; `close` also ends the connection."""
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def send_json(send, status: int, body: bytes, *, close: bool = False, headers: dict | None = None) -> None:
+    """Answer at the ASGI level, from a middleware: a JSON `body`, with `headers`; `close` also ends the connection."""
+    extra = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in (headers or {}).items()]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
