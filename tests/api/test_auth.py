@@ -146,3 +146,123 @@ async def test_the_graph_gets_the_whole_user_and_its_permissions(alice):
     assert result["attribute_identity"] == "alice"  # user.identity works as well as user["identity"]
     assert result["permissions"] == ["threads:write"]
     assert result["server_info_user"] == "alice"  # runtime.server_info.user
+
+
+async def test_a_tenant_cannot_see_or_change_anothers_crons(alice, bob, auth_server):
+    thread = await alice.threads.create()
+    cron = await alice.crons.create_for_thread(thread["thread_id"], "echo", schedule="0 0 1 1 *", input=HI)
+    await assert_not_found(bob.crons.create_for_thread(thread["thread_id"], "echo", schedule="0 0 1 1 *", input=HI))
+    await assert_not_found(bob.crons.update(cron["cron_id"], schedule="0 0 2 1 *"))
+    await assert_not_found(bob.crons.delete(cron["cron_id"]))
+    with httpx.Client(base_url=auth_server.url, headers=BOB) as http:
+        assert http.get(f"/runs/crons/{cron['cron_id']}").status_code == 404
+    assert cron["cron_id"] not in [c["cron_id"] for c in await bob.crons.search(limit=1000)]
+    assert await bob.crons.count(thread_id=thread["thread_id"]) == 0
+    assert [c["cron_id"] for c in await alice.crons.search(thread_id=thread["thread_id"])] == [cron["cron_id"]]
+    await alice.crons.delete(cron["cron_id"])
+
+
+async def test_store_items_live_under_each_tenants_own_namespace(alice, bob):
+    await alice.store.put_item(["notes"], "plan", {"text": "alice's"})
+    await bob.store.put_item(["notes"], "plan", {"text": "bob's"})
+    assert (await alice.store.get_item(["notes"], "plan"))["value"] == {"text": "alice's"}
+    assert (await bob.store.get_item(["notes"], "plan"))["value"] == {"text": "bob's"}
+    # under the handler's scoping, a tenant cannot name another's namespace
+    assert await bob.store.get_item(["alice", "notes"], "plan") is None
+    found = (await bob.store.search_items(["notes"]))["items"]
+    assert [(i["namespace"], i["value"]) for i in found] == [(["bob", "notes"], {"text": "bob's"})]
+    assert all(ns[0] == "bob" for ns in (await bob.store.list_namespaces())["namespaces"])
+    await bob.store.delete_item(["notes"], "plan")
+    assert (await alice.store.get_item(["notes"], "plan"))["value"] == {"text": "alice's"}  # bob deleted only his
+
+
+RULES = '''
+from langgraph_sdk import Auth
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+auth = Auth()
+
+
+@auth.authenticate
+async def authenticate(headers: dict, path: str, method: str, path_params: dict, body: bytes):
+    token = headers.get(b"x-token", b"").decode()
+    if not token:
+        raise Auth.exceptions.HTTPException(status_code=401, detail="no token", headers={"WWW-Authenticate": "Token"})
+    return {"identity": token, "seen": [method, path, path_params, len(body)]}
+
+
+@auth.on.assistants.delete
+async def never_delete(ctx, value):
+    return False
+
+
+@auth.on.threads.update
+async def teapot(ctx, value):
+    raise Auth.exceptions.HTTPException(status_code=418, detail="updates are brewed elsewhere")
+
+
+async def whoami(request):
+    return JSONResponse({"user": getattr(request.user, "identity", None) if "user" in request.scope else None})
+
+
+app = Starlette(routes=[Route("/whoami", whoami), Route("/open-custom", whoami)])
+'''
+
+
+def rules_server(tmp_path, database_uri, **extra) -> ServerProcess:
+    (tmp_path / "rules.py").write_text(RULES)
+    config = json.loads(auth_config(tmp_path, {"path": "./rules.py:auth", **extra.pop("auth", {})}).read_text())
+    (tmp_path / "langgraph.json").write_text(json.dumps({**config, **extra}))
+    return ServerProcess(tmp_path / "langgraph.json", env={"DATABASE_URI": database_uri}).wait_ready()
+
+
+def test_handlers_refuse_with_403_or_their_own_status_and_authenticate_gets_the_request(tmp_path, database_uri):
+    server = rules_server(tmp_path, database_uri, http={"app": "./rules.py:app", "enable_custom_route_auth": False})
+    try:
+        with httpx.Client(base_url=server.url, headers={"x-token": "zed"}) as http:
+            r = httpx.post(f"{server.url}/threads", json={})
+            assert (r.status_code, r.json(), r.headers["www-authenticate"]) == (401, {"detail": "no token"}, "Token")
+            assistant = http.post("/assistants", json={"graph_id": "echo"}).json()
+            r = http.delete(f"/assistants/{assistant['assistant_id']}")
+            assert (r.status_code, r.json()) == (403, {"detail": "Forbidden"})
+            thread = http.post("/threads", json={"metadata": {"a": 1}}).json()
+            r = http.patch(f"/threads/{thread['thread_id']}", json={"metadata": {"a": 2}})
+            assert (r.status_code, r.json()) == (418, {"detail": "updates are brewed elsewhere"})
+            # the run's graph sees what authenticate returned: the request's parts, its body read and replayed
+            seen = http.post(f"/threads/{thread['thread_id']}/runs/wait", json={"assistant_id": "seen_config", "input": {}}).json()
+            assert seen["seen"]["langgraph_auth_user_id"] == "zed"
+            state = http.get(f"/threads/{thread['thread_id']}/state").json()  # a GET: no body
+            assert state["values"]["seen"]["user_id"] == "zed"
+        # custom routes are open unless enable_custom_route_auth
+        assert httpx.get(f"{server.url}/whoami").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_custom_routes_are_protected_with_enable_custom_route_auth(tmp_path, database_uri):
+    server = rules_server(tmp_path, database_uri, http={"app": "./rules.py:app", "enable_custom_route_auth": True})
+    try:
+        assert httpx.get(f"{server.url}/whoami").status_code == 401
+        assert httpx.get(f"{server.url}/whoami", headers={"x-token": "zed"}).status_code == 200
+        assert httpx.get(f"{server.url}/ok").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_studio_requests_with_the_deployments_key_are_a_studio_user_unless_disabled(tmp_path, database_uri, monkeypatch):
+    studio = {"x-auth-scheme": "langsmith", "x-api-key": "lsv2-test-key"}
+    monkeypatch.setenv("LANGSMITH_API_KEY", "lsv2-test-key")
+    server = rules_server(tmp_path, database_uri)
+    try:
+        assert httpx.post(f"{server.url}/threads/search", json={}, headers=studio).status_code == 200
+        wrong = {**studio, "x-api-key": "guess"}
+        assert httpx.post(f"{server.url}/threads/search", json={}, headers=wrong).status_code == 401
+    finally:
+        server.stop()
+    server = rules_server(tmp_path, database_uri, auth={"disable_studio_auth": True})
+    try:
+        assert httpx.post(f"{server.url}/threads/search", json={}, headers=studio).status_code == 401
+    finally:
+        server.stop()

@@ -78,6 +78,9 @@ async def put_item(
     ttl: float | None | object = NOT_PROVIDED,
 ) -> None:
     """`ttl` in minutes; not given: store.ttl.default_ttl; None: the item never expires."""
+    asked = {"namespace": _namespace("namespace", namespace), "key": key, "value": value, "index": index}
+    await ctx.authorize("store", "put", asked)  # the policy may scope the namespace (a user's own prefix)
+    namespace, key, value, index = (asked[k] for k in ("namespace", "key", "value", "index"))
     namespace = _namespace("namespace", namespace)
     if namespace[0] == "langgraph":
         raise Invalid("namespace: the root label 'langgraph' is reserved")
@@ -91,11 +94,19 @@ async def put_item(
 
 async def get_item(rt, ctx: Context, namespace: list[str], key: str, *, refresh_ttl: bool | None = None) -> dict | None:
     """The item, or None (as the official server answers: 200 and null)."""
-    return item_json(await rt.store.aget(_namespace("namespace", namespace), _key(key), refresh_ttl=refresh_ttl))
+    namespace, key = await _allowed(ctx, "get", namespace, key)
+    return item_json(await rt.store.aget(namespace, key, refresh_ttl=refresh_ttl))
 
 
 async def delete_item(rt, ctx: Context, namespace: list[str], key: str) -> None:
-    await rt.store.adelete(_namespace("namespace", namespace), _key(key))
+    await rt.store.adelete(*await _allowed(ctx, "delete", namespace, key))
+
+
+async def _allowed(ctx: Context, action: str, namespace: list[str], key: str) -> tuple[tuple[str, ...], str]:
+    """The item's namespace and key once the policy has seen them (it may scope the namespace)."""
+    asked = {"namespace": _namespace("namespace", namespace), "key": _key(key)}
+    await ctx.authorize("store", action, asked)
+    return _namespace("namespace", asked["namespace"]), _key(asked["key"])
 
 
 async def search_items(
@@ -104,9 +115,14 @@ async def search_items(
 ) -> list[dict]:
     """Items under the prefix; with `query` and store.index, ranked by similarity (each with its score),
     else the latest updated first."""
+    asked = {
+        "namespace": _namespace("namespace_prefix", namespace_prefix, required=False), "filter": filter,
+        "limit": limit, "offset": offset, "query": query,
+    }
+    await ctx.authorize("store", "search", asked)  # the policy may scope the prefix
     items = await rt.store.asearch(
-        _namespace("namespace_prefix", namespace_prefix, required=False), filter=_filter(filter),
-        limit=limit, offset=offset, query=query, refresh_ttl=refresh_ttl,
+        _namespace("namespace_prefix", asked["namespace"], required=False), filter=_filter(asked["filter"]),
+        limit=asked["limit"], offset=asked["offset"], query=asked["query"], refresh_ttl=refresh_ttl,
     )
     return [item.dict() for item in items]
 
@@ -115,6 +131,12 @@ async def list_namespaces(
     rt, ctx: Context, *, prefix: list[str] | None = None, suffix: list[str] | None = None,
     max_depth: int | None = None, limit: int = 100, offset: int = 0,
 ) -> list[list[str]]:
+    asked = {
+        "namespace": _namespace("prefix", prefix, required=False), "suffix": suffix, "max_depth": max_depth,
+        "limit": limit, "offset": offset,
+    }
+    await ctx.authorize("store", "list_namespaces", asked)  # the policy may scope the prefix
+    prefix, suffix, max_depth, limit, offset = (asked[k] for k in ("namespace", "suffix", "max_depth", "limit", "offset"))
     namespaces = await rt.store.alist_namespaces(
         prefix=_namespace("prefix", prefix, required=False) or None,
         suffix=_namespace("suffix", suffix, required=False) or None,
