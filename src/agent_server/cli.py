@@ -1,4 +1,4 @@
-"""agent-server dev | serve | worker | migrate"""
+"""agent-server dev | serve | worker | migrate | dockerfile"""
 from __future__ import annotations
 
 import argparse
@@ -170,11 +170,21 @@ def main(argv: list[str] | None = None) -> int:
         if name == "serve":
             p.add_argument("--embedded", action="store_true", help="use the embedded PostgreSQL")
         p.add_argument("--data-dir", help="where the embedded PostgreSQL keeps its data (default: .agent_server beside the config)")
+    p = sub.add_parser("dockerfile", help="write the Dockerfile of this project's image (built on Agent Server's)")
+    p.add_argument("save_path", type=Path, help="where to write it, e.g. Dockerfile")
+    p.add_argument("--config", "-c", default="langgraph.json", help="path to langgraph.json")
+    p.add_argument("--base-image", help="Agent Server's image to build on (default: agent-server:<this version>)")
     args = parser.parse_args(argv)
     observability.setup_logging(json_default=args.command in ("serve", "worker"))
     stop_tracing = None
     try:
         settings = load_settings(args.config)
+        if args.command == "dockerfile":
+            from . import dockerfile
+
+            for path in dockerfile.write(settings, args.save_path, args.base_image or dockerfile.DEFAULT_BASE_IMAGE):
+                print(f"wrote {path}")
+            return 0
         stop_tracing = observability.setup_tracing()  # after the config's env, which may set OTEL_*
         if args.data_dir:
             settings.data_dir = Path(args.data_dir).resolve()
