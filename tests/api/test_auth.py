@@ -10,7 +10,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from conftest import TESTS, ServerProcess
-from run_helpers import HI, collect
+from run_helpers import HI, collect, wait_for
 
 EXAMPLES = TESTS.parent / "examples"
 ALICE = {"Authorization": "Bearer alice-token"}
@@ -266,3 +266,16 @@ def test_studio_requests_with_the_deployments_key_are_a_studio_user_unless_disab
         assert httpx.post(f"{server.url}/threads/search", json={}, headers=studio).status_code == 401
     finally:
         server.stop()
+
+
+async def test_a_stateless_crons_kept_threads_are_its_creators(alice, bob):
+    before = {t["thread_id"] for t in await alice.threads.search(limit=1000)}
+    cron = await alice.crons.create("echo", schedule="* * * * * *", input=HI, on_run_completed="keep")
+    try:
+        async def fired():
+            return [t for t in await alice.threads.search(limit=1000) if t["thread_id"] not in before]
+
+        made = await wait_for(fired, timeout=15)
+    finally:
+        await alice.crons.delete(cron["cron_id"])
+    await assert_not_found(bob.threads.get(made[0]["thread_id"]))

@@ -175,6 +175,7 @@ async def _fire_one(rt: Runtime, passed: list[UUID]) -> UUID | None:
             # the rules of any run; the caller is the server itself (the cron keeps its creator's user_id)
             new = await runs.prepare(rt, SYSTEM, cron["thread_id"], cron["assistant_id"], _run_payload(cron))
             new.kwargs["config"]["configurable"]["cron_id"] = str(cron["cron_id"])
+            new.owner = cron["metadata"] or {}  # a stateless cron's threads are its creator's, as the cron is
             created = await rt.runs.create(new, claim.conn)  # a savepoint: refused, the claim still commits
         except AgentServerError as exc:  # a busy thread with multitask_strategy reject; a graph that changed
             log.warning("cron %s: no run for this firing: %s", cron["cron_id"], exc.detail)
