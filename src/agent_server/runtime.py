@@ -17,6 +17,7 @@ from .storage.crons import CronRepo
 from .storage.events import RunEventRepo
 from .storage.queue import QueueRepo
 from .storage.runs import RunRepo
+from .storage.thread_events import ThreadEventRepo
 from .storage.threads import ThreadRepo
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class Runtime:
     queue: QueueRepo
     events: RunEventRepo
     crons: CronRepo
+    thread_events: ThreadEventRepo
 
     @classmethod
     async def start(cls, settings: Settings, graphs: GraphRegistry | None = None) -> "Runtime":
@@ -71,6 +73,7 @@ class Runtime:
             queue=QueueRepo(pool),
             events=RunEventRepo(pool),
             crons=CronRepo(pool),
+            thread_events=ThreadEventRepo(pool),
         )
         try:
             await rt.ensure_default_assistants()

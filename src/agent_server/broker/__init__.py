@@ -23,6 +23,12 @@ def thread_channel(thread_id) -> str:
     return f"thread:{thread_id}"
 
 
+def thread_events_channel(thread_id) -> str:
+    """Where a worker announces each event it adds to the thread's event log (storage/thread_events.py),
+    as `pack("event", the event's JSON, its seq)`."""
+    return f"thread-events:{thread_id}"
+
+
 RUN_STARTED = "run_started"  # payload: {"run_id", "attempt"}
 STATE_UPDATED = "state_updated"  # payload: {"checkpoint": the new checkpoint's configurable}
 
@@ -45,7 +51,7 @@ async def open_broker(redis_uri: str | None) -> Broker:
 
 
 __all__ = ["Broker", "Subscription", "MemoryBroker", "open_broker", "run_channel", "thread_channel", "WAKE", "CANCEL",
-    "RUN_STARTED", "STATE_UPDATED", "thread_message", "read_thread_message"]
+    "RUN_STARTED", "STATE_UPDATED", "thread_message", "read_thread_message", "thread_events_channel"]
 
 
 def pack(event: str, data: bytes, event_id: str = "") -> bytes:

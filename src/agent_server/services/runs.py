@@ -77,6 +77,7 @@ def run_kwargs(
         "temporary": temporary,
         "subgraphs": bool(payload.get("stream_subgraphs")),
         "resumable": bool(payload.get("stream_resumable")),
+        "protocol": bool(payload.get("protocol")),  # started by /threads/{id}/commands: feeds thread event streams
         "checkpoint_during": payload.get("checkpoint_during", True),
         "durability": payload.get("durability") or "async",
     }

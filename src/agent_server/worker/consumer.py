@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 2.0  # a safety net only: new runs wake the loop through the broker
 RESUMABLE_EVENTS_SECONDS = 600.0  # how long a resumable run's events can be replayed
+THREAD_EVENTS_SECONDS = 3600.0  # how long thread event streams can replay a run's events
 ORPHAN_SWEEP_SECONDS = 600.0  # how often checkpoints left by deleted threads are collected
 CRON_RETRY_SECONDS = 1.0  # after a failed round of cron firings (our database down)
 STORE_SWEEP_MINUTES = 5.0  # how often expired store items are deleted, unless store.ttl.sweep_interval_minutes
@@ -260,6 +261,7 @@ class QueueWorker:
         """Housekeeping any worker may do: the sweep, expired events and threads, orphan checkpoints."""
         await self._sweep()
         await self.rt.events.prune(RESUMABLE_EVENTS_SECONDS)
+        await self.rt.thread_events.prune(THREAD_EVENTS_SECONDS)
         settings = self.rt.settings
         if self._due("threads", settings.thread_ttl.get("sweep_interval_minutes")):
             await expire_threads(self.rt)

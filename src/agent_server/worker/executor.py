@@ -11,7 +11,7 @@ import psycopg
 from langgraph.errors import GraphInterrupt
 from langgraph.types import Command, Send
 
-from ..broker import DONE, RUN_STARTED, pack, run_channel, thread_channel, thread_message
+from ..broker import DONE, RUN_STARTED, pack, run_channel, thread_channel, thread_events_channel, thread_message
 from ..auth import AuthUser
 from ..observability import observe_run
 from ..runtime import Runtime
@@ -19,6 +19,7 @@ from ..serde import dumps, to_jsonable
 from ..services.threads import interrupts_by_task, thread_config
 from ..status import CANCEL_ACTIONS, RunOutcome, RunStatus, cancel_error
 from ..storage.checkpointer import is_storage_error, storage_errors_marked
+from .protocol import ProtocolStream
 from .stream import RunStream
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,39 @@ class _Publisher:
             await self.rt.broker.publish(self.channel, pack(event, data, str(self.seq)))
 
 
+class _ThreadLog:
+    """The events of a run started through /threads/{id}/commands for thread event streams: numbered in the
+    thread's log, then announced to the API processes following the thread. Other runs have none."""
+
+    def __init__(self, rt: Runtime, run: dict) -> None:
+        self.rt, self.run = rt, run
+        graph_id = run["kwargs"]["config"]["configurable"]["graph_id"]
+        self.stream = ProtocolStream(graph_id) if run["kwargs"].get("protocol") else None
+
+    async def add(self, events: list[dict], held: bool = True) -> None:
+        channel = thread_events_channel(self.run["thread_id"])
+        for item in events:
+            data = dumps(item)
+            with storage_errors_marked():
+                seq = await self.rt.thread_events.append(self.run, data, held=held)
+            if seq is None:  # a stale execution: keep quiet
+                return
+            await self.rt.broker.publish(channel, pack("event", data, str(seq)))
+
+    async def started(self) -> None:
+        if self.stream is not None:
+            await self.add(self.stream.started())
+
+    async def feed(self, event: str, data: bytes) -> None:
+        if self.stream is not None:
+            await self.add(self.stream.feed(event, data))
+
+    async def finished(self, status: str, error: Any = None, interrupted: bool = False) -> None:
+        """After the run's end is recorded (so not as the run's holder any more)."""
+        if self.stream is not None:
+            await self.add(self.stream.finished(status, error, interrupted or bool(self.stream.asked)), held=False)
+
+
 async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
     """Run to the end and record how it ended, unless the run is handed back to the queue."""
     with observe_run(run) as end:  # every line logged in here carries the run's ids
@@ -105,9 +139,9 @@ async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
 async def _execute(rt: Runtime, run: dict, control: RunControl) -> str | None:
     """How the run ended; None: handed back to the queue (or to another worker)."""
     run_id = run["run_id"]
-    publish = _Publisher(rt, run)
+    publish, thread_log = _Publisher(rt, run), _ThreadLog(rt, run)
     stream = RunStream(run["kwargs"]["stream_mode"], run["kwargs"]["subgraphs"])
-    outcome, graph = await _run_graph(rt, run, publish, stream, control)
+    outcome, graph = await _run_graph(rt, run, publish, stream, control, thread_log)
     control.finishing = True  # no await since the graph stopped: a cancel from now on is ignored
     if outcome.status is None:
         try:
@@ -118,6 +152,7 @@ async def _execute(rt: Runtime, run: dict, control: RunControl) -> str | None:
             log.warning("run %s ended when handed back: %s", run_id, status)
             row = await rt.runs.output(run_id)  # none after a rollback
             await publish(DONE, dumps({"status": status, "output": row and row["output"]}))
+            await thread_log.finished(status)
             return status
         return None
     if outcome.error is not None:
@@ -125,10 +160,13 @@ async def _execute(rt: Runtime, run: dict, control: RunControl) -> str | None:
     result = await _finish(rt, run, outcome, graph, stream)
     if result is not None:
         await publish(DONE, dumps(result))
+        await thread_log.finished(result["status"], outcome.error, stream.interrupted)
     return result and result["status"]
 
 
-async def _run_graph(rt: Runtime, run: dict, publish: _Publisher, stream: RunStream, control: RunControl):
+async def _run_graph(
+    rt: Runtime, run: dict, publish: _Publisher, stream: RunStream, control: RunControl, thread_log: _ThreadLog
+):
     """Stream the graph; returns (outcome, graph)."""
     run_id, kwargs = run["run_id"], run["kwargs"]
     graph = None
@@ -138,6 +176,7 @@ async def _run_graph(rt: Runtime, run: dict, publish: _Publisher, stream: RunStr
             started = thread_message(RUN_STARTED, {"run_id": str(run_id), "attempt": run["attempt"]})
             await rt.broker.publish(thread_channel(run["thread_id"]), started)  # for thread stream joiners
             await publish("metadata", dumps({"run_id": str(run_id), "attempt": run["attempt"]}))
+            await thread_log.started()
             config = run_config(run)
             # A temporary thread dies with its run: no checkpoints, as the official server does.
             checkpointer = None if kwargs.get("temporary") else rt.checkpointer
@@ -154,6 +193,7 @@ async def _run_graph(rt: Runtime, run: dict, publish: _Publisher, stream: RunStr
             value = await _input_for_attempt(rt, graph, config, run)
             async for event, data in stream.events(graph, value, config, **extra):
                 await publish(event, data)
+                await thread_log.feed(event, data)
         return RunOutcome.success(), graph
     except asyncio.CancelledError:
         asyncio.current_task().uncancel()
