@@ -20,7 +20,7 @@ from ..errors import AgentServerError, Unavailable
 from ..observability import RequestObservability, fastapi_options
 from ..runtime import Runtime
 from ..services import DatabaseUnavailable, UnstorableValue
-from . import assistants, crons, runs, store, system, thread_stream, threads
+from . import a2a, assistants, crons, mcp, runs, store, system, thread_stream, threads
 from .auth import AuthMiddleware
 from .body import FiniteJSONBody, LastResort
 from .common import JSONResponse, Unencodable
@@ -137,7 +137,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_exception_handler(UnicodeEncodeError, _unencodable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(AuthHTTPException, _auth_error)
-    for module in (system, assistants, threads, thread_stream, runs, crons, store):
+    for module in (system, assistants, threads, thread_stream, runs, crons, store, mcp, a2a):
         app.include_router(http_config.served(module.router, settings.http))  # less what disable_* switch off
     http_config.serve_routes(app, settings.http)  # /openapi.json, /docs and /ok as disable_meta says
     custom = http_config.load_custom_app(settings)  # http.app: its routes before ours, its middleware below

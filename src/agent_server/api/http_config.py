@@ -96,6 +96,7 @@ SWITCHES = {
     "/store": "disable_store",
     "/mcp": "disable_mcp",
     "/a2a": "disable_a2a",
+    "/.well-known/agent-card.json": "disable_a2a",
     "/ui": "disable_ui",
     "/info": "disable_meta",
     "/metrics": "disable_meta",
