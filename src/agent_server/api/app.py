@@ -21,6 +21,7 @@ from ..observability import RequestObservability, fastapi_options
 from ..runtime import Runtime
 from ..services import DatabaseUnavailable, UnstorableValue
 from . import a2a, assistants, crons, mcp, runs, store, system, thread_stream, threads
+from . import console
 from .auth import AuthMiddleware
 from .body import FiniteJSONBody, LastResort
 from .common import JSONResponse, Unencodable
@@ -140,6 +141,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     for module in (system, assistants, threads, thread_stream, runs, crons, store, mcp, a2a):
         app.include_router(http_config.served(module.router, settings.http))  # less what disable_* switch off
     http_config.serve_routes(app, settings.http)  # /openapi.json, /docs and /ok as disable_meta says
+    app.include_router(console.router)  # /console: the web UI, a client of the routes above
     custom = http_config.load_custom_app(settings)  # http.app: its routes before ours, its middleware below
     if custom:
         http_config.mount_custom_routes(app, custom, settings.http)

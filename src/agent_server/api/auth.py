@@ -21,9 +21,10 @@ from .common import send_json
 
 log = logging.getLogger(__name__)
 
-# Open to anyone whatever the auth: probes, monitoring and the API's own description.
+# Open to anyone whatever the auth: probes, monitoring, the API's own description and the console's files
+# (its API calls carry the user's credentials).
 OPEN_PATHS = frozenset({"/ok", "/info", "/metrics", "/openapi.json"})
-OPEN_PREFIXES = ("/docs",)
+OPEN_PREFIXES = ("/docs", "/console")
 
 
 def is_open(path: str) -> bool:
