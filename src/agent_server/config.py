@@ -132,6 +132,8 @@ def _store_config(path: Path, store: dict) -> dict:
         out["index"] = index
     else:
         out.pop("index", None)
+    if "path" in store:
+        out["path"] = _import_path(path, "store.path", store["path"])
     ttl = _object(path, "store.ttl", store.get("ttl"), {"refresh_on_read", "default_ttl", "sweep_interval_minutes"})
     if not isinstance(ttl.get("refresh_on_read", True), bool):
         raise _fail(path, f"store.ttl.refresh_on_read must be true or false, got {ttl['refresh_on_read']!r}")
@@ -141,9 +143,66 @@ def _store_config(path: Path, store: dict) -> dict:
     return out
 
 
+def _import_path(path: Path, where: str, value: Any) -> str:
+    if not isinstance(value, str) or ":" not in value:
+        raise _fail(path, f"{where} must be './file.py:func' or 'module:func' (an async context manager), got {value!r}")
+    return value
+
+
+BACKENDS = ("default", "mongo", "custom")
+
+
+def _backend(path: Path, checkpointer: dict) -> str:
+    """checkpointer.backend, as the official server resolves it: absent, 'custom' with a path, else
+    LS_DEFAULT_CHECKPOINTER_BACKEND ('default' or 'mongo'), else 'default'."""
+    env = os.environ.get("LS_DEFAULT_CHECKPOINTER_BACKEND", "").strip()
+    if env and env not in ("default", "mongo"):
+        raise ConfigError(f"LS_DEFAULT_CHECKPOINTER_BACKEND must be 'default' or 'mongo', got {env!r}")
+    backend = checkpointer.get("backend") or ("custom" if "path" in checkpointer else env or "default")
+    if backend not in BACKENDS:
+        raise _fail(path, f"checkpointer.backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if (backend == "custom") != ("path" in checkpointer):
+        raise _fail(path, "checkpointer.path (an async context manager yielding a BaseCheckpointSaver) goes with "
+                          f"backend 'custom', and only with it; got backend {backend!r}"
+                          f"{' and a path' if 'path' in checkpointer else ' and no path'}")
+    return backend
+
+
+def _serde(path: Path, serde: Any) -> dict:
+    """checkpointer.serde, as the official schema has it: allowed_json_modules and allowed_msgpack_modules
+    (a list of module paths, each a list of strings like ["my_agent", "models", "MyState"], or true, or null),
+    pickle_fallback (true or false)."""
+    serde = _object(path, "checkpointer.serde", serde, {"allowed_json_modules", "allowed_msgpack_modules", "pickle_fallback"})
+    for key in ("allowed_json_modules", "allowed_msgpack_modules"):
+        value = serde.get(key)
+        modules = isinstance(value, list) and all(
+            isinstance(m, list) and m and all(isinstance(part, str) and part for part in m) for m in value
+        )
+        if key in serde and not (value is None or isinstance(value, bool) or modules):
+            raise _fail(path, f"checkpointer.serde.{key} must be a list of module paths (each a list of strings, "
+                              f'e.g. [["my_agent", "models", "MyState"]]), true or null, got {value!r}')
+    if not isinstance(serde.get("pickle_fallback", True), bool):
+        raise _fail(path, f"checkpointer.serde.pickle_fallback must be true or false, got {serde['pickle_fallback']!r}")
+    return serde
+
+
 def _checkpointer_config(path: Path, checkpointer: dict) -> dict:
-    """`checkpointer.ttl`: the TTL of threads created without one, and how often expired threads are swept."""
+    """`checkpointer.ttl`: the TTL of threads created without one, and how often expired threads are swept;
+    where checkpoints live (`backend`: default, mongo with `uri` or LS_MONGODB_URI, custom with `path`);
+    `serde`, the built-in savers' serializer."""
     out = dict(checkpointer)
+    out["backend"] = _backend(path, checkpointer)
+    if out["backend"] == "custom":
+        out["path"] = _import_path(path, "checkpointer.path", checkpointer["path"])
+    if out["backend"] == "mongo":
+        out["uri"] = checkpointer.get("uri") or os.environ.get("LS_MONGODB_URI") or os.environ.get("MONGODB_URI")
+        if not isinstance(out["uri"], str) or not out["uri"]:
+            raise _fail(path, "checkpointer backend 'mongo' needs a MongoDB URI (with the database name in its path, "
+                              "of a replica set): set LS_MONGODB_URI, or checkpointer.uri")
+    if "serde" in checkpointer:
+        out["serde"] = _serde(path, checkpointer["serde"])
+        if out["backend"] == "custom":
+            log.warning("%s: checkpointer.serde applies to the built-in savers; a custom checkpointer sets its own", path)
     ttl = _object(path, "checkpointer.ttl", checkpointer.get("ttl"), {"strategy", "default_ttl", "sweep_interval_minutes"})
     strategy = ttl.setdefault("strategy", "delete")
     if strategy not in ("delete", "keep_latest"):

@@ -2,21 +2,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
 from psycopg_pool import AsyncConnectionPool
 
 from .broker import Broker, open_broker
 from .config import Settings
 from .graphs import GraphRegistry, default_assistant_id, load_embeddings
+from .persistence import open_checkpointer, open_store
 from .storage import database
 from .storage.assistants import AssistantRepo
-from .storage.checkpointer import PooledPostgresSaver, PooledPostgresStore
 from .storage.crons import CronRepo
 from .storage.events import RunEventRepo
 from .storage.queue import QueueRepo
 from .storage.runs import RunRepo
+from .storage.savers import SaverCheckpointOps, SqlCheckpointOps
 from .storage.thread_events import ThreadEventRepo
 from .storage.threads import ThreadRepo
 
@@ -37,8 +41,9 @@ class Runtime:
     pool: AsyncConnectionPool
     broker: Broker
     graphs: GraphRegistry
-    checkpointer: PooledPostgresSaver
-    store: PooledPostgresStore
+    checkpointer: BaseCheckpointSaver  # ours (PooledPostgresSaver), MongoDB's or checkpointer.path's
+    store: BaseStore  # ours (PooledPostgresStore) or store.path's
+    checkpoints: SqlCheckpointOps | SaverCheckpointOps  # copy, rollback, prune...: SQL or through the saver
     assistants: AssistantRepo
     threads: ThreadRepo
     runs: RunRepo
@@ -46,6 +51,7 @@ class Runtime:
     events: RunEventRepo
     crons: CronRepo
     thread_events: ThreadEventRepo
+    exits: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)  # custom savers, stores
 
     @classmethod
     async def start(cls, settings: Settings, graphs: GraphRegistry | None = None) -> "Runtime":
@@ -54,9 +60,17 @@ class Runtime:
         pool = await database.connect(
             settings.database_uri, settings.data_dir, max_size=max(10, settings.n_jobs_per_worker * 2 + 10)
         )
+        exits = contextlib.AsyncExitStack()
         try:
             await database.migrate(pool, store_index=store_index)
             broker = await open_broker(settings.redis_uri)
+            try:
+                checkpointer, checkpoints = await open_checkpointer(settings, pool, exits)
+                store = await open_store(settings, pool, exits, store_index)
+            except BaseException:
+                await exits.aclose()
+                await broker.close()
+                raise
         except BaseException:
             await pool.close()
             raise
@@ -65,15 +79,17 @@ class Runtime:
             pool=pool,
             broker=broker,
             graphs=graphs,
-            checkpointer=PooledPostgresSaver(pool),
-            store=PooledPostgresStore(pool, index=store_index, ttl=settings.store_ttl),
+            checkpointer=checkpointer,
+            store=store,
+            checkpoints=checkpoints,
             assistants=AssistantRepo(pool),
-            threads=ThreadRepo(pool),
+            threads=ThreadRepo(pool, checkpoints),
             runs=RunRepo(pool),
-            queue=QueueRepo(pool),
+            queue=QueueRepo(pool, checkpoints),
             events=RunEventRepo(pool),
             crons=CronRepo(pool),
             thread_events=ThreadEventRepo(pool),
+            exits=exits,
         )
         try:
             await rt.ensure_default_assistants()
@@ -98,6 +114,7 @@ class Runtime:
                 await self.assistants.update(assistant_id, {"config": config, "context": context})
 
     async def close(self) -> None:
+        await self.exits.aclose()  # the custom checkpointer's and store's context managers
         await self.broker.close()
         await self.pool.close()
         await asyncio.to_thread(database.stop_embedded)

@@ -13,7 +13,10 @@ def test_ok_with_check_db_reaches_the_database(http):
 
 def test_info_has_the_official_keys(http):
     info = http.get("/info").json()
-    assert set(info) == {"version", "langgraph_py_version", "flags", "host"}
+    # the official keys, and ours: where checkpoints and the store live (README, Persistence backends)
+    assert set(info) == {"version", "langgraph_py_version", "flags", "host", "persistence"}
+    assert info["persistence"]["checkpointer"]["backend"] == "default"
+    assert set(info["persistence"]["checkpointer"]["capabilities"].values()) == {"sql"}
     assert info["version"] and info["langgraph_py_version"]
     assert set(info["flags"]) == {
         "assistants", "crons", "langsmith", "langsmith_tracing_replicas", "langsmith_tracing_session_on_runs",

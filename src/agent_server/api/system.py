@@ -45,6 +45,7 @@ async def info(request: Request):
             "langsmith_tracing_session_on_runs": False,
         },
         "host": {"kind": "self-hosted", "project_id": None, "host_revision_id": None, "revision_id": None, "tenant_id": None},
+        "persistence": service.persistence(runtime(request)),
     }
 
 

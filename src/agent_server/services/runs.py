@@ -176,6 +176,8 @@ async def prepare(
         "metadata": dict(payload.get("metadata") or {}), "multitask_strategy": payload.get("multitask_strategy"),
         "if_not_exists": payload.get("if_not_exists"), "after_seconds": payload.get("after_seconds"), "kwargs": payload,
     }
+    if payload.get("multitask_strategy") == "rollback":
+        rt.checkpoints.require_rollback("multitask_strategy 'rollback'")
     visible = await ctx.authorize("threads", "create_run", asked)  # the policy may stamp the run's metadata
     payload = {**payload, "metadata": asked["metadata"]}
     if thread_id is not None and visible and await rt.threads.exists(thread_id):
@@ -227,6 +229,8 @@ async def cancel(
     status: str | None = None, *, must_match: bool = False,
 ) -> None:
     """Pending runs end at once; workers running the others get a signal (and see a flag in PostgreSQL)."""
+    if action == "rollback":
+        rt.checkpoints.require_rollback("action 'rollback'")
     visible = await ctx.authorize("threads", "update", {"thread_id": thread_id, "run_ids": run_ids, "action": action})
     matched, running = await rt.runs.cancel(thread_id, run_ids, action, status, filter=visible)
     if must_match and not matched:

@@ -146,8 +146,12 @@ async def list_namespaces(
 
 
 async def sweep_expired(rt) -> int:
-    """For the queue's housekeeping: delete the items past their TTL (reads already leave them out)."""
-    deleted = await rt.store.sweep_ttl()
+    """For the queue's housekeeping: delete the items past their TTL (reads already leave them out). A custom
+    store (store.path) without a sweep_ttl of its own expires its items as it does, if it does."""
+    sweep = getattr(rt.store, "sweep_ttl", None)
+    if sweep is None:
+        return 0
+    deleted = await sweep()
     if deleted:
         log.info("store TTL sweep: deleted %d expired items", deleted)
     return deleted

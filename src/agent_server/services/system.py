@@ -27,6 +27,20 @@ async def metrics(rt, worker=None) -> dict[str, float]:
     }
 
 
+def persistence(rt) -> dict:
+    """Where checkpoints and the store live, and what this server does with the saver's checkpoints: each
+    capability "sql" (ours), "saver" (its own method), "reinsert" (a fallback through its required methods),
+    "estimate" (the storage report's sizes from its serializer), or false (off; rollback then answers 422)."""
+    return {
+        "checkpointer": {
+            "backend": rt.settings.checkpointer.get("backend", "default"),
+            "class": type(rt.checkpointer).__name__,
+            "capabilities": rt.checkpoints.capabilities,
+        },
+        "store": {"backend": "custom" if rt.settings.store.get("path") else "default", "class": type(rt.store).__name__},
+    }
+
+
 def prometheus_text(stats: dict[str, float]) -> str:
     """The figures above as gauges, after this process's own metrics (observability.REGISTRY)."""
     gauges = "".join(f"# TYPE agent_server_{name} gauge\nagent_server_{name} {value:g}\n" for name, value in stats.items())

@@ -162,8 +162,20 @@ async def prune(rt, ctx: Context, thread_ids: list[UUID], strategy: str) -> int:
             except NotFound:  # deleted meanwhile
                 pass
     else:
-        await rt.checkpointer.aprune([str(t) for t in existing], strategy="keep_latest")
+        for thread_id in existing:
+            await prune_checkpoints(rt, thread_id)
     return len(existing)
+
+
+async def prune_checkpoints(rt, thread_id: UUID) -> None:
+    """Keep only the thread's latest checkpoint (per namespace). A saver that prunes in place (ours, or one with
+    aprune) keeps whatever a run saves meanwhile; the fallback (delete, then put the latest back) does not,
+    so it waits for the thread's lock and refuses (409) while runs are in flight."""
+    if rt.checkpoints.capabilities["prune"] != "reinsert":
+        await rt.checkpoints.prune([thread_id])
+        return
+    async with rt.threads.locked(thread_id, idle=True):
+        await rt.checkpoints.prune([thread_id])
 
 
 async def copy(rt, ctx: Context, thread_id: UUID) -> dict:
@@ -299,10 +311,10 @@ async def expire_threads(rt) -> int:
     threads of stateless runs are deleted. Threads with runs in flight wait. Returns how many it handled."""
     deleted = await rt.threads.delete_expired()
     kept = await rt.threads.renew_expired_keep_latest()
-    for thread_id in kept:  # the prune keeps whatever a run saves meanwhile: no lock needed
+    for thread_id in kept:
         try:
-            await rt.checkpointer.aprune([str(thread_id)], strategy="keep_latest")
-        except (NotImplementedError, psycopg.Error) as exc:  # a DeltaChannel graph; a concurrent prune
+            await prune_checkpoints(rt, thread_id)
+        except Exception as exc:  # a DeltaChannel graph; a concurrent prune; a run queued meanwhile; the saver's
             log.warning("thread %s: could not prune its checkpoints past its TTL: %s", thread_id, exc)
     if deleted or kept:
         log.info("TTL sweep: deleted %d threads, pruned %d to their latest checkpoint", len(deleted), len(kept))

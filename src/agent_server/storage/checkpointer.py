@@ -42,8 +42,8 @@ class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
     """AsyncPostgresSaver guards its connection with one lock, which on a pool (a connection per
     call) only makes every run's checkpoint reads and writes wait for each other's."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        super().__init__(pool)
+    def __init__(self, pool: AsyncConnectionPool, serde=None) -> None:
+        super().__init__(pool, serde=serde)  # serde: checkpointer.serde (persistence.make_serde), or the default
         self.lock = contextlib.nullcontext()
 
 

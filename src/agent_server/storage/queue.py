@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from ..status import CANCEL_ACTIONS, RunStatus, cancel_error
-from . import checkpoints, webhooks
+from . import webhooks
+from .savers import SqlCheckpointOps
 from .base import Repository, jsonb
 from .runs import lock_thread, settle_thread
 
@@ -44,6 +45,10 @@ class Swept:
 
 
 class QueueRepo(Repository):
+    def __init__(self, pool, checkpoints=None) -> None:
+        super().__init__(pool)
+        self.checkpoints = checkpoints or SqlCheckpointOps()  # storage/savers.py: SQL, or the saver's API
+
     async def claim(self, worker_id: str, limit: int, lease_seconds: float, executing: list[UUID]) -> list[dict]:
         """Start up to `limit` runs, the oldest pending run of each idle thread; never one this
         worker still executes (a stale execution of it may be unwinding here).
@@ -150,7 +155,7 @@ class QueueRepo(Repository):
             if held is None:
                 return None
             if held["cancel_action"]:  # cancelled meanwhile (during a drain, say): end it as asked
-                await _end_cancelled(conn, run["run_id"], run["thread_id"], held["cancel_action"])
+                await _end_cancelled(conn, run["run_id"], run["thread_id"], held["cancel_action"], self.checkpoints)
                 return RunStatus.INTERRUPTED
             row = await self.one(
                 f"""UPDATE run SET failures = failures + %(retry)s::int, updated_at = now(),
@@ -195,7 +200,7 @@ class QueueRepo(Repository):
             for r in lost:
                 run_id, thread_id, action = r["run_id"], r["thread_id"], r["cancel_action"]
                 if action:
-                    output = await _end_cancelled(conn, run_id, thread_id, action)
+                    output = await _end_cancelled(conn, run_id, thread_id, action, self.checkpoints)
                     swept.ended.append((run_id, RunStatus.INTERRUPTED, output, action))
                 elif r["failures"] + 1 >= MAX_FAILURES:
                     error = gave_up(r["failures"] + 1)
@@ -220,10 +225,10 @@ class QueueRepo(Repository):
         async with self.pool.connection() as conn, conn.transaction():
             if not await self.scalar("SELECT pg_try_advisory_xact_lock(7311427002)", conn=conn):
                 return 0
-            return await checkpoints.delete_orphans(conn)
+            return await self.checkpoints.delete_orphans(conn)
 
 
-async def _end_cancelled(conn, run_id: UUID, thread_id: UUID, action: str):
+async def _end_cancelled(conn, run_id: UUID, thread_id: UUID, action: str, checkpoints):
     """End a run its worker no longer executes as the cancel asked of it: interrupted, or (rollback) gone
     with the checkpoints it wrote. Returns its output: the thread's values."""
     await webhooks.record(conn, [run_id], RunStatus.INTERRUPTED, cancel_error(action))

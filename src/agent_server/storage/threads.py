@@ -10,7 +10,7 @@ from uuid import UUID
 from psycopg_pool import AsyncConnectionPool
 
 from ..errors import Conflict, Invalid, NotFound, TooManyRequests
-from . import checkpoints
+from .savers import SqlCheckpointOps
 from .base import ANYONE, Filter, Repository, jsonb, order_clause, select_clause
 
 COLUMNS = [
@@ -69,8 +69,9 @@ class _Waiting:
 
 
 class ThreadRepo(Repository):
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, checkpoints=None) -> None:
         super().__init__(pool)
+        self.checkpoints = checkpoints or SqlCheckpointOps()  # storage/savers.py: SQL, or the saver's API
         self._waiting: dict[UUID, _Waiting] = {}
         self._holders = asyncio.Semaphore(max(1, pool.max_size // 4))
 
@@ -257,13 +258,13 @@ class ThreadRepo(Repository):
             )
             if row is None:
                 raise NotFound(f"Thread with ID {thread_id} not found")
-            await checkpoints.copy_thread(conn, thread_id, new_id)
+            await self.checkpoints.copy_thread(conn, thread_id, new_id)
             return row
 
     async def delete_run_checkpoints(self, thread_id: UUID, run_id: UUID) -> None:
         """Rollback: forget the checkpoints a run wrote."""
         async with self.pool.connection() as conn:
-            await checkpoints.delete_run(conn, thread_id, run_id)
+            await self.checkpoints.delete_run(conn, thread_id, run_id)
 
     async def _sweep(self, due: str, statement: str, then=None) -> list[UUID]:
         """Run `statement` (its rows: thread ids) on the threads `due` selects that the TTL sweep may touch.
@@ -288,7 +289,7 @@ class ThreadRepo(Repository):
         return await self._sweep(
             "(expires_at < now() AND coalesce(ttl_strategy, 'delete') = 'delete') OR ephemeral",
             f"DELETE FROM thread WHERE {STILL_IDLE} RETURNING thread_id",
-            then=checkpoints.delete_threads,
+            then=self.checkpoints.delete_threads,
         )
 
     async def renew_expired_keep_latest(self) -> list[UUID]:
@@ -303,4 +304,4 @@ class ThreadRepo(Repository):
     async def storage(self, thread_id: UUID, filter: Filter = ANYONE) -> dict:
         await self.get(thread_id, filter=filter)
         async with self.pool.connection() as conn:
-            return await checkpoints.usage(conn, thread_id)
+            return await self.checkpoints.usage(conn, thread_id)
