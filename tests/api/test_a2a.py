@@ -172,3 +172,30 @@ def test_with_custom_auth_a_tenants_conversation_is_its_own(auth_server):
         assert http.get(f"/threads/{task['contextId']}", headers=ALICE).status_code == 200
         assert http.get(f"/threads/{task['contextId']}", headers=BOB).status_code == 404
         assert rpc(http, "tasks/get", {"id": task["id"]}, assistant_id=assistant, headers=BOB)["error"]["code"] == -32602
+
+
+async def test_the_a2a_sdk_client_sends_streams_and_gets_tasks(server):
+    """The official a2a-sdk client, from the agent card (v0.3 JSON-RPC): a message, a streamed one on the
+    same context, the task again."""
+    from a2a.client import ClientConfig, create_client
+    from a2a.types.a2a_pb2 import GetTaskRequest, Message, Part, Role, SendMessageRequest, TaskState
+
+    url = f"{server.url}/a2a/{chat_id()}"
+
+    def say(words: str, context_id: str = "") -> SendMessageRequest:
+        message = Message(role=Role.ROLE_USER, message_id=uuid.uuid4().hex, parts=[Part(text=words)], context_id=context_id)
+        return SendMessageRequest(message=message)
+
+    client = await create_client(url, client_config=ClientConfig(streaming=False))
+    [sent] = [item async for item in client.send_message(say("hi"))]
+    assert sent.task.status.state == TaskState.TASK_STATE_COMPLETED
+    assert sent.task.artifacts[0].parts[0].text == ANSWER
+
+    streaming = await create_client(url, client_config=ClientConfig(streaming=True))
+    updates = [item async for item in streaming.send_message(say("again", sent.task.context_id))]
+    assert updates[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+    artifact = next(u.artifact_update.artifact for u in updates if u.HasField("artifact_update"))
+    assert artifact.parts[0].text == ANSWER
+
+    task = await client.get_task(GetTaskRequest(id=updates[-1].status_update.task_id))
+    assert task.context_id == sent.task.context_id and len(task.history) == 4
