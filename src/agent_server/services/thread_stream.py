@@ -170,10 +170,10 @@ async def command(rt: Runtime, ctx: Context, thread_id: UUID, command: dict) -> 
     except ProtocolError as exc:
         return {"type": "error", "id": command_id, "error": exc.code, "message": exc.message}
     except NotFound as exc:
-        return {"type": "error", "id": command_id, "error": "no_such_run" if method == "agent.getTree" else "invalid_argument", "message": exc.message}
+        return {"type": "error", "id": command_id, "error": "no_such_run" if method == "agent.getTree" else "invalid_argument", "message": exc.detail}
     except AgentServerError as exc:
         code = "permission_denied" if exc.status_code in (401, 403) else "invalid_argument"
-        return {"type": "error", "id": command_id, "error": code, "message": exc.message}
+        return {"type": "error", "id": command_id, "error": code, "message": exc.detail}
     meta = {"applied_through_seq": await rt.thread_events.last_seq(thread_id)}
     return {"type": "success", "id": command_id, "result": result, "meta": meta}
 
@@ -238,7 +238,9 @@ async def _input_respond(rt: Runtime, ctx: Context, thread_id: UUID, params: dic
     entries = params.get("responses") if "responses" in params else [params]
     if not isinstance(entries, list) or not entries:
         raise ProtocolError("invalid_argument", "input.respond requires interrupt_id and response, or responses")
-    pending = await _pending_interrupts(rt, ctx, thread_id)
+    # the thread's interrupts, and those its latest run has just asked (that run may be ending yet: the resuming
+    # run is queued after it)
+    pending = {*await _pending_interrupts(rt, ctx, thread_id), *await _asked(rt, thread_id)}
     resume = {}
     for entry in entries:
         interrupt_id = entry.get("interrupt_id") if isinstance(entry, dict) else None
@@ -258,21 +260,29 @@ async def _input_respond(rt: Runtime, ctx: Context, thread_id: UUID, params: dic
     return {}
 
 
+async def _latest_run_events(rt: Runtime, thread_id: UUID, run_id: Any = None) -> list[dict]:
+    """The logged events of the thread's latest run started here (or of `run_id`)."""
+    rows = await rt.thread_events.after(thread_id, 0)
+    if run_id is None and rows:
+        run_id = rows[-1]["run_id"]
+    return [loads(r["event"]) for r in rows if str(r["run_id"]) == str(run_id)]
+
+
+async def _asked(rt: Runtime, thread_id: UUID) -> set[str]:
+    return {
+        e["params"]["data"]["interrupt_id"] for e in await _latest_run_events(rt, thread_id) if e["method"] == "input.requested"
+    }
+
+
 async def _agent_tree(rt: Runtime, ctx: Context, thread_id: UUID, params: dict) -> dict:
     """The agents (root graph, subgraphs) of the thread's latest run, or of `run_id`, with their status, from
     their lifecycle events."""
     await thread_service.get(rt, ctx, thread_id)
-    run_id = params.get("run_id")
-    rows = await rt.thread_events.after(thread_id, 0)
-    if run_id is not None:
-        rows = [r for r in rows if str(r["run_id"]) == str(run_id)]
-    elif rows:
-        rows = [r for r in rows if r["run_id"] == rows[-1]["run_id"]]
-    if not rows:
+    events = await _latest_run_events(rt, thread_id, params.get("run_id"))
+    if not events:
         raise ProtocolError("no_such_run", "No run on this thread has started through commands")
     nodes: dict[tuple[str, ...], dict] = {}
-    for row in rows:
-        event = loads(row["event"])
+    for event in events:
         if event["method"] != "lifecycle":
             continue
         namespace, data = event["params"]["namespace"], event["params"]["data"]
