@@ -598,7 +598,7 @@ function queueView(root) {
       stats.replaceChildren(h("div", { class: "stats", "data-testid": "queue-stats" },
         [["Queued now", m.queue_depth], ["Oldest waiting", span(m.queue_oldest_pending_seconds || 0)],
           ["Pending", m.runs_pending], ["Running", m.runs_running],
-          ["This server's worker", `${m.worker_active_runs} / ${m.worker_capacity} slots`],
+          [`Worker slots in use here (of ${m.worker_capacity})`, m.worker_active_runs],
           ["Succeeded", m.runs_success], ["Failed", (m.runs_error || 0) + (m.runs_timeout || 0)],
           ["Interrupted", m.runs_interrupted]]
           .map(([name, value]) => h("div", { class: "stat" }, h("div", { class: "value" }, String(value ?? "—")), h("div", { class: "name" }, name)))));
