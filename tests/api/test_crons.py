@@ -212,3 +212,41 @@ async def _settled(client, thread_id: str) -> list[dict] | None:
 
 async def _no_threads_of(client, assistant_id: str) -> bool:
     return not await client.threads.search(metadata={"assistant_id": assistant_id}, limit=1)
+
+
+# ---- with custom auth (examples/auth.py: each tenant sees only what it owns) -------------------------
+
+@pytest.fixture
+def auth_server(tmp_path, database_uri):
+    from api.test_auth import EXAMPLES, auth_config
+    from conftest import ServerProcess
+
+    server = ServerProcess(auth_config(tmp_path, {"path": f"{EXAMPLES / 'auth.py'}:auth"}), env={"DATABASE_URI": database_uri})
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()
+
+
+async def test_a_tenants_crons_and_the_threads_they_make_are_the_tenants_own(auth_server):
+    from langgraph_sdk import get_client
+
+    from api.test_auth import ALICE, BOB
+
+    alice, bob = get_client(url=auth_server.url, headers=ALICE), get_client(url=auth_server.url, headers=BOB)
+    assistant = await alice.assistants.create(ECHO)
+    cron = await alice.crons.create(
+        assistant["assistant_id"], schedule="* * * * * *", input=HI, on_run_completed="keep"
+    )
+    assert cron["user_id"] == "alice" and cron["metadata"]["owner"] == "alice"
+    try:
+        kept = await wait_for(
+            lambda: alice.threads.search(metadata={"assistant_id": assistant["assistant_id"]}), timeout=15
+        )
+        assert all(t["metadata"]["owner"] == "alice" for t in kept)  # fired by the server, on alice's behalf
+        assert await bob.crons.search(assistant_id=assistant["assistant_id"]) == []
+        assert await bob.crons.count(assistant_id=assistant["assistant_id"]) == 0
+        with pytest.raises(NotFoundError):
+            await bob.crons.delete(cron["cron_id"])
+    finally:
+        await alice.crons.delete(cron["cron_id"])

@@ -3,6 +3,7 @@ one run, however the schedulers interleave; a cron due for a long time fires onc
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -10,6 +11,11 @@ import pytest
 from conftest import CONFIG, create_database, drop_database
 
 ECHO = {"input": {"messages": [{"role": "user", "content": "tick"}]}}
+
+
+def _far_daily() -> str:
+    """A daily schedule whose next tick is about 12 hours away: however slow the test, no tick falls in it."""
+    return f"0 {(datetime.now(UTC).hour + 12) % 24} * * *"
 
 
 @pytest.fixture
@@ -32,19 +38,19 @@ async def two_runtimes(postgres_server):
 
 
 async def _due_crons(rt, uri: str, n: int, **options) -> list:
-    """`n` stateless per-second crons (runs kept), all made due an hour ago: a scheduler down that long."""
+    """`n` stateless daily crons (runs kept), all made due three days ago: a scheduler down that long."""
     from agent_server.graphs import default_assistant_id
     from agent_server.services import SYSTEM, crons
 
     made = [
         await crons.create(
-            rt, SYSTEM, None, default_assistant_id("echo"), ECHO, schedule="* * * * * *", timezone=None,
+            rt, SYSTEM, None, default_assistant_id("echo"), ECHO, schedule=_far_daily(), timezone=None,
             end_time=None, enabled=True, on_run_completed="keep", **options,
         )
         for _ in range(n)
     ]
     with psycopg.connect(uri, autocommit=True) as conn:
-        conn.execute("UPDATE cron SET next_run_date = now() - interval '1 hour'")
+        conn.execute("UPDATE cron SET next_run_date = now() - interval '3 days'")
     return [c["cron_id"] for c in made]
 
 
@@ -62,7 +68,7 @@ async def test_two_schedulers_firing_at_once_queue_one_run_per_due_cron(two_runt
     (rt1, rt2), uri = two_runtimes
     cron_ids = await _due_crons(rt1, uri, 20)
     await asyncio.gather(fire_due(rt1), fire_due(rt2), fire_due(rt1), fire_due(rt2))
-    # each fired once for the hour it missed, not once per missed second
+    # each fired once for the three days it missed, not once per missed tick
     assert _runs_by_cron(uri) == {str(cron_id): 1 for cron_id in cron_ids}
     with psycopg.connect(uri) as conn:
         assert conn.execute("SELECT count(*) FROM cron WHERE next_run_date <= now()").fetchone()[0] == 0
@@ -94,7 +100,7 @@ async def test_a_firing_whose_run_is_refused_still_moves_the_cron_on(two_runtime
     await runs.create(rt1, SYSTEM, thread["thread_id"], default_assistant_id("echo"), ECHO)  # pending: busy
     cron = await crons.create(
         rt1, SYSTEM, thread["thread_id"], default_assistant_id("echo"), {**ECHO, "multitask_strategy": "reject"},
-        schedule="* * * * * *", timezone=None, end_time=None, enabled=True, on_run_completed=None,
+        schedule=_far_daily(), timezone=None, end_time=None, enabled=True, on_run_completed=None,
     )
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute("UPDATE cron SET next_run_date = now() - interval '1 minute'")

@@ -75,12 +75,18 @@ async def create(
     assistant = await rt.assistants.get(assistant_id)
     if thread_id is not None:
         await threads.get(rt, ctx, thread_id)  # another caller's thread: not found
+    # the threads its firings create are the creator's, as those of the runs they queue (services/runs.prepare)
+    owner = (await threads.allowed(
+        ctx, "create_run", thread_id, assistant_id=assistant_id, run_id=None, kwargs=payload,
+        metadata=dict(payload.get("metadata") or {}), multitask_strategy=payload.get("multitask_strategy"),
+    )).metadata
     await _check_payload(rt, assistant, payload)
     return await rt.crons.create(
         cron_id, assistant_id=assistant_id, thread_id=thread_id, user_id=asked["user_id"], schedule=schedule,
         timezone=timezone, payload=_with_cron_id({**payload, "assistant_id": str(assistant_id)}, cron_id),
         metadata=asked["metadata"], on_run_completed=None if thread_id else on_run_completed or "delete",
         enabled=enabled, end_time=end_time, next_run_date=next_run_date(schedule, datetime.now(UTC), timezone),
+        owner=owner,
     )
 
 
@@ -175,6 +181,7 @@ async def _fire_one(rt: Runtime, passed: list[UUID]) -> UUID | None:
             # the rules of any run; the caller is the server itself (the cron keeps its creator's user_id)
             new = await runs.prepare(rt, SYSTEM, cron["thread_id"], cron["assistant_id"], _run_payload(cron))
             new.kwargs["config"]["configurable"]["cron_id"] = str(cron["cron_id"])
+            new.owner = cron["owner"]  # fired by the server, on behalf of the cron's creator
             new.owner = cron["metadata"] or {}  # a stateless cron's threads are its creator's, as the cron is
             created = await rt.runs.create(new, claim.conn)  # a savepoint: refused, the claim still commits
         except AgentServerError as exc:  # a busy thread with multitask_strategy reject; a graph that changed

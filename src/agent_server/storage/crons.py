@@ -38,20 +38,21 @@ class CronRepo(Repository):
     async def create(
         self, cron_id: UUID, *, assistant_id: UUID, thread_id: UUID | None, user_id: str | None, schedule: str,
         timezone: str | None, payload: dict, metadata: dict, on_run_completed: str | None, enabled: bool,
-        end_time: datetime | None, next_run_date: datetime,
+        end_time: datetime | None, next_run_date: datetime, owner: dict,
     ) -> dict:
         try:
             return await self.one(
                 f"""INSERT INTO cron (cron_id, assistant_id, thread_id, user_id, schedule, timezone, payload, metadata,
-                                      on_run_completed, enabled, end_time, next_run_date)
+                                      on_run_completed, enabled, end_time, next_run_date, owner)
                     VALUES (%(cron_id)s, %(assistant_id)s, %(thread_id)s, %(user_id)s, %(schedule)s, %(timezone)s,
-                            %(payload)s, %(metadata)s, %(on_run_completed)s, %(enabled)s, %(end_time)s, %(next)s)
+                            %(payload)s, %(metadata)s, %(on_run_completed)s, %(enabled)s, %(end_time)s, %(next)s,
+                            %(owner)s)
                     RETURNING {PUBLIC}""",
                 {
                     "cron_id": cron_id, "assistant_id": assistant_id, "thread_id": thread_id, "user_id": user_id,
                     "schedule": schedule, "timezone": timezone, "payload": jsonb(payload), "metadata": jsonb(metadata),
                     "on_run_completed": on_run_completed, "enabled": enabled, "end_time": end_time,
-                    "next": next_run_date,
+                    "next": next_run_date, "owner": jsonb(owner),
                 },
             )
         except ForeignKeyViolation:  # its thread or assistant deleted since the caller looked
@@ -140,7 +141,7 @@ class CronRepo(Repository):
         crons' rows: waiting for it while holding the cron's would be a deadlock)."""
         async with self.transaction() as conn:
             cron = await self.one(
-                f"""SELECT {PUBLIC}, now() AS now FROM cron WHERE {DUE} AND cron_id <> ALL(%s::uuid[])
+                f"""SELECT {PUBLIC}, owner, now() AS now FROM cron WHERE {DUE} AND cron_id <> ALL(%s::uuid[])
                     ORDER BY next_run_date LIMIT 1 FOR UPDATE SKIP LOCKED""",
                 (passed,),
                 conn,

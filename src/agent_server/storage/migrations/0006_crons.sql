@@ -12,6 +12,8 @@ CREATE TABLE cron (
     -- stateless crons: 'delete' (each firing's thread goes with its run) or 'keep'; NULL on a thread
     on_run_completed text,
     enabled          boolean NOT NULL DEFAULT true,
+    -- metadata the threads of its firings get: its creator's (custom auth), as a run they queued would give
+    owner            jsonb NOT NULL DEFAULT '{}',
     end_time         timestamptz,
     -- the next tick of the schedule; a scheduler claims the cron (FOR UPDATE SKIP LOCKED) once it is past,
     -- and moves it to the tick after its clock in the transaction that queues the run
