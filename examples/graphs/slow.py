@@ -1,7 +1,7 @@
 """A slow multi-step graph: `steps` nodes in a row, each sleeping `delay` seconds and recording itself.
 
 Set the number of steps and the delay per run with context={"delay": 0.2} or config
-{"configurable": {"delay": 0.2}}; `burn` makes each step spin the CPU instead of sleeping.
+{"configurable": {"delay": 0.2}}; `burn` makes each step spin the CPU instead of sleeping, `block` makes it block its thread (time.sleep).
 """
 import asyncio
 import operator
@@ -26,7 +26,9 @@ def _setting(config: RunnableConfig, name: str, default: float) -> float:
 def make_step(i: int):
     async def step(state: State, config: RunnableConfig) -> dict:
         delay = _setting(config, "delay", 0.05)
-        if _setting(config, "burn", 0):
+        if _setting(config, "block", 0):  # a synchronous library's call: the event loop's thread stops
+            time.sleep(delay)
+        elif _setting(config, "burn", 0):
             end = time.process_time() + delay
             while time.process_time() < end:
                 pass

@@ -1,4 +1,4 @@
-"""agent-server dev | serve | worker | migrate | dockerfile"""
+"""agent-server dev | serve | worker | orchestrator | executor | migrate | dockerfile"""
 from __future__ import annotations
 
 import argparse
@@ -73,11 +73,23 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
         await rt.close()
 
 
-async def _worker(settings: Settings) -> int:
+async def _worker(settings: Settings, executors: list[str] | None = None, local_executors: int = 0) -> int:
+    """A queue worker; with `executors` (addresses) or `local_executors` (how many to start here), an
+    orchestrator that dispatches the runs to executors (distributed mode)."""
     from .graphs import GraphRegistry
     from .worker.consumer import QueueWorker
     from .runtime import Runtime
 
+    distributed = executors is not None or local_executors
+    if distributed:
+        from .worker import wire
+        from .worker.orchestrator import LocalExecutors, Orchestrator
+
+        if local_executors and not os.environ.get(wire.SECRET_ENV):  # on this host only: a secret of its own
+            import secrets
+
+            os.environ[wire.SECRET_ENV] = secrets.token_urlsafe(32)
+        shared_secret = wire.secret()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -97,10 +109,21 @@ async def _worker(settings: Settings) -> int:
                 return
             except asyncio.TimeoutError:
                 delay = min(delay * 2, 30)
-    worker = QueueWorker(rt)
+    local = None
+    if distributed:
+        if local_executors:  # `worker --executors N`: on this host, supervised by this process
+            local = LocalExecutors(local_executors, settings.config_path)
+            executors = await local.start()
+        timeout = float(os.environ.get("AGENT_SERVER_EXECUTOR_TIMEOUT_SECS", "10"))
+        worker = Orchestrator(rt, executors, shared_secret, timeout)
+    else:
+        worker = QueueWorker(rt)
     try:
         await worker.start()
-        log.info("worker %s running up to %d runs at once", worker.worker_id, worker.concurrency)
+        if executors is not None:
+            log.info("orchestrator %s dispatching to executors %s", worker.worker_id, ", ".join(executors))
+        else:
+            log.info("worker %s running up to %d runs at once", worker.worker_id, worker.concurrency)
         if os.environ.get("AGENT_SERVER_METRICS_PORT"):  # no HTTP API here: its own /metrics for Prometheus
             observability.serve_metrics(_port(os.environ["AGENT_SERVER_METRICS_PORT"]))
         waits = [asyncio.create_task(stop.wait()), asyncio.create_task(worker.failed.wait())]
@@ -111,7 +134,34 @@ async def _worker(settings: Settings) -> int:
         await worker.stop(drain_seconds=settings.drain_timeout_secs)
         return 1 if worker.failed.is_set() else 0
     finally:
+        if local is not None:
+            await local.stop()
         await rt.close()
+
+
+async def _executor(settings: Settings, host: str, port: int, slots: int) -> int:
+    """An executor of distributed mode: runs the graph code of the runs orchestrators send it."""
+    from .graphs import GraphRegistry
+    from .worker import wire
+    from .worker.executor_server import ExecutorServer
+
+    shared_secret = wire.secret()
+    if not settings.database_uri:
+        raise ConfigError("an executor needs DATABASE_URI: it writes the checkpoints of the runs it executes")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    graphs = GraphRegistry.load(settings.graphs, settings.base_dir, settings.dependencies)
+    server = ExecutorServer(settings, graphs, slots, shared_secret)
+    try:
+        bound = await server.start(host, port)
+        log.info("executor %s listening on %s:%d with %d slots", server.executor_id, host, bound, slots)
+        await stop.wait()
+        log.info("executor %s stopping", server.executor_id)
+    finally:
+        await server.stop(grace=settings.drain_timeout_secs)
+    return 0
 
 
 def _transient(exc: BaseException | None) -> bool:
@@ -159,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         ("dev", "run the server on this machine (embedded PostgreSQL when DATABASE_URI is unset)"),
         ("serve", "run the server with production settings (needs DATABASE_URI or --embedded)"),
         ("worker", "run a queue worker only (no HTTP)"),
+        ("orchestrator", "distributed mode: claim runs and dispatch them to executors (no graph code)"),
+        ("executor", "distributed mode: execute the runs orchestrators dispatch (gRPC server)"),
         ("migrate", "apply the database schema and exit"),
     ):
         p = sub.add_parser(name, help=help_text)
@@ -169,13 +221,23 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--no-queue", action="store_true", help="API only: leave runs to separate workers")
         if name == "serve":
             p.add_argument("--embedded", action="store_true", help="use the embedded PostgreSQL")
+        if name == "worker":
+            p.add_argument("--executors", type=int, default=0, metavar="N",
+                           help="distributed mode on this host: an orchestrator and N executor processes")
+        if name == "orchestrator":
+            p.add_argument("--executor", action="append", metavar="HOST:PORT",
+                           help="an executor's address (repeat it; default: AGENT_SERVER_EXECUTORS, comma-separated)")
+        if name == "executor":
+            p.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+            p.add_argument("--port", type=_port, default=os.environ.get("AGENT_SERVER_EXECUTOR_PORT", 50051))
+            p.add_argument("--slots", type=int, help="runs at once (default: N_JOBS_PER_WORKER)")
         p.add_argument("--data-dir", help="where the embedded PostgreSQL keeps its data (default: .agent_server beside the config)")
     p = sub.add_parser("dockerfile", help="write the Dockerfile of this project's image (built on Agent Server's)")
     p.add_argument("save_path", type=Path, help="where to write it, e.g. Dockerfile")
     p.add_argument("--config", "-c", default="langgraph.json", help="path to langgraph.json")
     p.add_argument("--base-image", help="Agent Server's image to build on (default: agent-server:<this version>)")
     args = parser.parse_args(argv)
-    observability.setup_logging(json_default=args.command in ("serve", "worker"))
+    observability.setup_logging(json_default=args.command in ("serve", "worker", "orchestrator", "executor"))
     stop_tracing = None
     try:
         settings = load_settings(args.config)
@@ -195,7 +257,14 @@ def main(argv: list[str] | None = None) -> int:
             _check_port(args.host, args.port)
             return _run(_serve(settings, args.host, args.port)) or 0
         elif args.command == "worker":
-            return _run(_worker(settings)) or 0
+            return _run(_worker(settings, local_executors=args.executors)) or 0
+        elif args.command == "orchestrator":
+            executors = args.executor or [a for a in os.environ.get("AGENT_SERVER_EXECUTORS", "").split(",") if a.strip()]
+            if not executors:
+                raise ConfigError("an orchestrator needs executors: --executor HOST:PORT or AGENT_SERVER_EXECUTORS")
+            return _run(_worker(settings, executors=[a.strip() for a in executors])) or 0
+        elif args.command == "executor":
+            return _run(_executor(settings, args.host, args.port, args.slots or settings.n_jobs_per_worker)) or 0
         else:
             asyncio.run(_migrate(settings))
     except ConfigError as exc:  # one line, whatever the cause's own formatting

@@ -142,7 +142,7 @@ class QueueWorker:
 
     async def _claim_and_wait(self) -> None:
         self._wake.clear()  # before claiming: a wake-up during the claim must not be lost
-        free = self.concurrency - len(self.active)
+        free = self.free_slots()
         claimed = []
         if free > 0:
             claimed = await self.rt.queue.claim(self.worker_id, free, self.lease, list(self.active))
@@ -151,7 +151,7 @@ class QueueWorker:
                 await self.rt.queue.release(run)
                 continue
             control = RunControl()
-            task = asyncio.create_task(execute(self.rt, run, control), name=f"run-{run['run_id']}")
+            task = asyncio.create_task(self.execute(run, control), name=f"run-{run['run_id']}")
             entry = self.active[run["run_id"]] = _Active(task, control, run["attempt"])
             task.add_done_callback(self._on_done(run["run_id"], entry))
         if claimed and len(claimed) == free:
@@ -166,6 +166,15 @@ class QueueWorker:
                 await self._wake.wait()
         except TimeoutError:
             pass
+
+    def free_slots(self) -> int:
+        """How many more runs this worker takes now."""
+        return self.concurrency - len(self.active)
+
+    def execute(self, run: dict, control: RunControl):
+        """The step that executes a claimed run to its end and records it: here, in this process (an
+        orchestrator dispatches it to an executor instead: worker/orchestrator.py)."""
+        return execute(self.rt, run, control)
 
     def _on_done(self, run_id: uuid.UUID, entry: _Active):
         def done(task: asyncio.Task) -> None:

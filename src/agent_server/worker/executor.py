@@ -129,23 +129,64 @@ class _ThreadLog:
             await self.add(self.stream.finished(status, error, interrupted or bool(self.stream.asked)), held=False)
 
 
+class Emitter:
+    """Where an execution's events go, in the process that holds the run: its followers (_Publisher) and the
+    thread's event log. In distributed mode the executor sends them to the orchestrator, which calls this."""
+
+    def __init__(self, rt: Runtime, run: dict) -> None:
+        self.rt, self.run = rt, run
+        self.publish, self.thread_log = _Publisher(rt, run), _ThreadLog(rt, run)
+
+    async def started(self) -> None:
+        run_id, attempt = str(self.run["run_id"]), self.run["attempt"]
+        started = thread_message(RUN_STARTED, {"run_id": run_id, "attempt": attempt})
+        await self.rt.broker.publish(thread_channel(self.run["thread_id"]), started)  # for thread stream joiners
+        await self.publish("metadata", dumps({"run_id": run_id, "attempt": attempt}))
+        await self.thread_log.started()
+
+    async def __call__(self, event: str, data: bytes) -> None:
+        await self.publish(event, data)
+        await self.thread_log.feed(event, data)
+
+
+@dataclass
+class Ending:
+    """How an execution ended: all the queue needs to record it. Plain JSON once through `serde.dumps`
+    (in distributed mode it travels from the executor to the orchestrator)."""
+
+    handed_back: bool = False  # back to the queue, `retry` as in RunOutcome
+    retry: bool = False
+    finish: dict | None = None  # QueueRepo.finish's keyword arguments
+    error: Any = None  # the run's error, sent as its `error` event
+    interrupted: bool = False  # the graph stopped on an interrupt
+
+
 async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
     """Run to the end and record how it ended, unless the run is handed back to the queue."""
     with observe_run(run) as end:  # every line logged in here carries the run's ids
         log.info("run %s on thread %s started (attempt %s)", run["run_id"], run["thread_id"], run["attempt"])
-        end.status = await _execute(rt, run, control)
+        emit = Emitter(rt, run)
+        end.status = await record(rt, run, await produce(rt, run, emit, control), emit)
 
 
-async def _execute(rt: Runtime, run: dict, control: RunControl) -> str | None:
-    """How the run ended; None: handed back to the queue (or to another worker)."""
-    run_id = run["run_id"]
-    publish, thread_log = _Publisher(rt, run), _ThreadLog(rt, run)
+async def produce(rt: Runtime, run: dict, emit, control: RunControl) -> Ending:
+    """The execution: stream the graph's events to `emit` (an Emitter, or the executor's link back to its
+    orchestrator), then say how it ended. Graph code runs here; nothing here touches the run's queue row."""
     stream = RunStream(run["kwargs"]["stream_mode"], run["kwargs"]["subgraphs"])
-    outcome, graph = await _run_graph(rt, run, publish, stream, control, thread_log)
+    outcome, graph = await _run_graph(rt, run, emit, stream, control)
     control.finishing = True  # no await since the graph stopped: a cancel from now on is ignored
     if outcome.status is None:
+        return Ending(handed_back=True, retry=outcome.retry)
+    return await _conclude(rt, run, outcome, graph, stream)
+
+
+async def record(rt: Runtime, run: dict, ending: Ending, emit: Emitter) -> str | None:
+    """The orchestration's part once the graph stopped: hand the run back or record its end (fenced by the
+    lease), then tell its followers. How the run ended; None: handed back to the queue (or to another worker)."""
+    run_id, publish, thread_log = run["run_id"], emit.publish, emit.thread_log
+    if ending.handed_back:
         try:
-            status = await rt.queue.release(run, retry=outcome.retry)
+            status = await rt.queue.release(run, retry=ending.retry)
         except psycopg.Error:
             return  # the database is down: the lease expires and the sweep requeues the run
         if status in (RunStatus.ERROR, RunStatus.INTERRUPTED):  # not handed back: it has ended
@@ -155,28 +196,23 @@ async def _execute(rt: Runtime, run: dict, control: RunControl) -> str | None:
             await thread_log.finished(status)
             return status
         return None
-    if outcome.error is not None:
-        await publish("error", dumps(outcome.error))
-    result = await _finish(rt, run, outcome, graph, stream)
+    if ending.error is not None:
+        await publish("error", dumps(ending.error))
+    result = await _finish(rt, run, ending.finish)
     if result is not None:
         await publish(DONE, dumps(result))
-        await thread_log.finished(result["status"], outcome.error, stream.interrupted)
+        await thread_log.finished(result["status"], ending.error, ending.interrupted)
     return result and result["status"]
 
 
-async def _run_graph(
-    rt: Runtime, run: dict, publish: _Publisher, stream: RunStream, control: RunControl, thread_log: _ThreadLog
-):
+async def _run_graph(rt: Runtime, run: dict, emit: Emitter, stream: RunStream, control: RunControl):
     """Stream the graph; returns (outcome, graph)."""
     run_id, kwargs = run["run_id"], run["kwargs"]
     graph = None
     deadline = asyncio.timeout(rt.settings.bg_job_timeout_secs)
     try:
         async with deadline:
-            started = thread_message(RUN_STARTED, {"run_id": str(run_id), "attempt": run["attempt"]})
-            await rt.broker.publish(thread_channel(run["thread_id"]), started)  # for thread stream joiners
-            await publish("metadata", dumps({"run_id": str(run_id), "attempt": run["attempt"]}))
-            await thread_log.started()
+            await emit.started()
             config = run_config(run)
             # A temporary thread dies with its run: no checkpoints, as the official server does.
             checkpointer = None if kwargs.get("temporary") else rt.checkpointer
@@ -192,8 +228,7 @@ async def _run_graph(
                 extra["context"] = kwargs["context"]
             value = await _input_for_attempt(rt, graph, config, run)
             async for event, data in stream.events(graph, value, config, **extra):
-                await publish(event, data)
-                await thread_log.feed(event, data)
+                await emit(event, data)
         return RunOutcome.success(), graph
     except asyncio.CancelledError:
         asyncio.current_task().uncancel()
@@ -246,7 +281,8 @@ def _output(stream: RunStream, values: Any, interrupts: dict | None) -> Any:
     return values or {}
 
 
-async def _finish(rt: Runtime, run: dict, outcome: RunOutcome, graph, stream: RunStream) -> dict | None:
+async def _conclude(rt: Runtime, run: dict, outcome: RunOutcome, graph, stream: RunStream) -> Ending:
+    """What the run leaves: its output, the thread's state and status (read through the graph)."""
     run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
     status, error = outcome.status, outcome.error
     values, interrupts = None, None
@@ -274,17 +310,18 @@ async def _finish(rt: Runtime, run: dict, outcome: RunOutcome, graph, stream: Ru
         output = _output(stream, values, interrupts if thread_status == "interrupted" else None)
     else:
         output = values
-    held = await rt.queue.finish(
-        run,
-        status=status,
-        output=output,
-        thread_status=thread_status,
-        values=values,
-        interrupts=interrupts,
-        error=thread_error,
-        rollback=outcome.cancel == "rollback",
-        delete_thread=kwargs.get("temporary", False),
-    )
+    finish = {
+        "status": status, "output": output, "thread_status": thread_status, "values": values,
+        "interrupts": interrupts, "error": thread_error, "rollback": outcome.cancel == "rollback",
+        "delete_thread": kwargs.get("temporary", False),
+    }
+    return Ending(finish=finish, error=error, interrupted=stream.interrupted)
+
+
+async def _finish(rt: Runtime, run: dict, finish: dict) -> dict | None:
+    run_id, thread_id, kwargs = run["run_id"], run["thread_id"], run["kwargs"]
+    status, output = RunStatus(finish["status"]), finish["output"]
+    held = await rt.queue.finish(run, **{**finish, "status": status})
     if not held:
         if not kwargs.get("temporary") and not await rt.threads.exists(thread_id):
             # The thread was deleted while the run wrote checkpoints: remove what it left.
@@ -293,5 +330,5 @@ async def _finish(rt: Runtime, run: dict, outcome: RunOutcome, graph, stream: Ru
         else:
             log.warning("run %s: lease lost to another worker; its outcome here is dropped", run_id)
         return None
-    log.info("run %s on thread %s ended: %s", run_id, thread_id, "rollback" if outcome.cancel == "rollback" else status)
+    log.info("run %s on thread %s ended: %s", run_id, thread_id, "rollback" if finish["rollback"] else status)
     return {"status": status, "output": output}

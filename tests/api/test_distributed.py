@@ -1,0 +1,194 @@
+"""Distributed mode: an API process, an orchestrator (claims, leases, cancels, publishes) and executor processes
+(graph code) joined by gRPC; real PostgreSQL and Redis, processes killed, frozen and restarted."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import grpc
+import psycopg
+
+from conftest import ServerProcess, free_port
+from run_helpers import FINISHED, SLOW, STEPS, new_thread, run_status, slow
+
+SECRET = {"AGENT_SERVER_EXECUTOR_SECRET": "test-secret"}
+
+
+def add_executor(cluster, slots: int = 3) -> ServerProcess:
+    port = free_port()
+    executor = ServerProcess(
+        env={**cluster.env, **SECRET}, command="executor",
+        args=["--host", "127.0.0.1", "--port", str(port), "--slots", str(slots)],
+    )
+    executor.address = f"127.0.0.1:{port}"
+    cluster.workers.append(executor)  # stopped with the cluster
+    return executor.wait_for_log("listening on")
+
+
+def add_orchestrator(cluster, executors: list[ServerProcess], **env: str) -> ServerProcess:
+    args = [arg for e in executors for arg in ("--executor", e.address)]
+    orchestrator = ServerProcess(env={**cluster.env, **SECRET, **env}, command="orchestrator", args=args)
+    cluster.workers.append(orchestrator)
+    for e in executors:
+        orchestrator.wait_for_log(f"executor {e.address} (")
+    return orchestrator
+
+
+def distributed(cluster, executors: int = 2, slots: int = 3, **env: str):
+    pool = [add_executor(cluster, slots) for _ in range(executors)]
+    return add_orchestrator(cluster, pool, **env), pool
+
+
+def started_on(executor: ServerProcess) -> int:
+    return executor.output().count(" started (attempt ")
+
+
+async def test_runs_spread_over_the_executors_with_the_events_and_results_of_the_other_modes(cluster):
+    orchestrator, executors = distributed(cluster)
+    client = cluster.client
+    thread_id = await new_thread(client)
+    events = [p.event async for p in client.runs.stream(thread_id, SLOW, input={}, stream_mode="updates", config=slow(0.01))]
+    assert events == ["metadata", *["updates"] * 5]
+    assert (await client.threads.get_state(thread_id))["values"]["steps"] == STEPS
+
+    threads = [await new_thread(client) for _ in range(6)]
+    runs = [await client.runs.create(t, SLOW, input={}, config=slow(0.2)) for t in threads]
+    results = await asyncio.gather(*(client.runs.join(r["thread_id"], r["run_id"]) for r in runs))
+    assert all(result["steps"] == STEPS for result in results)
+    assert all(started_on(e) >= 2 for e in executors)  # least busy first: both took their share
+    assert " started (attempt " not in orchestrator.output()  # graph code never runs there
+    assert "dispatched to executor" in orchestrator.output()
+
+
+async def test_an_executor_never_runs_more_than_its_slots(cluster):
+    _, executors = distributed(cluster, executors=1, slots=2)
+    client = cluster.client
+    threads = [await new_thread(client) for _ in range(5)]
+    runs = [await client.runs.create(t, SLOW, input={}, config=slow(0.1)) for t in threads]
+    most = 0
+    while True:
+        statuses = [(await client.runs.get(r["thread_id"], r["run_id"]))["status"] for r in runs]
+        most = max(most, statuses.count("running"))
+        if all(s in FINISHED for s in statuses):
+            break
+        await asyncio.sleep(0.02)
+    assert most == 2 and set(statuses) == {"success"}
+
+
+async def test_a_cancel_reaches_the_executor_within_a_second(cluster):
+    distributed(cluster, executors=1)
+    client = cluster.client
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, SLOW, input={}, config=slow(5))
+    await run_status(client, thread_id, run["run_id"], {"running"})
+    await asyncio.sleep(0.3)  # into its first step, on the executor
+    began = time.monotonic()
+    await client.runs.cancel(thread_id, run["run_id"], wait=True)
+    assert time.monotonic() - began < 1.5  # cancel, its arrival and the recording of the end
+    assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "interrupted"
+    assert (await client.threads.get(thread_id))["status"] == "interrupted"
+
+
+async def _spread_then(cluster, executors, victim, stop) -> list[dict]:
+    """Runs on both executors; `stop` the victim mid-run (a couple of steps checkpointed); all runs, ended."""
+    client = cluster.client
+    threads = [await new_thread(client) for _ in range(6)]
+    runs = [await client.runs.create(t, SLOW, input={}, config=slow(0.4)) for t in threads]
+    deadline = time.monotonic() + 20
+    while started_on(victim) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.9)
+    stop(victim)
+    results = await asyncio.gather(*(client.runs.join(r["thread_id"], r["run_id"]) for r in runs))
+    assert all(result["steps"] == STEPS for result in results)
+    statuses = [(await client.runs.get(r["thread_id"], r["run_id"]))["status"] for r in runs]
+    assert statuses == ["success"] * 6
+    for r in runs:  # exactly the graph's steps, once each: the resumed runs went on from their checkpoints
+        assert (await client.threads.get_state(r["thread_id"]))["values"]["steps"] == STEPS
+    return runs
+
+
+async def test_runs_of_an_executor_killed_mid_run_complete_on_the_other(cluster):
+    _, (victim, survivor) = distributed(cluster)
+    await _spread_then(cluster, [victim, survivor], victim, lambda e: os.kill(e.proc.pid, signal.SIGKILL))
+    assert "resumes from checkpoint" in survivor.output()
+
+
+async def test_runs_of_a_hung_executor_complete_on_the_other(cluster):
+    _, (victim, survivor) = distributed(cluster, AGENT_SERVER_EXECUTOR_TIMEOUT_SECS="2")
+    try:
+        await _spread_then(cluster, [victim, survivor], victim, lambda e: os.kill(e.proc.pid, signal.SIGSTOP))
+        assert "resumes from checkpoint" in survivor.output()
+    finally:
+        os.kill(victim.proc.pid, signal.SIGCONT)
+
+
+async def test_a_restarted_orchestrator_loses_no_run(cluster):
+    orchestrator, executors = distributed(cluster)
+    client = cluster.client
+    threads = [await new_thread(client) for _ in range(10)]
+    runs = [await client.runs.create(t, SLOW, input={}, config=slow(0.3)) for t in threads]
+    deadline = time.monotonic() + 20
+    while orchestrator.output().count("dispatched to executor") < 4 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    os.kill(orchestrator.proc.pid, signal.SIGKILL)
+    orchestrator.proc.wait()
+    add_orchestrator(cluster, executors)  # takes over once the leases of the dead one expire
+    results = await asyncio.gather(*(client.runs.join(r["thread_id"], r["run_id"]) for r in runs))
+    assert all(result["steps"] == STEPS for result in results)
+    statuses = [(await client.runs.get(r["thread_id"], r["run_id"]))["status"] for r in runs]
+    assert statuses == ["success"] * 10
+
+
+async def _lease_expiry(database_uri: str, run_id: str):
+    async with await psycopg.AsyncConnection.connect(database_uri) as conn:
+        cur = await conn.execute("SELECT lease_expires_at FROM run WHERE run_id = %s", (run_id,))
+        return (await cur.fetchone())[0]
+
+
+async def test_a_node_that_blocks_or_burns_the_cpu_delays_neither_leases_nor_other_streams(cluster):
+    # one executor: the blocking run and the light one share it (each slot has a thread of its own)
+    distributed(cluster, executors=1, slots=2)
+    client = cluster.client
+    for hog in ({"block": 1}, {"burn": 1}):
+        hog_thread = await new_thread(client)
+        run = await client.runs.create(hog_thread, SLOW, input={}, config={"configurable": {"delay": 2, **hog}})
+        await run_status(client, hog_thread, run["run_id"], {"running"})
+        await asyncio.sleep(0.3)  # inside its first step
+        leased = await _lease_expiry(cluster.env["DATABASE_URI"], run["run_id"])
+        arrivals = []
+        light = await new_thread(client)
+        async for part in client.runs.stream(light, SLOW, input={}, stream_mode="updates", config=slow(0.05)):
+            arrivals.append(time.monotonic())
+        gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+        assert len(gaps) == 5 and max(gaps) < 0.05 + 0.1, gaps  # a step's 50 ms, and at most 100 ms more
+        await asyncio.sleep(1)  # the orchestrator renews every lease_secs / 6 = 0.5 s
+        assert await _lease_expiry(cluster.env["DATABASE_URI"], run["run_id"]) > leased
+        await client.runs.cancel(hog_thread, run["run_id"], wait=True)
+
+
+async def test_an_executor_refuses_calls_without_the_shared_secret(cluster):
+    executor = add_executor(cluster)
+    async with grpc.aio.insecure_channel(executor.address) as channel:
+        status = channel.unary_unary("/agent_server.Executor/Status")
+        for metadata in ((), (("x-agent-server-executor-secret", "wrong"),)):
+            try:
+                await status(b"", metadata=metadata, timeout=5)
+                raise AssertionError("answered without the secret")
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert b'"slots":3' in await status(b"", metadata=(("x-agent-server-executor-secret", "test-secret"),), timeout=5)
+
+
+async def test_worker_with_executors_runs_an_orchestrator_and_its_executors_on_this_host(cluster):
+    worker = ServerProcess(env=cluster.env, command="worker", args=["--executors", "2"])
+    cluster.workers.append(worker)
+    worker.wait_for_log("dispatching to executors")
+    worker.wait_for_log("up with")
+    thread_id = await new_thread(cluster.client)
+    result = await cluster.client.runs.wait(thread_id, SLOW, input={}, config=slow(0.01))
+    assert result["steps"] == STEPS
+    assert worker.stop() == 0
