@@ -102,6 +102,26 @@ def test_an_assistant_shows_its_graph_and_config(server, page):
     shot(page, "assistant-graph")
 
 
+LOOPING_GRAPH = """async () => {
+  const { drawGraph } = await import("./graph.js");
+  const ids = ["__start__", "agent", "tools", "reflect", "summarize", "__end__"];
+  const edges = [["__start__", "agent"], ["agent", "tools"], ["agent", "reflect"], ["tools", "agent"],
+    ["reflect", "summarize"], ["agent", "__end__"], ["summarize", "__end__"]];
+  const svg = drawGraph({nodes: ids.map((id) => ({id, data: {name: id}})),
+    edges: edges.map(([source, target]) => ({source, target, conditional: source === "agent"}))});
+  document.getElementById("view").replaceChildren(svg);
+  return Object.fromEntries([...svg.querySelectorAll("g.node")].map((g) => [g.dataset.node, Number(g.querySelector("rect").getAttribute("y"))]));
+}"""
+
+
+def test_a_graph_with_branches_and_a_loop_is_drawn_in_layers(server, page):
+    page.goto(f"{server.url}/console/#/crons")
+    rows = page.evaluate(LOOPING_GRAPH)
+    assert rows["__start__"] < rows["agent"] < rows["tools"] == rows["reflect"] < rows["summarize"] < rows["__end__"]
+    assert page.locator("path.edge").count() == 7 and page.locator("path.edge.conditional").count() == 3
+    shot(page, "graph-layers")
+
+
 def test_create_a_thread_and_watch_a_run_stream_token_by_token(server, page):
     page.goto(f"{server.url}/console/#/threads")
     page.get_by_test_id("new-thread").click()

@@ -1,5 +1,6 @@
 // A graph's drawing (GET /assistants/{id}/graph: nodes and edges), laid out in layers top to bottom:
-// a node sits one layer below the lowest of its predecessors; edges back up a layer (loops) curve aside.
+// a node sits one layer below the lowest of its predecessors; edges that skip layers go down the left,
+// edges back up (loops) up the right, each through the gaps between layers.
 
 const SVG = "http://www.w3.org/2000/svg";
 const NODE_H = 34, LAYER_GAP = 70, NODE_GAP = 28, CHAR_W = 7.5, PAD = 20;
@@ -45,7 +46,8 @@ export function drawGraph({ nodes = [], edges = [] }) {
   for (const n of nodes) (rows[layer.get(n.id)] ??= []).push(n);
   const width = (n) => Math.max(80, label(n).length * CHAR_W + 28);
   const rowWidth = (row) => row.reduce((sum, n) => sum + width(n), 0) + NODE_GAP * (row.length - 1);
-  const total = Math.max(200, ...rows.filter(Boolean).map(rowWidth)) + 2 * PAD;
+  const SIDE = 60; // room on the left for edges that skip layers, on the right for edges back up
+  const total = Math.max(200, ...rows.filter(Boolean).map(rowWidth)) + 2 * PAD + 2 * SIDE;
   const at = new Map();
   rows.forEach((row, i) => {
     if (!row) return;
@@ -55,6 +57,8 @@ export function drawGraph({ nodes = [], edges = [] }) {
       x += width(n) + NODE_GAP;
     }
   });
+  const placed = [...at.values()];
+  const left = Math.min(...placed.map((p) => p.x)), right = Math.max(...placed.map((p) => p.x + p.w));
   const height = PAD * 2 + rows.length * (NODE_H + LAYER_GAP) - LAYER_GAP;
   const svg = el("svg", { viewBox: `0 0 ${total} ${height}`, width: total, height, class: "graph", role: "img" });
   const defs = el("defs");
@@ -62,17 +66,22 @@ export function drawGraph({ nodes = [], edges = [] }) {
   marker.append(el("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" }));
   defs.append(marker);
   svg.append(defs);
+  let skips = 0, backs = 0;
   for (const e of edges) {
     const a = at.get(e.source), b = at.get(e.target);
     if (!a || !b) continue;
-    const x1 = a.x + a.w / 2, x2 = b.x + b.w / 2;
+    const x1 = a.x + a.w / 2, x2 = b.x + b.w / 2, mid1 = a.y + NODE_H / 2, mid2 = b.y + NODE_H / 2;
     let d;
-    if (b.y > a.y) {
+    if (b.y - a.y === NODE_H + LAYER_GAP) { // to the next layer: a plain curve down
       const y1 = a.y + NODE_H, y2 = b.y, mid = (y1 + y2) / 2;
       d = `M${x1},${y1} C${x1},${mid} ${x2},${mid} ${x2},${y2}`;
-    } else { // back or sideways: around the right of both
-      const side = Math.max(a.x + a.w, b.x + b.w) + 30;
-      d = `M${a.x + a.w},${a.y + NODE_H / 2} C${side},${a.y + NODE_H / 2} ${side},${b.y + NODE_H / 2} ${b.x + b.w},${b.y + NODE_H / 2}`;
+    } else { // skipping layers (down the left) or back up (a loop, up the right): through the empty
+      // gaps between layers and beside them, so it crosses no node
+      const down = b.y > a.y;
+      const shift = 8 * ((down ? skips++ : backs++) % 4);
+      const side = down ? left - 20 - shift : right + 20 + shift;
+      const below = a.y + NODE_H + LAYER_GAP / 2 - 8 + shift, above = b.y - LAYER_GAP / 2 + 8 - shift;
+      d = `M${x1},${a.y + NODE_H} V${below} H${side} V${above} H${x2} V${b.y}`;
     }
     const path = el("path", { d, class: e.conditional ? "edge conditional" : "edge", "marker-end": "url(#arrow)" });
     if (e.data) path.append(el("title", {}, String(e.data)));
