@@ -97,6 +97,7 @@ async def test_bad_cron_requests_are_refused_with_the_right_status(client, http)
     cases = [
         ("POST", "/runs/crons", {"assistant_id": ECHO, "schedule": "not a schedule"}, 422),
         ("POST", "/runs/crons", {"assistant_id": ECHO, "schedule": "61 * * * *"}, 422),
+        ("POST", "/runs/crons", {"assistant_id": ECHO, "schedule": "0 0 30 2 *"}, 422),  # February 30th
         ("POST", "/runs/crons", {"assistant_id": ECHO}, 422),
         ("POST", "/runs/crons", {"assistant_id": NOBODY, "schedule": "* * * * *"}, 404),
         ("POST", "/runs/crons", {"assistant_id": ECHO, "schedule": "* * * * *", "timezone": "Mars/Base"}, 422),

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from langgraph.checkpoint.base.id import uuid6
 
 from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, AgentServerError, BadRequest, Invalid
@@ -30,7 +30,8 @@ def next_run_date(schedule: str, after: datetime, timezone: str | None) -> datet
     return croniter(schedule, local).get_next(datetime).astimezone(UTC)
 
 
-def check_schedule(schedule: str, timezone: str | None) -> None:
+def first_run_date(schedule: str, timezone: str | None) -> datetime:
+    """The schedule's next tick from now; a schedule, or timezone, that is not one is refused (422)."""
     if not croniter.is_valid(schedule):
         raise Invalid(
             f"Invalid cron schedule: '{schedule}'. Ensure the schedule uses the standard cron format (minute hour "
@@ -42,6 +43,10 @@ def check_schedule(schedule: str, timezone: str | None) -> None:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise Invalid(f"Invalid timezone: '{timezone}'. Use IANA timezone format (e.g. 'America/New_York').") from None
+    try:
+        return next_run_date(schedule, datetime.now(UTC), timezone)
+    except CroniterBadDateError:  # valid fields, no date (February 30th)
+        raise Invalid(f"Invalid cron schedule: '{schedule}' never comes.") from None
 
 
 async def _check_payload(rt: Runtime, assistant: dict, payload: dict) -> None:
@@ -64,7 +69,7 @@ async def create(
 ) -> dict:
     """A cron on a thread, or (thread_id None) a stateless one: each firing on a new thread, deleted after its
     run unless `on_run_completed` is `keep`. `payload` is the request's, kept to queue each run with."""
-    check_schedule(schedule, timezone)
+    first_run = first_run_date(schedule, timezone)
     cron_id = uuid6()
     asked = {
         "cron_id": cron_id, "thread_id": thread_id, "assistant_id": assistant_id, "schedule": schedule,
@@ -85,7 +90,7 @@ async def create(
         cron_id, assistant_id=assistant_id, thread_id=thread_id, user_id=asked["user_id"], schedule=schedule,
         timezone=timezone, payload=_with_cron_id({**payload, "assistant_id": str(assistant_id)}, cron_id),
         metadata=asked["metadata"], on_run_completed=None if thread_id else on_run_completed or "delete",
-        enabled=enabled, end_time=end_time, next_run_date=next_run_date(schedule, datetime.now(UTC), timezone),
+        enabled=enabled, end_time=end_time, next_run_date=first_run,
         owner=owner,
     )
 
@@ -120,7 +125,7 @@ async def update(rt: Runtime, ctx: Context, cron_id: UUID, changes: dict) -> dic
     if not changes:
         raise BadRequest("Request body cannot be empty")
     if "schedule" in changes or "timezone" in changes:
-        check_schedule(changes.get("schedule") or "* * * * *", changes.get("timezone"))
+        first_run_date(changes.get("schedule") or "* * * * *", changes.get("timezone"))
     await runs.check_webhook(rt, changes.get("webhook"))
     asked = {"cron_id": cron_id, **changes, "metadata": dict(changes.get("metadata") or {})}
     visible = await ctx.authorize("crons", "update", asked)
@@ -136,7 +141,7 @@ async def update(rt: Runtime, ctx: Context, cron_id: UUID, changes: dict) -> dic
         values["payload"] = _with_cron_id(payload, cron_id)
         schedule, timezone = values.get("schedule", row["schedule"]), values.get("timezone", row["timezone"])
         if {"schedule", "timezone"} & values.keys() or (values.get("enabled") and not row["enabled"]):
-            values["next_run_date"] = next_run_date(schedule, datetime.now(UTC), timezone)
+            values["next_run_date"] = first_run_date(schedule, timezone)
         return values
 
     return await rt.crons.update(cron_id, change, filter=visible)
