@@ -1,0 +1,82 @@
+"""Our checkpoint saver (storage/checkpointer.py) is a drop-in for langgraph's AsyncPostgresSaver: the
+langgraph-checkpoint-conformance suite passes on it, and it reads and writes the same rows as the stock
+saver on the same tables (a database written by either keeps working with the other)."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.base import ERROR, INTERRUPT, empty_checkpoint
+from langgraph.checkpoint.conformance import checkpointer_test, validate
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+from agent_server.storage.checkpointer import PooledPostgresSaver
+from agent_server.storage.database import migrate, open_pool
+
+
+@pytest.fixture
+async def pool(database_uri):
+    pool = await open_pool(database_uri, max_size=4)
+    await migrate(pool)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def test_the_conformance_suite_passes_on_our_saver(pool):
+    @checkpointer_test(name="PooledPostgresSaver")
+    async def ours():
+        yield PooledPostgresSaver(pool)
+
+    report = await validate(ours)
+    report.print_report()
+    failures = {name: r.failures for name, r in report.results.items() if r.failures}
+    assert report.passed_all_base() and report.passed_all(), failures
+    assert {"put", "put_writes", "get_tuple", "list", "delete_thread", "prune"} <= set(report.results)
+
+
+def _checkpoint(messages: list, previous=None) -> dict:
+    checkpoint = empty_checkpoint()
+    version = str(len(messages))
+    checkpoint["channel_values"] = {"messages": messages, "count": len(messages), "label": None}
+    checkpoint["channel_versions"] = {"messages": version, "count": version, "label": version}
+    return checkpoint
+
+
+async def test_each_saver_reads_what_the_other_wrote(pool):
+    """Same tables, same rows: a checkpoint chain with message blobs, inline values and pending writes."""
+    ours, stock = PooledPostgresSaver(pool), AsyncPostgresSaver(pool)
+    for writer, reader in ((ours, stock), (stock, ours)):
+        config = {"configurable": {"thread_id": str(uuid.uuid4()), "checkpoint_ns": ""}}
+        history = [HumanMessage("hi", id="1")]
+        first = await writer.aput(config, _checkpoint(history), {"source": "input", "step": -1, "n": 1},
+                                  {"messages": "1", "count": "1", "label": "1"})
+        history = [*history, AIMessage("hello", id="2")]
+        second = await writer.aput(first, _checkpoint(history), {"source": "loop", "step": 0},
+                                   {"messages": "2", "count": "2"})
+        await writer.aput_writes(second, [("messages", [AIMessage("next", id="3")]), ("count", 3)], "task-1")
+        await writer.aput_writes(second, [(ERROR, "first"), (INTERRUPT, "stop")], "task-2")
+
+        got = await reader.aget_tuple(config)
+        assert got.config == second and got.parent_config == first
+        assert got.checkpoint["channel_values"] == {"messages": history, "count": 2, "label": None}
+        assert got.metadata == {"source": "loop", "step": 0}
+        assert sorted((t, c) for t, c, _ in got.pending_writes) == [
+            ("task-1", "count"), ("task-1", "messages"), ("task-2", ERROR), ("task-2", INTERRUPT)]
+        listed = [t.checkpoint["channel_values"]["messages"] async for t in reader.alist(config)]
+        assert listed == [history, history[:1]]
+
+
+async def test_special_writes_replace_and_ordinary_writes_are_kept_as_first_written(pool):
+    saver = PooledPostgresSaver(pool)
+    config = await saver.aput({"configurable": {"thread_id": str(uuid.uuid4()), "checkpoint_ns": ""}},
+                              _checkpoint([]), {}, {})
+    await saver.aput_writes(config, [("a", 1), ("b", 2)], "t")
+    await saver.aput_writes(config, [("a", 10), ("b", 20)], "t")  # a retried task: the first writes stay
+    await saver.aput_writes(config, [(ERROR, "one"), (ERROR, "two")], "t")  # the last error wins
+    await saver.aput_writes(config, [(ERROR, "three")], "t")
+    writes = (await saver.aget_tuple(config)).pending_writes
+    assert sorted(writes, key=lambda w: (w[1], str(w[2]))) == [
+        ("t", ERROR, "three"), ("t", "a", 1), ("t", "b", 2)]
