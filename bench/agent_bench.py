@@ -1,0 +1,227 @@
+"""Agent-shaped load (bench/agent/agent.py) and many open streams, against a running server.
+
+    python bench/agent_bench.py --url http://127.0.0.1:PORT [--pid PID] [--quick] [--streams-only | --no-streams]
+
+Conversations: each of N users has a thread and sends the next message when the previous run ends, streaming it
+(`messages-tuple` and `updates`). Every run is checked: each model turn's tokens arrive complete and in order,
+the tool calls and tool answers are there, and the tool saw the whole history of the thread (6 more messages
+per run: the history is read back from the checkpoints). Reported: time to first token, the delay the server
+added to each token (receive time minus the time the graph emitted it), runs/s, server CPU ms per run, peak RSS.
+
+Many streams (ours): R runs at once, each followed by J `join_stream` clients (Last-Event-ID 0 on resumable runs,
+so a client that connects late still gets every event): every client must get every token in order; the delay
+from the graph emitting a token to each client receiving it; the server's RSS idle, at its peak, and after the
+clients disconnect.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from dataclasses import asdict
+from typing import Any, AsyncIterator, Callable
+
+import httpx
+
+from loadgen import CheckFailed, ServerProbe, _r, check, format_row, ok_json, pct, run_scenario, tag
+
+AGENT = {"tokens": 60, "token_gap": 0.003, "turns": 3}
+LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)
+
+
+async def sse(response: httpx.Response) -> AsyncIterator[tuple[str, str, float]]:
+    """(event, data, receive time) of each complete SSE event."""
+    name, data = "", []
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and (name or data):
+            yield name, "\n".join(data), time.time()
+            name, data = "", []
+
+
+class Tokens:
+    """Checks one run's token stream (`<turn>.<index>@<emitted> `, bench/agent/agent.py) and keeps its delays."""
+
+    def __init__(self, tokens: int, turns: int) -> None:
+        self.tokens, self.turns = tokens, turns
+        self.expected = (0, 0)
+        self.delays: list[float] = []
+        self.first: float | None = None
+
+    def feed(self, data: str, received: float) -> None:
+        chunk = json.loads(data)[0]
+        if chunk.get("type") != "AIMessageChunk":  # the tool's answer, streamed whole
+            return
+        for token in (chunk.get("content") or "").split():
+            position, emitted = token.split("@")
+            turn, index = (int(x) for x in position.split("."))
+            check((turn, index) == self.expected, f"token {turn}.{index} where {self.expected} was due")
+            self.expected = (turn, index + 1) if index + 1 < self.tokens else (turn + 1, 0)
+            self.delays.append((received - float(emitted)) * 1000)
+            self.first = self.first or received
+
+    def check_complete(self) -> None:
+        check(self.expected == (self.turns, 0), f"stream ended at token {self.expected} of {self.turns} turns")
+
+
+def new_conversation(settings: dict) -> Callable[[httpx.AsyncClient], Any]:
+    async def setup(client: httpx.AsyncClient) -> dict:
+        thread = ok_json(await client.post("/threads", json={}))
+        return {"thread_id": thread["thread_id"], "messages": 0, "settings": settings}
+    return setup
+
+
+async def conversation_turn(client: httpx.AsyncClient, state: dict, sink: dict[str, list[float]]) -> dict[str, float]:
+    """One user message on the user's thread, streamed to its end and checked."""
+    settings = state["settings"]
+    prev, state["messages"] = state["messages"], None  # unknown until this run answers correctly
+    body = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": tag()}]},
+            "stream_mode": ["messages-tuple", "updates"], "config": {"configurable": settings}}
+    tokens = Tokens(settings["tokens"], settings["turns"])
+    nodes: list[str] = []
+    t0 = time.time()
+    async with client.stream("POST", f"/threads/{state['thread_id']}/runs/stream", json=body) as r:
+        check(r.status_code == 200, f"stream -> {r.status_code}")
+        async for name, data, received in sse(r):
+            check(name != "error", f"error event: {data[:200]}")
+            if name == "messages":
+                tokens.feed(data, received)
+            elif name == "updates":
+                for node, update in json.loads(data).items():
+                    nodes.append(node)
+                    if node == "tools" and prev is not None:
+                        # the tool read the thread's history from the checkpoints: all of it, in order
+                        seen = int(update["messages"][0]["content"].rsplit("(", 1)[1].split()[0])
+                        expected = prev + 2 + 2 * (nodes.count("tools") - 1)
+                        check(seen == expected, f"the tool saw {seen} messages, {expected} expected")
+    tokens.check_complete()
+    turns = settings["turns"]
+    check(nodes == ["model", "tools"] * (turns - 1) + ["model"], f"steps {nodes}")
+    state["messages"] = None if prev is None else prev + 2 * turns
+    sink["token_delay"] += tokens.delays
+    sink["first_token"].append((tokens.first - t0) * 1000)
+    return {"first_token": (tokens.first - t0) * 1000}
+
+
+async def conversations(url: str, pid: int | None, clients: tuple[int, ...] = (1, 16, 100), quick: bool = False,
+                        settings: dict | None = None, log: Callable[[str], None] = print) -> dict:
+    settings = {**AGENT, **(settings or {})}
+    probe = ServerProbe(pid)
+    seconds, warmup = (3.0, 1.0) if quick else (12.0, 2.0)
+    results = []
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=LIMITS) as client:
+        ok_json(await client.get("/ok"))
+        idle_rss = probe.rss()
+        probe.start()
+        for n in clients:
+            sink: dict[str, list[float]] = {"token_delay": [], "first_token": []}
+
+            async def op(c: httpx.AsyncClient, state: dict) -> dict[str, float]:
+                return await conversation_turn(c, state, sink)
+
+            async def forget_warmup() -> None:
+                await asyncio.sleep(warmup)
+                for values in sink.values():
+                    values.clear()
+
+            clearing = asyncio.create_task(forget_warmup())
+            res = await run_scenario(client, probe, "agent conversations", n, op, setup=new_conversation(settings),
+                                     seconds=seconds, warmup=warmup)
+            await clearing
+            row = asdict(res)
+            row.update({
+                "first_token_p50_ms": _r(pct(sink["first_token"], 0.5)), "first_token_p99_ms": _r(pct(sink["first_token"], 0.99)),
+                "token_delay_p50_ms": _r(pct(sink["token_delay"], 0.5)), "token_delay_p99_ms": _r(pct(sink["token_delay"], 0.99)),
+                "tokens": len(sink["token_delay"]),
+            })
+            log(format_row(res) + f"\n    first token p50 {row['first_token_p50_ms']} p99 {row['first_token_p99_ms']} ms; "
+                f"added delay per token p50 {row['token_delay_p50_ms']} p99 {row['token_delay_p99_ms']} ms ({row['tokens']} tokens)")
+            results.append(row)
+        await probe.stop()
+    return {"settings": settings, "idle_rss_mb": round(idle_rss / 2**20, 1) if pid else None,
+            "peak_rss_mb": round(probe.peak_rss / 2**20, 1) if pid else None, "results": results}
+
+
+async def many_streams(url: str, pid: int | None, runs: int = 250, joiners: int = 4, tokens: int = 20,
+                       token_gap: float = 0.25, start_delay: float = 3.0, log: Callable[[str], None] = print) -> dict:
+    """`runs` runs at once, each followed by `joiners` join_stream clients; see the module's docstring."""
+    probe = ServerProbe(pid)
+    settings = {"tokens": tokens, "token_gap": token_gap, "turns": 1, "start_delay": start_delay}
+    delays: list[float] = []
+    errors: list[str] = []
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=LIMITS) as client:
+        ok_json(await client.get("/ok"))
+        await asyncio.sleep(1)
+        idle_rss = probe.rss()
+        threads = await asyncio.gather(*(client.post("/threads", json={}) for _ in range(runs)))
+        body = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "hi"}]},
+                "stream_mode": ["messages-tuple"], "stream_resumable": True, "config": {"configurable": settings}}
+        probe.start()
+        t0 = time.monotonic()
+        created = await asyncio.gather(*(client.post(f"/threads/{ok_json(t)['thread_id']}/runs", json=body) for t in threads))
+
+        async def follow(run: dict) -> None:
+            check_tokens = Tokens(tokens, 1)
+            try:
+                async with client.stream("GET", f"/threads/{run['thread_id']}/runs/{run['run_id']}/stream",
+                                         headers={"Last-Event-ID": "0"}) as r:
+                    check(r.status_code == 200, f"join_stream -> {r.status_code}")
+                    async for name, data, received in sse(r):
+                        check(name != "error", f"error event: {data[:200]}")
+                        if name == "messages":
+                            check_tokens.feed(data, received)
+                check_tokens.check_complete()
+                delays.extend(check_tokens.delays)
+            except (CheckFailed, httpx.HTTPError, ValueError, KeyError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+
+        followers = [asyncio.create_task(follow(ok_json(run))) for run in created for _ in range(joiners)]
+        await asyncio.sleep(start_delay * 0.8)
+        connected_rss = probe.rss()
+        await asyncio.gather(*followers)
+        seconds = time.monotonic() - t0
+        await probe.stop()
+    await asyncio.sleep(5)  # the clients have disconnected: memory should go back towards idle
+    out = {
+        "runs": runs, "joiners": joiners, "clients": runs * joiners, "settings": settings,
+        "complete": runs * joiners - len(errors), "errors": len(errors), "error_samples": sorted(set(errors))[:3],
+        "events": len(delays), "seconds": round(seconds, 1),
+        "delay_p50_ms": _r(pct(delays, 0.5)), "delay_p99_ms": _r(pct(delays, 0.99)), "delay_max_ms": _r(max(delays, default=None)),
+        "idle_rss_mb": round(idle_rss / 2**20, 1) if pid else None,
+        "connected_rss_mb": round(connected_rss / 2**20, 1) if pid else None,
+        "peak_rss_mb": round(probe.peak_rss / 2**20, 1) if pid else None,
+        "after_rss_mb": round(probe.rss() / 2**20, 1) if pid else None,
+    }
+    log(f"many streams: {out['clients']} clients on {runs} runs: {out['complete']} complete, {out['errors']} errors; "
+        f"{out['events']} tokens, publish→client p50 {out['delay_p50_ms']} p99 {out['delay_p99_ms']} ms; RSS idle "
+        f"{out['idle_rss_mb']} → connected {out['connected_rss_mb']} → peak {out['peak_rss_mb']} → after {out['after_rss_mb']} MB"
+        + (f"\n    errors e.g.: {out['error_samples'][0]}" if errors else ""))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--pid", type=int, help="server pid, for CPU and RSS")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--clients", default="1,16,100", help="concurrent conversations, comma-separated")
+    parser.add_argument("--streams", type=int, default=250, help="runs followed by 4 join_stream clients each (0: none)")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    data: dict[str, Any] = {}
+    if args.clients:
+        clients = tuple(int(c) for c in args.clients.split(","))
+        data["conversations"] = asyncio.run(conversations(args.url, args.pid, clients, args.quick))
+    if args.streams:
+        data["streams"] = asyncio.run(many_streams(args.url, args.pid, runs=args.streams))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(data, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
