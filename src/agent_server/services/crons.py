@@ -187,7 +187,6 @@ async def _fire_one(rt: Runtime, passed: list[UUID]) -> UUID | None:
             new = await runs.prepare(rt, SYSTEM, cron["thread_id"], cron["assistant_id"], _run_payload(cron))
             new.kwargs["config"]["configurable"]["cron_id"] = str(cron["cron_id"])
             new.owner = cron["owner"]  # fired by the server, on behalf of the cron's creator
-            new.owner = cron["metadata"] or {}  # a stateless cron's threads are its creator's, as the cron is
             created = await rt.runs.create(new, claim.conn)  # a savepoint: refused, the claim still commits
         except AgentServerError as exc:  # a busy thread with multitask_strategy reject; a graph that changed
             log.warning("cron %s: no run for this firing: %s", cron["cron_id"], exc.detail)
