@@ -108,10 +108,12 @@ async def conversation_turn(client: httpx.AsyncClient, state: dict, sink: dict[s
 
 
 async def conversations(url: str, pid: int | None, clients: tuple[int, ...] = (1, 16, 100), quick: bool = False,
-                        settings: dict | None = None, log: Callable[[str], None] = print) -> dict:
+                        settings: dict | None = None, log: Callable[[str], None] = print,
+                        window: tuple[float, float] | None = None) -> dict:
+    """`window`: (seconds measured, warm-up seconds) per scenario, instead of the defaults."""
     settings = {**AGENT, **(settings or {})}
     probe = ServerProbe(pid)
-    seconds, warmup = (3.0, 1.0) if quick else (12.0, 2.0)
+    seconds, warmup = window or ((3.0, 1.0) if quick else (12.0, 2.0))
     results = []
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=LIMITS) as client:
         ok_json(await client.get("/ok"))
@@ -147,7 +149,8 @@ async def conversations(url: str, pid: int | None, clients: tuple[int, ...] = (1
 
 
 async def many_streams(url: str, pid: int | None, runs: int = 250, joiners: int = 4, tokens: int = 20,
-                       token_gap: float = 0.25, start_delay: float = 3.0, log: Callable[[str], None] = print) -> dict:
+                       token_gap: float = 0.25, start_delay: float = 3.0, settle: float = 5.0,
+                       log: Callable[[str], None] = print) -> dict:
     """`runs` runs at once, each followed by `joiners` join_stream clients; see the module's docstring."""
     probe = ServerProbe(pid)
     settings = {"tokens": tokens, "token_gap": token_gap, "turns": 1, "start_delay": start_delay}
@@ -155,7 +158,6 @@ async def many_streams(url: str, pid: int | None, runs: int = 250, joiners: int 
     errors: list[str] = []
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=LIMITS) as client:
         ok_json(await client.get("/ok"))
-        await asyncio.sleep(1)
         idle_rss = probe.rss()
         threads = await asyncio.gather(*(client.post("/threads", json={}) for _ in range(runs)))
         body = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "hi"}]},
@@ -185,7 +187,7 @@ async def many_streams(url: str, pid: int | None, runs: int = 250, joiners: int 
         await asyncio.gather(*followers)
         seconds = time.monotonic() - t0
         await probe.stop()
-    await asyncio.sleep(5)  # the clients have disconnected: memory should go back towards idle
+    await asyncio.sleep(settle)  # the clients have disconnected: memory should go back towards idle
     out = {
         "runs": runs, "joiners": joiners, "clients": runs * joiners, "settings": settings,
         "complete": runs * joiners - len(errors), "errors": len(errors), "error_samples": sorted(set(errors))[:3],

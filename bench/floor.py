@@ -76,12 +76,12 @@ async def run_floor(dsn: str, quick: bool = False, log=print) -> dict:
 
 
 async def _five_step_floor(pool, saver, probe, quick: bool, log) -> list[dict]:
-    """The threaded scenario's graph (5 steps, each checkpointed): stock saver, and the lock-free one our
-    server runs on (same saver, without its one lock per saver)."""
+    """The threaded scenario's graph (5 steps, each checkpointed): the stock saver, and ours (the one our server
+    runs on: same tables, no lock, one statement per checkpoint and per task's writes)."""
     from agent_server.storage.checkpointer import PooledPostgresSaver
 
     builder = load_graph(GRAPHS / "slow.py").builder
-    savers = {"floor slow 5-step, async": saver, "floor slow 5-step, async, lock-free saver": PooledPostgresSaver(pool)}
+    savers = {"floor slow 5-step, async": saver, "floor slow 5-step, async, our saver": PooledPostgresSaver(pool)}
     results = []
     for name, checkpointer in savers.items():
         graph = builder.compile(checkpointer=checkpointer)

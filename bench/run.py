@@ -8,7 +8,9 @@ embedded one), runs the load generator against it, then the soak (10,000 statele
 examples/langgraph.json), without the soak; runs the floor; then our split mode on another fresh database
 and Redis (REDIS_URI, default redis://127.0.0.1:6379/0): an API process and 1 queue worker started at once
 with no migrate step, then 2 workers, on CPU-burning runs; then chaos: API + 2 workers started together on an
-empty database, one killed mid-way through 30 threaded runs. Everything runs one at a time. Writes
+empty database, one killed mid-way through 30 threaded runs; then the agent-shaped conversations
+(bench/agent_bench.py) on ours (external PostgreSQL, then embedded) and the official server, and many open
+streams on ours (250 runs × 4 join_stream clients). Everything runs one at a time. Writes
 bench/results.json and bench/RESULTS.md.
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Iterator
 import httpx
 import psycopg
 
+import agent_bench as A
 import loadgen as L
 from loadgen import HEADER, run_all
 
@@ -47,6 +50,8 @@ OFFICIAL = Path(os.environ.get("OFFICIAL_SERVER", "/work/shared/tools/official-s
 LOCAL_PG = os.environ.get("BENCH_PG_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("BENCH_REDIS_URI", "redis://127.0.0.1:6379/0")
 AGENT_SERVER = str(Path(sys.executable).parent / "agent-server")
+AGENT_CONFIG = BENCH / "agent" / "langgraph.json"  # the agent-shaped graph (bench/agent/agent.py)
+AGENT_CMD = [AGENT_SERVER, "dev", "--config", str(AGENT_CONFIG)]
 
 
 def free_port() -> int:
@@ -294,6 +299,49 @@ def bench_big_bodies(dsn: str, big: int = 5, mb: int = 100, ok_mb: int = 12) -> 
     return out
 
 
+def official_cmd(config: Path, port: int, jobs: int | None = None) -> list[str]:
+    """The bench tools' official-server script; with `jobs`, its --n-jobs-per-worker (10) set to that."""
+    if jobs is None:
+        return ["bash", str(OFFICIAL), str(config), str(port)]
+    script = OFFICIAL.read_text()
+    if "--n-jobs-per-worker 10 " not in script:
+        raise RuntimeError(f"{OFFICIAL} no longer passes --n-jobs-per-worker 10: update official_cmd")
+    return ["bash", "-c", script.replace("--n-jobs-per-worker 10 ", f"--n-jobs-per-worker {jobs} "), "official-server",
+            str(config), str(port)]
+
+
+def bench_agent(dsn: str, quick: bool) -> dict:
+    """Agent-shaped conversations (bench/agent_bench.py) on ours with the external PostgreSQL (`dsn`), ours on its
+    embedded PostgreSQL (no DATABASE_URI), and the official server; each set to 100 concurrent runs."""
+    clients = (1, 4) if quick else (1, 16, 100)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="bench-embedded-") as data_dir:
+        setups = {
+            "ours": (AGENT_CMD, {"DATABASE_URI": dsn, "N_JOBS_PER_WORKER": "100"}),
+            "ours_embedded": (AGENT_CMD, {"DATABASE_URI": None, "AGENT_SERVER_DATA_DIR": data_dir, "N_JOBS_PER_WORKER": "100"}),
+            "official": (None, {}),
+        }
+        for name, (cmd, env) in setups.items():
+            port = free_port()
+            cmd = [*cmd, "--port", str(port)] if cmd else official_cmd(AGENT_CONFIG, port, jobs=100)
+            with server(f"{name} (agent)", cmd, port, env) as pid:
+                log(f"\n== agent-shaped conversations, {name}  (load average {os.getloadavg()[0]:.2f})\n{HEADER}")
+                out[name] = asyncio.run(A.conversations(f"http://127.0.0.1:{port}", pid, clients, quick, log=log))
+    return out
+
+
+def bench_streams(dsn: str, quick: bool) -> dict:
+    """Many open streams on one process of ours: 250 runs × 4 join_stream clients (25 × 4 with --quick)."""
+    runs = 25 if quick else 250
+    jobs = runs + 50  # every run running at once
+    port = free_port()
+    env = {"DATABASE_URI": dsn, "N_JOBS_PER_WORKER": str(jobs)}
+    with server("ours (streams)", [*AGENT_CMD, "--port", str(port)], port, env) as pid:
+        log(f"\n== many open streams: {runs} runs × 4 join_stream clients  (load average {os.getloadavg()[0]:.2f})")
+        out = asyncio.run(A.many_streams(f"http://127.0.0.1:{port}", pid, runs=runs, log=log))
+    return {**out, "jobs": jobs}
+
+
 def run_floor(dsn: str, quick: bool) -> dict:
     log(f"\n== floor  (load average {os.getloadavg()[0]:.2f})")
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
@@ -317,8 +365,8 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         "load_average_at_start": round(os.getloadavg()[0], 2),
     }
-    with fresh_databases(["server", "floor", "split", "chaos", "bodies"]) as (
-        [server_db, floor_db, split_db, chaos_db, bodies_db], db_note
+    with fresh_databases(["server", "floor", "split", "chaos", "bodies", "agent", "streams"]) as (
+        [server_db, floor_db, split_db, chaos_db, bodies_db, agent_db, streams_db], db_note
     ):
         meta["database"] = db_note
         log(f"database: {db_note}")
@@ -327,13 +375,16 @@ def main() -> None:
         ours = bench_server("ours", ours_cmd, port, {"DATABASE_URI": server_db}, args.quick,
                             soak_runs=2_000 if args.quick else 10_000)
         port = free_port()
-        official = bench_server("official", ["bash", str(OFFICIAL), str(CONFIG), str(port)], port, {}, args.quick)
+        official = bench_server("official", official_cmd(CONFIG, port), port, {}, args.quick)
         floor = run_floor(floor_db, args.quick)
         split = bench_split(split_db, args.quick)
         chaos = bench_chaos(chaos_db)
         bodies = bench_big_bodies(bodies_db)
+        agent = bench_agent(agent_db, args.quick)
+        streams = bench_streams(streams_db, args.quick)
     meta["seconds"] = round(time.monotonic() - started)
-    data = {"meta": meta, "ours": ours, "official": official, "floor": floor, "split": split, "chaos": chaos, "bodies": bodies}
+    data = {"meta": meta, "ours": ours, "official": official, "floor": floor, "split": split, "chaos": chaos, "bodies": bodies,
+            "agent": agent, "streams": streams}
     (BENCH / "results.json").write_text(json.dumps(data, indent=2))
     from report import render
 

@@ -1,0 +1,47 @@
+"""bench/ still runs (a short smoke, no timings asserted): the agent-shaped conversations and the many-streams
+scenario against our server, every run checked by the bench itself (tokens complete and in order, the history
+intact), and the report renders their figures."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ServerProcess
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+import agent_bench  # noqa: E402
+import report  # noqa: E402
+
+FAST = {"tokens": 5, "token_gap": 0.002, "turns": 3}
+
+
+@pytest.fixture
+def agent_server(database_uri):
+    srv = ServerProcess(BENCH / "agent" / "langgraph.json", env={"DATABASE_URI": database_uri, "N_JOBS_PER_WORKER": "20"})
+    try:
+        yield srv.wait_ready()
+    finally:
+        srv.stop()
+
+
+async def test_the_agent_conversations_run_and_every_run_is_correct(agent_server):
+    data = await agent_bench.conversations(agent_server.url, agent_server.proc.pid, (2,), settings=FAST,
+                                           log=lambda _: None, window=(1.5, 0.5))
+    row = data["results"][0]
+    assert row["errors"] == 0, row["error_samples"]
+    assert row["ok"] > 0 and row["tokens"] >= row["ok"] * 15
+    assert row["first_token_p50_ms"] is not None and row["token_delay_p99_ms"] is not None
+    assert "| ours (external PostgreSQL) | 2 |" in report.agent_section({"agent": {"ours": data}})
+
+
+async def test_many_streams_deliver_every_token_to_every_follower(agent_server):
+    out = await agent_bench.many_streams(agent_server.url, agent_server.proc.pid, runs=5, joiners=3, tokens=5,
+                                         token_gap=0.01, start_delay=0.5, settle=0.2,
+                                         log=lambda _: None)
+    assert out["errors"] == 0, out["error_samples"]
+    assert out["complete"] == 15 and out["events"] == 15 * 5
+    assert out["idle_rss_mb"] and out["peak_rss_mb"] and out["after_rss_mb"]
+    assert "15 of 15 got every token in order" in report.streams_section({"streams": {**out, "jobs": 20}})
