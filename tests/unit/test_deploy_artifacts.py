@@ -120,7 +120,8 @@ def test_the_compose_file_is_valid_under_the_compose_spec():
 
 def test_the_compose_topology_keeps_state_in_postgresql_only_and_drains_workers():
     services = compose()["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "api", "worker"}
+    assert set(services) == {"postgres", "redis", "migrate", "api", "worker", "orchestrator", "executor-1", "executor-2"}
+    assert all(services[name]["profiles"] == ["distributed"] for name in ("orchestrator", "executor-1", "executor-2"))
     assert "pgvector" in services["postgres"]["image"]
     assert services["postgres"]["volumes"] == ["pgdata:/var/lib/postgresql/data"]
     assert set(compose()["volumes"]) == {"pgdata"}
