@@ -11,6 +11,7 @@ running at its end, and any embedded PostgreSQL left under this run's temporary 
 the session."""
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -211,6 +212,17 @@ class ServerProcess:
         if self in ServerProcess.started:
             ServerProcess.started.remove(self)
         return self.proc.returncode
+
+
+async def first_to_log(processes: list[ServerProcess], line: str, timeout: float = 60) -> ServerProcess:
+    """The first of `processes` whose log has `line` (polled without blocking the event loop)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for process in processes:
+            if line in process.output():
+                return process
+        assert time.monotonic() < deadline, f"no process logged {line!r}"
+        await asyncio.sleep(0.05)
 
 
 def serve(database_uri: str):

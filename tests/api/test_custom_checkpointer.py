@@ -5,11 +5,9 @@ recovers a run from a killed worker; a saver missing a required method, or a pat
 manager of a saver, refuses to start."""
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import sqlite3
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +16,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import UnprocessableEntityError
 
-from conftest import ServerProcess, create_database, drop_database
+from conftest import ServerProcess, create_database, drop_database, first_to_log
 from run_helpers import FINISHED, SLOW, STEPS, new_thread, run_status, slow, wait_for
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -169,11 +167,11 @@ async def test_split_mode_recovers_a_run_from_a_killed_worker(tmp_path, postgres
         thread_id = await new_thread(client)
         run = await client.runs.create(thread_id, SLOW, input={}, config=slow(0.8))
         line = f"run {run['run_id']} on thread {thread_id} started (attempt 1)"
-        holder = await _first_logging(workers, line)
+        holder = await first_to_log(workers, line)
         await wait_for(lambda: _checkpoints_at_least(client, thread_id, 3), timeout=30)  # a step or two in
         holder.proc.send_signal(signal.SIGKILL)
         other = next(w for w in workers if w is not holder)
-        await _first_logging([other], f"run {run['run_id']} on thread {thread_id} started (attempt 2)")
+        await first_to_log([other], f"run {run['run_id']} on thread {thread_id} started (attempt 2)")
         done = await run_status(client, thread_id, run["run_id"], FINISHED, timeout=60)
         assert done["status"] == "success"
         assert (await client.threads.get_state(thread_id))["values"]["steps"] == STEPS  # no step twice
@@ -185,16 +183,6 @@ async def test_split_mode_recovers_a_run_from_a_killed_worker(tmp_path, postgres
 
 async def _checkpoints_at_least(client, thread_id: str, n: int) -> bool:
     return len(await client.threads.get_history(thread_id, limit=100)) >= n
-
-
-async def _first_logging(procs, line: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while True:
-        for proc in procs:
-            if line in proc.output():
-                return proc
-        assert time.monotonic() < deadline, f"never logged {line!r}"
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize("factory, message", [

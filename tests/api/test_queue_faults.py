@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from conftest import ServerProcess, create_database, drop_database
+from conftest import ServerProcess, create_database, drop_database, first_to_log
 from run_helpers import FINISHED, SLOW, STEPS, new_thread, run_status, slow
 
 
@@ -48,16 +48,8 @@ async def test_many_runs_on_one_thread_across_two_workers_never_overlap(cluster)
     assert all(" started (attempt " in w.output() for w in cluster.workers)  # both took part
 
 
-async def _started_on_one_of(workers: list[ServerProcess], run: dict, attempt: int, timeout: float = 60) -> ServerProcess:
-    """The worker that logs the start of this attempt of the run."""
-    line = f"run {run['run_id']} on thread {run['thread_id']} started (attempt {attempt})"
-    deadline = time.monotonic() + timeout
-    while True:
-        for worker in workers:
-            if line in worker.output():
-                return worker
-        assert time.monotonic() < deadline, f"no worker logged {line!r}"
-        await asyncio.sleep(0.05)
+def _started(run: dict, attempt: int) -> str:
+    return f"run {run['run_id']} on thread {run['thread_id']} started (attempt {attempt})"
 
 
 async def test_two_drains_and_a_crash_do_not_end_a_healthy_run(cluster):
@@ -67,12 +59,12 @@ async def test_two_drains_and_a_crash_do_not_end_a_healthy_run(cluster):
     client = cluster.client
     thread_id = await new_thread(client)
     run = await client.runs.create(thread_id, SLOW, input={}, config=slow(1.5))
-    holder = await _started_on_one_of(workers, run, 1)
+    holder = await first_to_log(workers, _started(run, 1))
     for attempt, stop in ((2, signal.SIGTERM), (3, signal.SIGTERM), (4, signal.SIGKILL)):
         holder.proc.send_signal(stop)  # a rolling deploy (SIGTERM), then a crash (SIGKILL)
         await asyncio.to_thread(holder.proc.wait, 30)
         workers.remove(holder)
-        holder = await _started_on_one_of(workers, run, attempt)
+        holder = await first_to_log(workers, _started(run, attempt))
     done = await run_status(client, thread_id, run["run_id"], FINISHED, timeout=60)
     assert done["status"] == "success"
     assert (await client.threads.get_state(thread_id))["values"]["steps"] == STEPS
