@@ -184,6 +184,29 @@ def streams_section(data: dict) -> str:
     )
 
 
+def agent_analysis(data: dict) -> str:
+    """Round 2's targets: numbers from this run, reasons from py-spy (bench/profile.py's method, 16 conversations)."""
+    a1, a100, o100 = _agent_row(data, "ours", 1), _agent_row(data, "ours", 100), _agent_row(data, "official", 100)
+    st = data.get("streams") or {}
+    return f"""\
+- **Agent-shaped load (first token, added delay per token, 2× official at 100).** Each run is 3 × 60 tokens,
+  each token one SSE event: at 100 conversations that is over 30,000 events a second asked of 2 cores shared with
+  PostgreSQL and the load generator, so the server is CPU-bound and tokens queue: ours spends
+  {_f(a100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run ({_f(o100.get('cpu_ms_per_op'), '.1f')} ms the official one) and the
+  added delay is the queueing. py-spy at 16 conversations: writing each SSE event to its socket (uvicorn's send, one
+  write per token) about 15 %, the checkpoint saver about 15 % (half of it psycopg dumping the statements' array
+  parameters), langchain's callback chain per token and message objects about 10 %, our queue and HTTP the rest.
+  What would move it: coalescing the events that are ready at once into one write per stream, a leaner
+  `messages-tuple` encoding (metadata once per message, not per token), and split mode (runs in worker processes,
+  the API only relaying). Time to first token at 1 conversation ({_f(a1.get('first_token_p50_ms'))} ms p50): the
+  request, three queries and the worker's wake-up before the run starts (as the first SSE event, about 7 ms on a
+  quiet machine), then the thread's checkpoint read and the model's callback set-up before the first token.
+- **Many open streams.** {st.get('clients', 0):,} SSE clients on one process: every token is written to
+  {st.get('joiners', 4)} sockets; the delay p99 ({_f(st.get('delay_p99_ms'))} ms) is the event loop's queue when the
+  tokens of {st.get('runs', 0)} runs land together on 2 shared cores; RSS ({_f(st.get('peak_rss_mb'))} MB peak) is per
+  connection buffers and per run state."""
+
+
 def analysis(data: dict) -> str:
     """Where the time goes, for the targets a run may miss; numbers from this run, reasons from profiles."""
     ours, official, floor_rows = data["ours"]["results"], data["official"]["results"], data["floor"]["results"]
@@ -193,11 +216,10 @@ def analysis(data: dict) -> str:
     s32, o32 = find(ours, "stateless runs/wait", 32) or {}, find(official, "stateless runs/wait", 32) or {}
     fnone = find(floor_rows, "floor echo, no checkpointer", 32) or {}
     return f"""\
-- **Threaded 5-step runs, 3× official.** Out of reach for any server on this checkpointer and machine: the
-  same graph invoked in-process on the same PostgreSQL, with no HTTP and no queue, reaches
-  {_f(f5.get('rate'))} runs/s at 32 clients ({_f(f5stock.get('rate'))} with the stock saver and its one lock), against
-  {_f(ot32.get('rate'))} for the in-memory official server; 3× official would be
-  {_ratio(3 * (ot32.get('rate') or 0), f5.get('rate'))} the floor. Each run commits 6 checkpoints and 5 sets of writes
+- **Threaded 5-step runs, 1.5× official.** The same graph invoked in-process on the same PostgreSQL, with no
+  HTTP and no queue, reaches {_f(f5.get('rate'))} runs/s at 32 clients with our saver ({_f(f5stock.get('rate'))} with the
+  stock saver), against {_f(ot32.get('rate'))} for the in-memory official server; 1.5× official would be
+  {_ratio(1.5 * (ot32.get('rate') or 0), f5.get('rate'))} the floor. Each run commits 6 checkpoints and 5 sets of writes
   to PostgreSQL (durability `async`), and PostgreSQL shares the 2 cores with the server and the load generator.
   Ours reaches {_f(t32.get('rate'))} runs/s = {_ratio(t32.get('rate'), f5.get('rate'))} of that floor, spending
   {_f(t32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run (py-spy: the checkpointer's queries and
@@ -215,6 +237,7 @@ def analysis(data: dict) -> str:
   about 9–12 ms and the first event about 8–11 ms; both move with the machine's load (see the load average above).
 - **Noise.** On this shared 2-core machine, two full runs a few minutes apart differed by up to ±30 % at 32
   clients, for both servers (compare the load average above); the CPU ms/op columns are steadier than rates.
+{agent_analysis(data)}
 - **Split mode, 1.6×.** The CPU-burning graph needs a core per worker; two workers, the API process, PostgreSQL,
   Redis and the load generator share 2 cores here, so the second worker gets what the others leave (see the CPU
   column of the split table).
@@ -306,6 +329,14 @@ def split_section(split: dict) -> str:
     return "\n".join(out + (["", "Errors (samples):", *samples] if samples else []))
 
 
+def loaded_warning(meta: dict) -> str:
+    cores = int(meta["machine"].split()[0])
+    if meta["load_average_at_start"] <= cores:
+        return ""
+    return (f"\n**Measured on a loaded machine** (load average {meta['load_average_at_start']} at start on {cores} cores): "
+            "these figures measure contention with other work, not the servers; re-run on a quiet machine.\n")
+
+
 def render(data: dict) -> str:
     m = data["meta"]
     ours, official, floor = data["ours"], data["official"], data["floor"]
@@ -321,7 +352,7 @@ the echo, join returns the run's output, CRUD round-trips its fields). The serve
 same machine as the load generator; "server CPU %" is the server process tree (PostgreSQL excluded; 100 % = one
 core). Ours keeps everything in PostgreSQL; the official `langgraph dev` server is in-memory. When the machine is
 shared (load average above the core count), rates and latencies mostly measure contention: compare CPU ms/op.
-
+{loaded_warning(m)}
 ## Targets (ours)
 
 {targets(data)}

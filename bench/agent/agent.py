@@ -65,7 +65,8 @@ class PacedFakeModel(BaseChatModel):
     async def _astream(self, messages, stop=None, run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
         for i in range(self.tokens):
-            await asyncio.sleep(self.token_gap)
+            if i:
+                await asyncio.sleep(self.token_gap)
             token = f"{self.turn}.{i}@{time.time():.6f} "
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=token))
             if run_manager:
