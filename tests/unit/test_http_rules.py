@@ -40,6 +40,7 @@ def test_no_header_by_default_and_credentials_never():
     ("/threads/{thread_id}/runs/{run_id}/stream", "disable_runs"),
     ("/threads/{thread_id}/runs/crons", "disable_runs"),
     ("/runs/crons/search", "disable_runs"),
+    ("/queue", "disable_runs"),
     ("/assistants/{assistant_id}/graph", "disable_assistants"),
     ("/store/items", "disable_store"),
     ("/openapi.json", "disable_meta"),

@@ -93,6 +93,7 @@ SWITCHES = {
     "/threads": "disable_threads",
     "/threads/{}/runs": "disable_runs",
     "/runs": "disable_runs",
+    "/queue": "disable_runs",  # ours: the runs in flight
     "/store": "disable_store",
     "/mcp": "disable_mcp",
     "/a2a": "disable_a2a",

@@ -232,3 +232,13 @@ async def cancel_many(request: Request, body: CancelMany, action: Literal["inter
     status = None if body.status in (None, "all") else body.status
     await service.cancel(runtime(request), caller(request), body.thread_id, body.run_ids, action, status, must_match=True)
     return no_content()
+
+
+# ---- ours: not in the official API -----------------------------------------------------------------
+
+@router.get("/queue")
+async def queue(request: Request, limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)):
+    """Pending and running runs across threads, in queue order, with their ages and the worker holding each
+    running one (`worker`, its lease owner); `pending` and `running` count all of them, past this page too.
+    Filtered by custom auth as every run read is."""
+    return await service.queue(runtime(request), caller(request), limit=limit, offset=offset)

@@ -498,6 +498,13 @@ async def list_runs(
     return await rt.runs.list(thread_id, **query, select=select, filter=visible)
 
 
+async def queue(rt: Runtime, ctx: Context, *, limit: int, offset: int) -> dict:
+    """The pending and running runs of every thread the caller may read (ours, not the official API's: the
+    console's queue), with the worker holding each running one; the official run shape stays as it is."""
+    visible = await ctx.authorize("threads", "read", {"thread_id": None})
+    return await rt.runs.queue(limit=limit, offset=offset, filter=visible)
+
+
 async def delete(rt: Runtime, ctx: Context, thread_id: UUID, run_id: UUID) -> None:
     visible = await ctx.authorize("threads", "delete", {"thread_id": thread_id, "run_id": run_id})
     await rt.runs.delete(run_id, thread_id, filter=visible)

@@ -219,6 +219,39 @@ class RunRepo(Repository):
         )
         return {**stats, **queue}
 
+    async def queue(self, *, limit: int, offset: int, filter: Filter = ANYONE) -> dict:
+        """The runs in flight a caller may see, in queue order (running ones, longest running first, then
+        pending ones as workers will claim them), each with its ages measured by PostgreSQL's clock and
+        the worker holding its lease; and how many are pending and running in all."""
+        visible, params = _visible(filter)
+        inflight = f"run.status IN ('pending', 'running') AND {visible}"
+        async with self.pool.connection() as conn:
+            totals = await self.one(
+                f"""SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+                           count(*) FILTER (WHERE status = 'running') AS running
+                    FROM run WHERE {inflight}""",
+                params,
+                conn,
+            )
+            runs = await self.all(
+                f"""SELECT run.run_id, run.thread_id, run.assistant_id, a.graph_id, run.status, run.attempt,
+                           run.lease_owner AS worker, run.created_at, run.started_at, run.available_at,
+                           run.lease_expires_at,
+                           extract(epoch FROM now() - run.created_at)::float AS age_seconds,
+                           CASE WHEN run.status = 'running'
+                                THEN extract(epoch FROM now() - run.started_at)::float END AS running_seconds,
+                           CASE WHEN run.status = 'pending'
+                                THEN greatest(extract(epoch FROM run.available_at - now()), 0)::float END AS due_in_seconds
+                    FROM run LEFT JOIN assistant a ON a.assistant_id = run.assistant_id
+                    WHERE {inflight}
+                    ORDER BY run.status = 'running' DESC, CASE WHEN run.status = 'running' THEN run.started_at END,
+                             run.available_at, run.created_at, run.run_id
+                    LIMIT %(limit)s OFFSET %(offset)s""",
+                {**params, "limit": limit, "offset": offset},
+                conn,
+            )
+        return {**totals, "runs": runs}
+
     async def active_run(self, thread_id: UUID) -> UUID | None:
         return await self.scalar("SELECT active_run_id FROM thread WHERE thread_id = %s", (thread_id,))
 
