@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 
 import httpx
@@ -43,12 +44,15 @@ async def test_sdk_values_and_interrupt_answered(client):
     assert output["final"] == "draft about cats" and output["approved"] is True
 
 
-def _read(http: httpx.Client, thread_id: str, body: dict, stop) -> list[dict]:
-    """Events of one SSE connection until `stop(events)`; the connection is then dropped."""
+def _read(http: httpx.Client, thread_id: str, body: dict, stop, opened: threading.Event | None = None) -> list[dict]:
+    """Events of one SSE connection until `stop(events)`; the connection is then dropped. `opened` is set once
+    the server answered (the thread is followed from then on)."""
     events = []
     with http.stream("POST", f"/threads/{thread_id}/stream/events", json=body) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
+        if opened is not None:
+            opened.set()
         last_id = None
         for line in r.iter_lines():
             if line.startswith("id: "):
@@ -86,10 +90,41 @@ def test_reconnecting_reader_resumes_from_the_last_number_it_saw(http):
     assert [e["seq"] for e in first + rest] == [e["seq"] for e in whole]  # nothing missed, nothing twice
     assert [e["seq"] for e in whole] == sorted({e["seq"] for e in whole})
     assert first + rest == whole
-    assert whole[0]["method"] == "lifecycle" and whole[0]["params"]["data"]["event"] == "started"
+    assert whole[0]["method"] == "lifecycle" and whole[0]["params"]["data"]["event"] == "running"  # as official
     steps = [e["params"]["node"] for e in whole if e["method"] == "updates"]
     assert steps == [f"step{i}" for i in range(1, 6)]
     assert whole[-1]["params"]["data"] == {"event": "completed", "graph_name": "slow"}
+
+
+async def test_runs_of_the_runs_api_appear_in_an_open_stream(client, http):
+    thread_id = (await client.threads.create())["thread_id"]
+    opened = threading.Event()
+    reading = asyncio.create_task(asyncio.to_thread(_read, http, thread_id, {"channels": ALL}, _root_end, opened))
+    assert await asyncio.to_thread(opened.wait, 10)
+    run = await client.runs.create(thread_id, "slow", input={}, stream_mode=["updates"], config={"configurable": {"delay": 0.05}})
+    events = await asyncio.wait_for(reading, 30)
+    # what the run streams (its own modes, as on the official server), between its lifecycle events
+    assert [e["params"].get("node") for e in events if e["method"] == "updates"] == [f"step{i}" for i in range(1, 6)]
+    assert events[0]["params"]["data"] == {"event": "running", "graph_name": "slow"}
+    assert events[-1]["params"]["data"] == {"event": "completed", "graph_name": "slow"}
+    assert {e["method"] for e in events} == {"lifecycle", "updates"}
+    rest = _read(http, thread_id, {"channels": ALL, "since": events[2]["seq"]}, _root_end)
+    assert rest == events[3:]  # resumable with since
+    await client.runs.join(thread_id, run["run_id"])
+    # a later run through /runs/wait (values by default) on the same thread, still followed
+    await client.runs.wait(thread_id, "echo", input={"messages": [{"role": "user", "content": "hi"}]})
+    later = _read(http, thread_id, {"channels": ["values", "lifecycle"], "since": events[-1]["seq"]}, _root_end)
+    assert [e["method"] for e in later] == ["lifecycle", "values", "values", "lifecycle"]
+    assert later[-2]["params"]["data"]["messages"][-1]["content"] == "echo: hi"
+
+
+async def test_runs_of_a_thread_nobody_follows_log_no_events(client, http):
+    thread_id = (await client.threads.create())["thread_id"]
+    await client.runs.wait(thread_id, "echo", input={"messages": [{"role": "user", "content": "hi"}]})
+    answer = _command(http, thread_id, "subscription.subscribe", {"channels": ["values"]})
+    assert answer["meta"]["applied_through_seq"] == 0  # nothing written for that run
+    await client.runs.wait(thread_id, "echo", input={"messages": [{"role": "user", "content": "again"}]})
+    assert _command(http, thread_id, "subscription.subscribe", {"channels": ["values"]})["meta"]["applied_through_seq"] > 0
 
 
 def test_filters_by_channel_and_namespace(http):

@@ -2,11 +2,14 @@
 thread's numbered event log, resumable from any number (`since`); and the commands that start runs, answer
 their interrupts and read the agent tree.
 
-The log (storage/thread_events.py) is written by the workers executing runs started here (worker/protocol.py)
-and announced through the broker: a stream reads what is stored after `since`, then what is announced, and
-fills any gap from the log again, so it works from any API process and misses nothing."""
+The log (storage/thread_events.py) is written by the workers executing the runs of threads someone follows
+(a stream opened or a command sent here marks the thread, storage: thread_event_reader; runs started here
+always) from what those runs stream (worker/protocol.py), and announced through the broker: a stream reads
+what is stored after `since`, then what is announced, and fills any gap from the log again, so it works from
+any API process and misses nothing."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 from uuid import UUID, uuid4
@@ -91,11 +94,16 @@ async def events(rt: Runtime, ctx: Context, thread_id: UUID, flt: Filter) -> Asy
     """The thread's events after `flt.since` that match the filter, as (method, JSON, seq): those stored, then
     new ones as they come, until the client leaves. Empty names are heartbeats."""
     await thread_service.get(rt, ctx, thread_id)  # threads/read; 404 for a thread that is not (yet) there
+    await rt.thread_events.watch(thread_id)  # the thread's runs log their events from now on
     return _events(rt, thread_id, flt)
+
+
+WATCH_AGAIN_SECONDS = 600.0  # an open stream marks its thread again this often (marks are pruned after an hour)
 
 
 async def _events(rt: Runtime, thread_id: UUID, flt: Filter) -> AsyncIterator[tuple[str, bytes, str]]:
     last = flt.since
+    watched_at = time.monotonic()
 
     async def stored():
         nonlocal last
@@ -115,6 +123,9 @@ async def _events(rt: Runtime, thread_id: UUID, flt: Filter) -> AsyncIterator[tu
                 if sub.ended:  # shutting down, or the client fell too far behind: it reconnects with `since`
                     return
                 yield "", b"", ""  # idle: a heartbeat, then a look at the log for anything the broker lost
+                if time.monotonic() - watched_at > WATCH_AGAIN_SECONDS:
+                    watched_at = time.monotonic()
+                    await rt.thread_events.watch(thread_id)
                 pending = stored()
                 continue
             _, seq, data = unpack(message)
@@ -167,6 +178,7 @@ async def command(rt: Runtime, ctx: Context, thread_id: UUID, command: dict) -> 
         if handler is None:
             raise ProtocolError("unknown_command", f"Unknown protocol command: {method}")
         result = await handler(rt, ctx, thread_id, _params(command))
+        await rt.thread_events.watch(thread_id)  # a client of this thread's events: its runs log them from now on
     except ProtocolError as exc:
         return {"type": "error", "id": command_id, "error": exc.code, "message": exc.message}
     except NotFound as exc:

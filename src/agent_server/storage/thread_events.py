@@ -38,7 +38,20 @@ class ThreadEventRepo(Repository):
     async def last_seq(self, thread_id: UUID) -> int:
         return await self.scalar("SELECT coalesce(max(seq), 0) FROM thread_event WHERE thread_id = %s", (thread_id,))
 
-    async def prune(self, older_than_seconds: float) -> None:
+    async def watch(self, thread_id: UUID) -> None:
+        """Someone follows this thread's event stream: its runs log their events from now on."""
         await self.execute(
-            "DELETE FROM thread_event WHERE created_at < now() - %s * interval '1 second'", (older_than_seconds,)
+            """INSERT INTO thread_event_reader (thread_id) VALUES (%s)
+               ON CONFLICT (thread_id) DO UPDATE SET seen_at = now()""",
+            (thread_id,),
         )
+
+    async def watched(self, thread_id: UUID) -> bool:
+        """Someone followed this thread's event stream lately (not pruned since)."""
+        return await self.scalar("SELECT EXISTS (SELECT 1 FROM thread_event_reader WHERE thread_id = %s)", (thread_id,))
+
+    async def prune(self, older_than_seconds: float) -> None:
+        for table, column in (("thread_event", "created_at"), ("thread_event_reader", "seen_at")):
+            await self.execute(
+                f"DELETE FROM {table} WHERE {column} < now() - %s * interval '1 second'", (older_than_seconds,)
+            )

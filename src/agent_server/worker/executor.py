@@ -97,13 +97,13 @@ class _Publisher:
 
 
 class _ThreadLog:
-    """The events of a run started through /threads/{id}/commands for thread event streams: numbered in the
-    thread's log, then announced to the API processes following the thread. Other runs have none."""
+    """A run's events for thread event streams, made of what the run streams: numbered in the thread's log, then
+    announced to the API processes following the thread. Only for runs started through /threads/{id}/commands
+    and runs of threads someone follows (storage: thread_event_reader); other runs write nothing per event."""
 
     def __init__(self, rt: Runtime, run: dict) -> None:
         self.rt, self.run = rt, run
-        graph_id = run["kwargs"]["config"]["configurable"]["graph_id"]
-        self.stream = ProtocolStream(graph_id) if run["kwargs"].get("protocol") else None
+        self.stream: ProtocolStream | None = None
 
     async def add(self, events: list[dict], held: bool = True) -> None:
         channel = thread_events_channel(self.run["thread_id"])
@@ -116,6 +116,11 @@ class _ThreadLog:
             await self.rt.broker.publish(channel, pack("event", data, str(seq)))
 
     async def started(self) -> None:
+        """Decided once per execution: one read for a run not started by a command."""
+        run = self.run
+        with storage_errors_marked():
+            if run["kwargs"].get("protocol") or await self.rt.thread_events.watched(run["thread_id"]):
+                self.stream = ProtocolStream(run["kwargs"]["config"]["configurable"]["graph_id"])
         if self.stream is not None:
             await self.add(self.stream.started())
 

@@ -37,7 +37,8 @@ class ProtocolStream:
         self.messages: dict[str, dict] = {}  # message id -> {"namespace", "text"} of messages not finished
 
     def started(self) -> list[dict]:
-        return [event("lifecycle", [], {"event": "started", "graph_name": self.graph_id})]
+        # the root says "running" (as the official server; the SDK takes either), subgraphs "started"
+        return [event("lifecycle", [], {"event": "running", "graph_name": self.graph_id})]
 
     def feed(self, name: str, data: bytes) -> list[dict]:
         mode, *namespace = name.split("|")
