@@ -182,6 +182,10 @@ def test_cancel_a_slow_run_seen_in_the_queue(server, page, browser):
         queue.goto(f"{server.url}/console/#/queue")
         expect(queue.get_by_test_id("queue-stats")).to_be_visible()
         expect(queue.locator(f'a[href="#/threads/{thread}"]')).to_be_visible()
+        # with the worker that holds it: this server's process ("host:pid:id")
+        row = queue.locator("tr", has=queue.locator(f'a[href="#/threads/{thread}"]'))
+        expect(row.get_by_test_id("worker")).to_have_text(re.compile(rf"^[^:]+:{server.proc.pid}:[0-9a-f]{{8}}$"))
+        expect(row.get_by_test_id("status")).to_have_text("running")
         shot(queue, "queue")
     finally:
         queue.close()
@@ -269,3 +273,29 @@ def test_with_custom_auth_it_asks_for_a_token_and_shows_only_that_users_threads(
     page.goto(f"{url}/console/#/threads/{theirs}")
     expect(page.get_by_role("alert")).to_contain_text("Not found")
     expect(dialog).to_be_hidden()
+
+
+def test_the_queue_shows_only_the_callers_runs_and_says_when_there_are_none(auth_server, page):
+    url = auth_server.url
+    thread = httpx.post(f"{url}/threads", json={}, headers=ALICE).json()["thread_id"]
+    run = httpx.post(f"{url}/threads/{thread}/runs", json={"assistant_id": "echo", "input": {}, "after_seconds": 60},
+                     headers=ALICE).json()["run_id"]
+    dialog = page.locator("#auth-dialog")
+
+    def sign_in(token: str) -> None:
+        dialog.locator("input[name=value]").fill(f"Bearer {token}")
+        dialog.get_by_role("button", name="Use these credentials").click()
+
+    try:
+        page.goto(f"{url}/console/#/queue")
+        sign_in("bob-token")
+        expect(page.get_by_text("No run is pending or running.")).to_be_visible()
+        page.locator("#credentials-button").click()  # sign out: asked again
+        sign_in("alice-token")
+        row = page.locator("tr", has=page.locator(f'a[href="#/threads/{thread}"]'))
+        expect(row.get_by_test_id("status")).to_have_text("pending")
+        expect(row).to_contain_text(re.compile(r"due in \d+ s"))
+        expect(row.get_by_test_id("worker")).to_have_count(0)  # no worker holds it yet
+        shot(page, "queue-pending")
+    finally:
+        httpx.post(f"{url}/threads/{thread}/runs/{run}/cancel", headers=ALICE)

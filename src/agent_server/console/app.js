@@ -588,10 +588,14 @@ function liveStream() {
 
 // ---- queue ----------------------------------------------------------------------------------------
 
+const QUEUE_PAGE = 50; // queue rows shown at first, and added by "Show more"
+const MAX_QUEUE = 1000; // the most GET /queue answers at once
+
 function queueView(root) {
   const stats = h("div");
   const runs = h("div");
   const updated = h("span", { class: "muted" });
+  let shown = QUEUE_PAGE;
   async function load() {
     try {
       const m = await get("/metrics?format=json");
@@ -606,19 +610,27 @@ function queueView(root) {
       stats.replaceChildren(errorBox(error, load));
     }
     try {
-      // the runs API lists runs per thread: those of the busy threads are the pending and running ones
-      const threads = await post("/threads/search", { status: "busy", limit: 50, sort_by: "updated_at", sort_order: "asc" });
-      const lists = await Promise.all(threads.map((t) => get(`/threads/${t.thread_id}/runs?limit=${PAGE}`)));
-      const active = lists.flat().filter((r) => !FINISHED.has(r.status))
-        .sort((a, b) => new Date(a.created_at) - new Date(b.created_at));
-      runs.replaceChildren(active.length ? card(null, table([
-        ["Run", (r) => h("code", { title: r.run_id }, short(r.run_id))],
-        ["Thread", (r) => h("a", { href: `#/threads/${r.thread_id}` }, h("code", {}, short(r.thread_id)))],
-        ["Graph", (r) => r.metadata?.graph_id ?? short(r.assistant_id)],
-        ["Status", (r) => badge(r.status)],
-        ["Age", (r) => ago(new Date(r.created_at))],
-        ["Strategy", (r) => r.multitask_strategy ?? "—"],
-      ], active), threads.length === 50 ? h("p", { class: "hint" }, "The 50 busy threads that waited longest.") : null)
+      // GET /queue (ours): every thread's runs in flight that the caller may read, in queue order
+      const q = await get(`/queue?limit=${shown}`);
+      const total = q.pending + q.running;
+      const more = total - q.runs.length;
+      runs.replaceChildren(q.runs.length ? card(null,
+        h("p", { class: "hint", "data-testid": "queue-counts" }, `${q.running} running, ${q.pending} pending`,
+          " — running runs first, then pending ones in the order workers take them."),
+        table([
+          ["Run", (r) => h("code", { title: r.run_id }, short(r.run_id))],
+          ["Thread", (r) => h("a", { href: `#/threads/${r.thread_id}` }, h("code", {}, short(r.thread_id)))],
+          ["Graph", (r) => r.graph_id ?? h("code", { title: r.assistant_id }, short(r.assistant_id))],
+          ["Status", (r) => badge(r.status)],
+          ["Age", (r) => h("span", { title: new Date(r.created_at).toLocaleString() }, span(r.age_seconds))],
+          ["Started", (r) => r.status === "running" ? `${span(r.running_seconds)} ago`
+            : r.due_in_seconds > 0 ? `due in ${span(r.due_in_seconds)}` : h("span", { class: "muted" }, "waiting")],
+          ["Attempt", (r) => String(r.attempt)],
+          ["Worker", (r) => r.worker ? h("code", { "data-testid": "worker" }, r.worker) : h("span", { class: "muted" }, "—")],
+        ], q.runs),
+        more > 0 && h("div", { class: "pager" }, `${more} more not shown`,
+          shown < MAX_QUEUE && h("button", { class: "ghost small", "data-testid": "queue-more",
+            onclick: () => { shown = Math.min(MAX_QUEUE, shown + QUEUE_PAGE); load(); } }, `Show ${QUEUE_PAGE} more`)))
         : empty("No run is pending or running."));
     } catch (error) {
       runs.replaceChildren(errorBox(error, load));
