@@ -108,6 +108,7 @@ async def test_runs_of_the_runs_api_appear_in_an_open_stream(client, http):
     assert events[0]["params"]["data"] == {"event": "running", "graph_name": "slow"}
     assert events[-1]["params"]["data"] == {"event": "completed", "graph_name": "slow"}
     assert {e["method"] for e in events} == {"lifecycle", "updates"}
+    assert events[1]["params"]["data"] == {"steps": ["step1"]}  # the node's values, as the official server's
     rest = _read(http, thread_id, {"channels": ALL, "since": events[2]["seq"]}, _root_end)
     assert rest == events[3:]  # resumable with since
     await client.runs.join(thread_id, run["run_id"])
@@ -116,6 +117,31 @@ async def test_runs_of_the_runs_api_appear_in_an_open_stream(client, http):
     later = _read(http, thread_id, {"channels": ["values", "lifecycle"], "since": events[-1]["seq"]}, _root_end)
     assert [e["method"] for e in later] == ["lifecycle", "values", "values", "lifecycle"]
     assert later[-2]["params"]["data"]["messages"][-1]["content"] == "echo: hi"
+
+
+async def test_interrupt_shapes_as_the_official_server(client, http):
+    """The shapes aligned with the official server (tests/compat/thread_stream_compare.py): the root runs, asks
+    (input.requested), says interrupted at once, then its last values; resumed, it runs again."""
+    thread_id = (await client.threads.create())["thread_id"]
+    opened = threading.Event()
+    body = {"channels": ["values", "lifecycle", "input"]}
+    reading = asyncio.create_task(asyncio.to_thread(_read, http, thread_id, body, lambda ev: len(ev) == 6, opened))
+    assert await asyncio.to_thread(opened.wait, 10)
+    await client.runs.create(thread_id, "interrupt", input={"topic": "cats"})
+    events = await asyncio.wait_for(reading, 30)
+    shape = [(e["method"], e["params"]["data"].get("event")) for e in events]
+    assert shape == [("lifecycle", "running"), ("values", None), ("values", None), ("input.requested", None),
+                     ("lifecycle", "interrupted"), ("values", None)]
+    asked = events[3]["params"]["data"]
+    assert set(asked) == {"interrupt_id", "payload"} and asked["payload"]["draft"] == "draft about cats"
+    assert set(events[3]) == {"type", "event_id", "seq", "method", "params"} and events[3]["type"] == "event"
+    answer = _command(http, thread_id, "input.respond", {"interrupt_id": asked["interrupt_id"], "namespace": [], "response": True})
+    assert answer["type"] == "success" and answer["result"] == {}
+    rest = _read(http, thread_id, {**body, "since": events[-1]["seq"]}, _root_end)
+    assert [e["params"]["data"].get("event") for e in rest if e["method"] == "lifecycle"] == ["running", "completed"]
+    assert rest[-2]["params"]["data"]["final"] == "draft about cats"
+    missing = _command(http, thread_id, "run.start", {})
+    assert missing["error"] == "invalid_argument" and missing["message"] == "run.start requires an assistant_id."
 
 
 async def test_runs_of_a_thread_nobody_follows_log_no_events(client, http):

@@ -200,7 +200,7 @@ def _optional_dict(params: dict, key: str) -> dict | None:
 async def _start(rt: Runtime, ctx: Context, thread_id: UUID, assistant_id: Any, payload: dict) -> dict:
     """A run on the thread (made if missing) streaming what thread event streams show."""
     if not isinstance(assistant_id, str) or not assistant_id:
-        raise ProtocolError("invalid_argument", "run.start requires an assistant_id")
+        raise ProtocolError("invalid_argument", "run.start requires an assistant_id.")
     payload = {
         **payload, "stream_mode": STREAM_MODES, "stream_subgraphs": True, "if_not_exists": "create",
         "on_completion": "keep", "protocol": True,

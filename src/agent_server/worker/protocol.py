@@ -35,6 +35,7 @@ class ProtocolStream:
         self.asked: set[str] = set()  # interrupt ids already announced
         self.namespaces: dict[tuple[str, ...], None] = {}  # subgraphs seen, in order
         self.messages: dict[str, dict] = {}  # message id -> {"namespace", "text"} of messages not finished
+        self.ended = False  # the root's terminal lifecycle was sent (an interrupt sends it as it is asked)
 
     def started(self) -> list[dict]:
         # the root says "running" (as the official server; the SDK takes either), subgraphs "started"
@@ -55,7 +56,7 @@ class ProtocolStream:
                 if node == "__interrupt__":
                     out += self._ask(namespace, _interrupts(value))
                     continue
-                out.append(event("updates", namespace, {"values": values if isinstance(values, dict) else {"value": values}}, node))
+                out.append(event("updates", namespace, values if isinstance(values, dict) else {"value": values}, node))
         elif mode == "messages":
             out += self._message(namespace, *value)
         elif mode == "custom":
@@ -70,6 +71,8 @@ class ProtocolStream:
         phase = "interrupted" if interrupted and status == "success" else LIFECYCLE_OF_STATUS.get(status, "failed")
         for ns in reversed(list(self.namespaces)):
             out.append(event("lifecycle", list(ns), {"event": "completed" if phase != "failed" else "failed", "graph_name": ns[-1].split(":")[0]}))
+        if self.ended:
+            return out
         data: dict[str, Any] = {"event": phase, "graph_name": self.graph_id}
         if phase == "failed" and error:
             data["error"] = str(error.get("message") if isinstance(error, dict) else error)
@@ -88,7 +91,11 @@ class ProtocolStream:
     def _ask(self, namespace: list[str], requests: list[dict]) -> list[dict]:
         new = [r for r in requests if r["interrupt_id"] not in self.asked]
         self.asked.update(r["interrupt_id"] for r in new)
-        return [event("input.requested", namespace, r) for r in new]
+        out = [event("input.requested", namespace, r) for r in new]
+        if new and not self.ended:  # the run stops there: its root says so at once (as the official server)
+            self.ended = True
+            out.append(event("lifecycle", [], {"event": "interrupted", "graph_name": self.graph_id}))
+        return out
 
     def _message(self, namespace: list[str], message: dict, metadata: dict) -> list[dict]:
         """A message chunk (or a whole message) of the `messages-tuple` mode as message/content-block events."""
