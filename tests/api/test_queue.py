@@ -68,7 +68,7 @@ def test_the_queue_lists_pending_and_running_runs_with_their_ages_and_worker(ser
     assert delayed not in queued(http)["runs"]  # cancelled while pending: gone from the queue at once
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"offset": -1}, {"limit": "many"}])
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"offset": -1}, {"limit": "many"}, {"offset": 2**63}])
 def test_bad_paging_is_422(http, params):
     assert http.get("/queue", params=params).status_code == 422
 
