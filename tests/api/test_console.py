@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from conftest import TESTS, ServerProcess
+from conftest import TESTS, ServerProcess, create_database, drop_database, serve
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
 expect = playwright.expect
@@ -26,6 +26,17 @@ pytestmark = pytest.mark.skipif(
 SHOTS = Path(os.environ.get("CONSOLE_SCREENSHOTS") or TESTS.parent / "test-artifacts" / "console")
 ALICE = {"Authorization": "Bearer alice-token"}
 BOB = {"Authorization": "Bearer bob-token"}
+
+
+@pytest.fixture(scope="module")
+def server(postgres_server):
+    """A server of these tests alone, on a fresh database: what the pages list (the first page of assistants
+    by graph, say) must not depend on what other tests created."""
+    database = create_database(postgres_server)
+    try:
+        yield from serve(database)
+    finally:
+        drop_database(postgres_server, database)
 
 
 @pytest.fixture(scope="module")
