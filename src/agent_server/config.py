@@ -61,6 +61,12 @@ class Settings:
         """checkpointer.ttl: strategy, default_ttl and sweep_interval_minutes (minutes, or None)."""
         return self.checkpointer.get("ttl") or {}
 
+    @property
+    def default_thread_ttl(self) -> dict[str, Any] | None:
+        """checkpointer.ttl as the `ttl` of a thread made without one: {"strategy", "ttl": minutes}, or None."""
+        config = self.thread_ttl
+        return {"strategy": config.get("strategy", "delete"), "ttl": config["default_ttl"]} if config.get("default_ttl") else None
+
 
 def _fail(path: Path, message: str) -> ConfigError:
     return ConfigError(f"{path}: {message}")

@@ -289,6 +289,12 @@ async def test_thread_gets_the_default_ttl_and_is_swept(sclient, store_server):
     kept = await sclient.threads.create(ttl={"strategy": "delete", "ttl": 60})  # an explicit TTL wins
     got = httpx.get(f"{store_server.url}/threads/{kept['thread_id']}", params={"include": "ttl"}).json()
     assert got["ttl"]["ttl_minutes"] == 60
+    # a thread a run creates (if_not_exists, a stateless run kept) gets the default too
+    made = await sclient.runs.create(str(uuid.uuid4()), "store_graph", input={"namespace": ["ttl"]}, if_not_exists="create")
+    stateless = await sclient.runs.create(None, "store_graph", input={"namespace": ["ttl"]}, on_completion="keep")
+    for run in (made, stateless):
+        got = httpx.get(f"{store_server.url}/threads/{run['thread_id']}", params={"include": "ttl"}).json()
+        assert got["ttl"]["ttl_minutes"] == 0.02, run
 
 
 def test_semantic_search_without_pgvector_fails_at_start_with_how_to_install(tmp_path, database_uri):

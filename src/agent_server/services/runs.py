@@ -213,6 +213,7 @@ async def prepare(
         if_not_exists="create" if stateless else payload.get("if_not_exists") or "reject",
         ephemeral=temporary,
         owner=visible.metadata,  # a thread the run creates is the caller's: visible to them as theirs are
+        ttl=None if temporary else rt.settings.default_thread_ttl,
     )
 
 

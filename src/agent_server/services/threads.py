@@ -83,12 +83,6 @@ def bad_update():
 
 # ---- threads --------------------------------------------------------------------------------------
 
-def default_ttl(rt) -> dict | None:
-    """checkpointer.ttl as a thread's `ttl`: {"strategy", "ttl": minutes}; None without a default_ttl."""
-    config = rt.settings.thread_ttl
-    return {"strategy": config.get("strategy", "delete"), "ttl": config["default_ttl"]} if config.get("default_ttl") else None
-
-
 async def create(
     rt, ctx: Context, thread_id: UUID | None, *, metadata: dict, if_exists: str, ttl: dict | None,
     supersteps: list[dict] | None,
@@ -96,7 +90,7 @@ async def create(
     """A thread; `supersteps` pre-fill it (all or nothing), only when this call creates it. Without a
     `ttl`, that of checkpointer.ttl in langgraph.json, if any."""
     thread_id = thread_id or uuid4()
-    ttl = ttl or default_ttl(rt)
+    ttl = ttl or rt.settings.default_thread_ttl
     asked = {"thread_id": thread_id, "metadata": dict(metadata), "if_exists": if_exists, "ttl": ttl}
     await ctx.authorize("threads", "create", asked)  # the policy may stamp the metadata (an owner)
     metadata = asked["metadata"]

@@ -11,6 +11,7 @@ from ..errors import Conflict, NotFound
 from ..status import CANCEL_ACTIONS, INFLIGHT, RunStatus, cancel_error
 from . import webhooks
 from .base import ANYONE, Filter, Repository, jsonb
+from .threads import EXPIRES, ttl_params
 
 COLUMNS = [
     "run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata", "kwargs",
@@ -43,6 +44,7 @@ class NewRun:
     if_not_exists: str = "reject"
     ephemeral: bool = False  # a stateless run's own thread, deleted with the run
     owner: dict = field(default_factory=dict)  # metadata a thread this run creates gets (custom auth's filter)
+    ttl: dict | None = None  # the TTL a thread this run creates gets (checkpointer.ttl's default)
 
 
 @dataclass
@@ -108,7 +110,10 @@ class RunRepo(Repository):
         async with self.transaction(conn) as conn:
             if new.if_not_exists == "create":
                 await conn.execute(
-                    "INSERT INTO thread (thread_id, metadata) VALUES (%(thread)s, %(owner)s) ON CONFLICT DO NOTHING", params
+                    f"""INSERT INTO thread (thread_id, metadata, ttl_strategy, ttl_minutes, expires_at)
+                        VALUES (%(thread)s, %(owner)s, %(ttl_strategy)s, %(ttl_minutes)s, {EXPIRES})
+                        ON CONFLICT DO NOTHING""",
+                    {**params, **ttl_params(new.ttl)},
                 )
             if not await lock_thread(conn, new.thread_id):
                 raise NotFound("Thread or assistant not found.")

@@ -42,7 +42,7 @@ def _visible(filter: Filter, alias: str = "thread") -> tuple[str, dict]:
     return filter.sql(alias, FILTERABLE)
 
 
-def _ttl_params(ttl: dict | None) -> dict:
+def ttl_params(ttl: dict | None) -> dict:
     ttl = ttl or {}
     return {"ttl_strategy": ttl.get("strategy"), "ttl_minutes": ttl.get("ttl")}
 
@@ -90,7 +90,7 @@ class ThreadRepo(Repository):
             f"""INSERT INTO thread (thread_id, metadata, ephemeral, ttl_strategy, ttl_minutes, expires_at)
                 VALUES (%(thread_id)s, %(metadata)s, %(ephemeral)s, %(ttl_strategy)s, %(ttl_minutes)s, {EXPIRES})
                 ON CONFLICT (thread_id) DO NOTHING RETURNING {PUBLIC}""",
-            {"thread_id": thread_id, "metadata": jsonb(metadata), "ephemeral": ephemeral, **_ttl_params(ttl)},
+            {"thread_id": thread_id, "metadata": jsonb(metadata), "ephemeral": ephemeral, **ttl_params(ttl)},
             conn,
         )
         if row is None:
@@ -186,7 +186,7 @@ class ThreadRepo(Repository):
                     ttl_minutes = coalesce(%(ttl_minutes)s, ttl_minutes),
                     expires_at = coalesce({EXPIRES}, expires_at)
                 WHERE thread_id = %(thread_id)s AND {visible} RETURNING {PUBLIC}""",
-            {**params, "metadata": jsonb(metadata or {}), "thread_id": thread_id, **_ttl_params(ttl)},
+            {**params, "metadata": jsonb(metadata or {}), "thread_id": thread_id, **ttl_params(ttl)},
         )
         if row is None:
             raise NotFound(f"Thread with ID {thread_id} not found")
