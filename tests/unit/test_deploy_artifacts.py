@@ -252,3 +252,36 @@ def test_the_pods_hold_no_state_probe_ok_drain_and_take_config_and_secrets():
     hpa = by_kind(docs, "HorizontalPodAutoscaler")["agent-server-api"]
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
     assert "replicas" not in deployments["agent-server-api"]["spec"]
+
+
+@needs_kubectl
+def test_the_base_with_distributed_mode_runs_orchestrators_and_executors_they_can_name(tmp_path):
+    docs = base_with(tmp_path, "distributed")
+    validate(docs)
+    deployments, pdbs = by_kind(docs, "Deployment"), by_kind(docs, "PodDisruptionBudget")
+    assert set(deployments) == {"agent-server-api", "agent-server-orchestrator"}  # no worker runs graph code
+    executors = by_kind(docs, "StatefulSet")["agent-server-executor"]
+    service = by_kind(docs, "Service")[executors["spec"]["serviceName"]]
+    assert service["spec"]["clusterIP"] == "None"  # headless: a stable DNS name per executor pod
+    port = service["spec"]["ports"][0]["port"]
+    orchestrator = deployments["agent-server-orchestrator"]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in orchestrator["containers"][0]["env"]}
+    # the orchestrator names every executor of the StatefulSet, as its pods are named
+    assert env["AGENT_SERVER_EXECUTORS"]["value"].split(",") == [
+        f"{executors['metadata']['name']}-{i}.{service['metadata']['name']}:{port}"
+        for i in range(executors["spec"]["replicas"])
+    ]
+    executor = executors["spec"]["template"]["spec"]
+    assert executor["containers"][0]["args"] == ["executor", "--port", str(port)]
+    assert orchestrator["containers"][0]["args"] == ["orchestrator"]
+    for pod, component in ((orchestrator, "orchestrator"), (executor, "executor")):
+        container = pod["containers"][0]
+        container_env = {e["name"]: e for e in container["env"]}
+        secret = container_env["AGENT_SERVER_EXECUTOR_SECRET"]["valueFrom"]["secretKeyRef"]
+        assert secret == {"name": "agent-server-secrets", "key": "AGENT_SERVER_EXECUTOR_SECRET"}
+        assert pod["terminationGracePeriodSeconds"] > float(container_env["DRAIN_TIMEOUT_SECS"]["value"])
+        assert container["resources"]["requests"]["cpu"] and container["resources"]["requests"]["memory"]
+        assert pod["initContainers"][0]["args"] == ["migrate"]
+        assert any(p["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/component") == component
+                   for p in pdbs.values())
+    assert "agent-server-worker" not in pdbs
