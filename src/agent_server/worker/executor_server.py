@@ -83,7 +83,7 @@ class _Sender:
         self.loop.call_soon_threadsafe(self.out.put_nowait, item)
 
     async def started(self) -> None:
-        self.put(pack(wire.STARTED, b""))
+        pass  # the orchestrator announced the run as it dispatched it
 
     async def __call__(self, event: str, data: bytes) -> None:
         self.put(pack(event, data))

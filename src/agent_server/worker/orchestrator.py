@@ -78,7 +78,12 @@ class ExecutorLink:
         task = asyncio.current_task()
         call = self.calls[run["run_id"]] = self.execute(metadata=self.metadata)
         try:
-            await call.write(dumps({"run": run}))
+            # announced as it is dispatched, not when the executor begins: as a local execution does, before a
+            # client that saw the run running could join its stream (it would see the metadata event otherwise)
+            await _to_the_end(emit.started())
+            await _to_the_end(call.write(dumps({"run": run})))
+            if control.reason:  # cancelled meanwhile
+                await call.write(dumps({"cancel": control.reason}))
             reading = None
             while True:
                 try:
@@ -92,7 +97,7 @@ class ExecutorLink:
                     if event == wire.ENDING:
                         control.finishing = True
                         return Ending(**loads(data))
-                    await (emit.started() if event == wire.STARTED else emit(event, data))
+                    await emit(event, data)
                 except asyncio.CancelledError:
                     if task.cancelling() == 0 or (reading is not None and reading.cancelled()):
                         return None  # the call was cancelled: the executor was lost
@@ -112,6 +117,19 @@ class ExecutorLink:
 
     async def close(self) -> None:
         await self.channel.close()
+
+
+async def _to_the_end(coro):
+    """Await `coro` to its end even if the task is cancelled meanwhile: QueueWorker.cancel has set the run's
+    control.reason, which is passed on to the executor once the run is there."""
+    future = asyncio.ensure_future(coro)
+    while True:
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
+            asyncio.current_task().uncancel()
 
 
 class Orchestrator(QueueWorker):

@@ -3,7 +3,7 @@ service, with bytes messages (generic handlers: no compiled .proto).
 
 - `Execute`, bidirectional stream. The orchestrator sends `{"run": <the claimed run>}`, later perhaps
   `{"cancel": "interrupt" | "rollback" | "release"}`; the executor answers with the run's events as the broker
-  carries them (`broker.pack(name, payload)`): STARTED first, then the stream events, then ENDING (the
+  carries them (`broker.pack(name, payload)`): the stream events, then ENDING (the
   `executor.Ending` as JSON). A stream that ends without ENDING lost its executor.
 - `Status`, unary: the orchestrator's heartbeat; the executor answers `{"executor_id", "slots", "busy"}`.
 
@@ -24,8 +24,7 @@ EXECUTE = f"/{SERVICE}/Execute"
 STATUS = f"/{SERVICE}/Status"
 SECRET_ENV = "AGENT_SERVER_EXECUTOR_SECRET"
 SECRET_HEADER = "x-agent-server-executor-secret"
-STARTED = "__started__"  # internal event names: no stream event is called so
-ENDING = "__ending__"
+ENDING = "__ending__"  # an internal event name: no stream event is called so
 # Events and states can be large (a graph's whole state); gRPC's default cap is 4 MiB.
 OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
