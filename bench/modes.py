@@ -2,7 +2,7 @@
 (`serve --no-queue` + `worker`) and distributed mode (`serve --no-queue` + `worker --executors 2`: an orchestrator
 and 2 executor processes).
 
-    .venv/bin/python bench/modes.py [--quick] [--json out.json]
+    .venv/bin/python bench/modes.py [--quick] [--json out.json]    (bench/run.py runs it too: `modes`)
 
 For each mode: runs/s of light stateless runs (the slow graph with no delay, /runs/wait, 16 clients), then the
 case distributed mode exists for: the stream delay of light runs (5 steps of 50 ms, streamed one after another)
@@ -24,9 +24,11 @@ from run import AGENT_SERVER, CONFIG, REDIS, fresh_databases, free_port, log, se
 
 LIGHT = {"configurable": {"delay": 0}}
 STEP = 0.05
+MODES = ["single host", "split", "distributed"]
+CLIENTS, HOGS, HOG_STEP = 16, 2, 1.0
 
 
-async def runs_per_second(url: str, seconds: float, clients: int = 16) -> float:
+async def runs_per_second(url: str, seconds: float, clients: int = CLIENTS) -> float:
     done, deadline = 0, time.monotonic() + seconds
     body = {"assistant_id": "slow", "input": {}, "config": LIGHT}
 
@@ -49,9 +51,9 @@ async def stream_delays(url: str, hog: dict, light_runs: int) -> dict:
     delays = []
     async with httpx.AsyncClient(base_url=url, timeout=120) as http:
         hogs = []
-        for _ in range(2):
+        for _ in range(HOGS):
             thread = (await http.post("/threads", json={})).json()["thread_id"]
-            config = {"configurable": {"delay": 1.0, **hog}}
+            config = {"configurable": {"delay": HOG_STEP, **hog}}
             run = (await http.post(f"/threads/{thread}/runs", json={"assistant_id": "slow", "input": {}, "config": config})).json()
             hogs.append((thread, run["run_id"]))
         await asyncio.sleep(0.5)  # the hogs are in their first step
@@ -68,13 +70,18 @@ async def stream_delays(url: str, hog: dict, light_runs: int) -> dict:
     return {"p50_ms": round(pct(delays, 0.5), 1), "p95_ms": round(pct(delays, 0.95), 1), "max_ms": round(max(delays), 1)}
 
 
+def sizes(quick: bool) -> tuple[float, int]:
+    """Seconds of the runs/s measurement, light runs streamed beside each kind of hog."""
+    return (4.0, 3) if quick else (12.0, 10)
+
+
 def bench_mode(name: str, dsn: str, quick: bool) -> dict:
     env = {"DATABASE_URI": dsn, "REDIS_URI": REDIS, "N_JOBS_PER_WORKER": None}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     api = [AGENT_SERVER, "serve", "--config", str(CONFIG), "--host", "127.0.0.1", "--port", str(port)]
     worker = [AGENT_SERVER, "worker", "--config", str(CONFIG)]
-    seconds, light_runs = (4.0, 3) if quick else (12.0, 10)
+    seconds, light_runs = sizes(quick)
     with server(f"{name} API", api if name == "single host" else [*api, "--no-queue"], port, env):
         if name == "split":
             ctx = server("worker", worker, None, env, ready_line="running up to")
@@ -98,15 +105,24 @@ def bench_mode(name: str, dsn: str, quick: bool) -> dict:
     return result
 
 
+def bench_modes(dsns: list[str], quick: bool) -> dict:
+    """Every mode, each on its database of `dsns`; the figures and how they were measured (bench/run.py's `modes`)."""
+    seconds, light_runs = sizes(quick)
+    return {
+        "modes": {mode: bench_mode(mode, dsn, quick) for mode, dsn in zip(MODES, dsns)},
+        "settings": {"clients": CLIENTS, "seconds": seconds, "hogs": HOGS, "hog_step_s": HOG_STEP,
+                     "step_ms": STEP * 1000, "light_runs": light_runs, "executors": 2},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
-    modes = ["single host", "split", "distributed"]
     with fresh_databases(["single", "split", "distributed"]) as (dbs, note):
         log(f"database: {note}")
-        results = {mode: bench_mode(mode, dsn, args.quick) for mode, dsn in zip(modes, dbs)}
+        results = bench_modes(dbs, args.quick)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -329,6 +329,36 @@ def split_section(split: dict) -> str:
     return "\n".join(out + (["", "Errors (samples):", *samples] if samples else []))
 
 
+def modes_section(data: dict) -> str:
+    """bench/modes.py's figures: each deployment mode's runs/s, and light runs' stream delay beside runs that hog
+    their event loop (the reason distributed mode exists)."""
+    if not data:
+        return "(not run)"
+    st = data["settings"]
+    out = [
+        "The same API in three topologies on this machine (PostgreSQL and Redis shared): single host (`agent-server "
+        "dev`: API and queue in one process), split (`serve --no-queue` + one `worker`) and distributed (`serve "
+        f"--no-queue` + `worker --executors {st['executors']}`: an orchestrator and {st['executors']} executor "
+        f"processes joined by gRPC). Runs/s: {st['clients']} clients run stateless `runs/wait` of the `slow` graph "
+        f"without delay for {st['seconds']:g} s. Stream delay: {st['light_runs']} light runs (5 steps of "
+        f"{st['step_ms']:g} ms), streamed one after another while {st['hogs']} other runs execute steps of "
+        f"{st['hog_step_s']:g} s that burn the CPU (`burn`) or block their thread (`block`, time.sleep); "
+        f"delay = each gap between two `updates` events minus the step's {st['step_ms']:g} ms.",
+        "",
+        "| mode | runs/s | delay beside CPU-bound runs, p50 / p95 / max ms | delay beside blocking runs, p50 / p95 / max ms |",
+        "|---|--:|--:|--:|",
+    ]
+    for mode, r in data["modes"].items():
+        delays = [" / ".join(_f(d.get(k)) for k in ("p50_ms", "p95_ms", "max_ms"))
+                  for d in (r["stream_delay_burn"], r["stream_delay_block"])]
+        out.append(f"| {mode} | {_f(r['runs_per_s'])} | {delays[0]} | {delays[1]} |")
+    out += ["", "A run's graph code shares its process's event loop with the others' in single host and split mode: a "
+            "step that burns the CPU or blocks holds every other run of that process, and so their streams, for as long. An executor runs each "
+            "run on a thread and event loop of its own, so the light runs' events keep flowing; what it costs is the "
+            "extra hop (executor → orchestrator → Redis → API) and the processes."]
+    return "\n".join(out)
+
+
 def loaded_warning(meta: dict) -> str:
     cores = int(meta["machine"].split()[0])
     if meta["load_average_at_start"] <= cores:
@@ -388,6 +418,10 @@ shared (load average above the core count), rates and latencies mostly measure c
 ## Split mode (ours): API + 1 worker, then + 2 workers
 
 {split_section(data.get('split') or {})}
+
+## Deployment modes (ours): single host vs split vs distributed
+
+{modes_section(data.get('modes') or {})}
 
 ## Chaos (ours): API + 2 workers started together on an empty database, one killed mid-way
 

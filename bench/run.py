@@ -10,7 +10,8 @@ and Redis (REDIS_URI, default redis://127.0.0.1:6379/0): an API process and 1 qu
 with no migrate step, then 2 workers, on CPU-burning runs; then chaos: API + 2 workers started together on an
 empty database, one killed mid-way through 30 threaded runs; then the agent-shaped conversations
 (bench/agent_bench.py) on ours (external PostgreSQL, then embedded) and the official server, and many open
-streams on ours (250 runs × 4 join_stream clients). Everything runs one at a time. Writes
+streams on ours (250 runs × 4 join_stream clients); then the deployment modes side by side (bench/modes.py:
+single host, split, distributed). Everything runs one at a time. Writes
 bench/results.json and bench/RESULTS.md.
 """
 from __future__ import annotations
@@ -342,6 +343,14 @@ def bench_streams(dsn: str, quick: bool) -> dict:
     return {**out, "jobs": jobs}
 
 
+def run_modes(dsns: list[str], quick: bool) -> dict:
+    """Single host vs split vs distributed mode (bench/modes.py), each on a database of `dsns`."""
+    import modes  # it imports this module's helpers
+
+    log(f"\n== deployment modes: single host, split, distributed  (load average {os.getloadavg()[0]:.2f})")
+    return modes.bench_modes(dsns, quick)
+
+
 def run_floor(dsn: str, quick: bool) -> dict:
     log(f"\n== floor  (load average {os.getloadavg()[0]:.2f})")
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
@@ -365,8 +374,9 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         "load_average_at_start": round(os.getloadavg()[0], 2),
     }
-    with fresh_databases(["server", "floor", "split", "chaos", "bodies", "agent", "streams"]) as (
-        [server_db, floor_db, split_db, chaos_db, bodies_db, agent_db, streams_db], db_note
+    with fresh_databases(["server", "floor", "split", "chaos", "bodies", "agent", "streams",
+                          "modes_single", "modes_split", "modes_distributed"]) as (
+        [server_db, floor_db, split_db, chaos_db, bodies_db, agent_db, streams_db, *modes_dbs], db_note
     ):
         meta["database"] = db_note
         log(f"database: {db_note}")
@@ -382,9 +392,10 @@ def main() -> None:
         bodies = bench_big_bodies(bodies_db)
         agent = bench_agent(agent_db, args.quick)
         streams = bench_streams(streams_db, args.quick)
+        modes = run_modes(modes_dbs, args.quick)
     meta["seconds"] = round(time.monotonic() - started)
     data = {"meta": meta, "ours": ours, "official": official, "floor": floor, "split": split, "chaos": chaos, "bodies": bodies,
-            "agent": agent, "streams": streams}
+            "agent": agent, "streams": streams, "modes": modes}
     (BENCH / "results.json").write_text(json.dumps(data, indent=2))
     from report import render
 

@@ -45,3 +45,13 @@ async def test_many_streams_deliver_every_token_to_every_follower(agent_server):
     assert out["complete"] == 15 and out["events"] == 15 * 5
     assert out["idle_rss_mb"] and out["peak_rss_mb"] and out["after_rss_mb"]
     assert "15 of 15 got every token in order" in report.streams_section({"streams": {**out, "jobs": 20}})
+
+
+def test_the_report_renders_the_deployment_modes():
+    delay = {"p50_ms": 1.0, "p95_ms": 2.5, "max_ms": 4.0}
+    modes = {mode: {"runs_per_s": 10.0, "stream_delay_burn": delay, "stream_delay_block": delay}
+             for mode in ("single host", "split", "distributed")}
+    settings = {"clients": 16, "seconds": 4.0, "hogs": 2, "hog_step_s": 1.0, "step_ms": 50.0, "light_runs": 3, "executors": 2}
+    section = report.modes_section({"modes": modes, "settings": settings})
+    assert "| distributed | 10.0 | 1.0 / 2.5 / 4.0 | 1.0 / 2.5 / 4.0 |" in section
+    assert report.modes_section({}) == "(not run)"
