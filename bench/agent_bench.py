@@ -27,7 +27,9 @@ import httpx
 from loadgen import CheckFailed, ServerProbe, _r, check, format_row, ok_json, pct, run_scenario, tag
 
 AGENT = {"tokens": 60, "token_gap": 0.003, "turns": 3}
-LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)
+# Idle connections are dropped before the server's keep-alive timeout (5 s): reusing one the server is just
+# closing fails with a ReadError that says nothing about the server.
+LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=2000, keepalive_expiry=2.0)
 
 
 async def sse(response: httpx.Response) -> AsyncIterator[tuple[str, str, float]]:
