@@ -225,15 +225,19 @@ async def first_to_log(processes: list[ServerProcess], line: str, timeout: float
         await asyncio.sleep(0.05)
 
 
+def running(process: ServerProcess):
+    """For a fixture to `yield from`: `process` once it answers, stopped at the end in all cases."""
+    try:
+        yield process.wait_ready()
+    finally:
+        process.stop()
+        if os.environ.get("SHOW_SERVER_LOG"):
+            print(process.output())
+
+
 def serve(database_uri: str):
     """A `dev` server on `database_uri` for the fixture that yields from this, stopped in all cases."""
-    srv = ServerProcess(env={"DATABASE_URI": database_uri})
-    try:
-        yield srv.wait_ready()
-    finally:
-        srv.stop()
-        if os.environ.get("SHOW_SERVER_LOG"):
-            print(srv.output())
+    yield from running(ServerProcess(env={"DATABASE_URI": database_uri}))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from conftest import ServerProcess
+from conftest import ServerProcess, running
 from test_auth import ALICE, BOB, EXAMPLES, auth_config
 
 ANSWER = "Hello there, this answer streams token by token."
@@ -156,11 +156,7 @@ def test_split_mode_a_worker_runs_the_task_and_the_stream_crosses_the_broker(clu
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory, database_uri):
     config = auth_config(tmp_path_factory.mktemp("a2a-auth"), {"path": f"{EXAMPLES / 'auth.py'}:auth"})
-    server = ServerProcess(config, env={"DATABASE_URI": database_uri})
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    yield from running(ServerProcess(config, env={"DATABASE_URI": database_uri}))
 
 
 def test_with_custom_auth_a_tenants_conversation_is_its_own(auth_server):

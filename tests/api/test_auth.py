@@ -9,7 +9,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from conftest import TESTS, ServerProcess
+from conftest import ServerProcess, TESTS, running
 from run_helpers import HI, collect, wait_for
 
 EXAMPLES = TESTS.parent / "examples"
@@ -39,11 +39,7 @@ def auth_server(tmp_path_factory, database_uri):
         "path": f"{EXAMPLES / 'auth.py'}:auth",
         "openapi": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "security": [{"bearer": []}]},
     })
-    server = ServerProcess(config, env={"DATABASE_URI": database_uri})
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    yield from running(ServerProcess(config, env={"DATABASE_URI": database_uri}))
 
 
 @pytest.fixture

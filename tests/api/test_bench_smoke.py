@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerProcess
+from conftest import ServerProcess, running
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -20,11 +20,7 @@ FAST = {"tokens": 5, "token_gap": 0.002, "turns": 3}
 
 @pytest.fixture
 def agent_server(database_uri):
-    srv = ServerProcess(BENCH / "agent" / "langgraph.json", env={"DATABASE_URI": database_uri, "N_JOBS_PER_WORKER": "20"})
-    try:
-        yield srv.wait_ready()
-    finally:
-        srv.stop()
+    yield from running(ServerProcess(BENCH / "agent" / "langgraph.json", env={"DATABASE_URI": database_uri, "N_JOBS_PER_WORKER": "20"}))
 
 
 async def test_the_agent_conversations_run_and_every_run_is_correct(agent_server):

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from conftest import TESTS, ServerProcess, create_database, drop_database, serve
+from conftest import ServerProcess, TESTS, create_database, drop_database, running, serve
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
 expect = playwright.expect
@@ -259,11 +259,7 @@ def auth_server(tmp_path_factory, database_uri):
         "graphs": {"echo": str(TESTS.parent / "examples/graphs/echo.py") + ":graph"},
         "auth": {"path": str(TESTS.parent / "examples/auth.py") + ":auth"},
     }))
-    server = ServerProcess(config, env={"DATABASE_URI": database_uri})
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    yield from running(ServerProcess(config, env={"DATABASE_URI": database_uri}))
 
 
 def test_with_custom_auth_it_asks_for_a_token_and_shows_only_that_users_threads(auth_server, page):

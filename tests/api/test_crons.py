@@ -220,13 +220,9 @@ async def _no_threads_of(client, assistant_id: str) -> bool:
 @pytest.fixture
 def auth_server(tmp_path, database_uri):
     from api.test_auth import EXAMPLES, auth_config
-    from conftest import ServerProcess
+    from conftest import ServerProcess, running
 
-    server = ServerProcess(auth_config(tmp_path, {"path": f"{EXAMPLES / 'auth.py'}:auth"}), env={"DATABASE_URI": database_uri})
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    yield from running(ServerProcess(auth_config(tmp_path, {"path": f"{EXAMPLES / 'auth.py'}:auth"}), env={"DATABASE_URI": database_uri}))
 
 
 async def test_a_tenants_crons_and_the_threads_they_make_are_the_tenants_own(auth_server):

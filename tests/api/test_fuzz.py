@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402  (insta
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
-from conftest import ServerProcess, create_database, drop_database  # noqa: E402
+from conftest import ServerProcess, create_database, drop_database, running  # noqa: E402
 
 EXAMPLES_PER_OPERATION = 10
 REQUEST_TIMEOUT = 10
@@ -33,11 +33,9 @@ KNOWN_SERVER_ERRORS: dict[str, str] = {}
 @pytest.fixture(scope="module")
 def fuzz_server(postgres_server):
     uri = create_database(postgres_server)
-    srv = ServerProcess(env={"DATABASE_URI": uri})
     try:
-        yield srv.wait_ready()
+        yield from running(ServerProcess(env={"DATABASE_URI": uri}))
     finally:
-        srv.stop()
         drop_database(postgres_server, uri)
 
 

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from conftest import ServerProcess, create_database, drop_database
+from conftest import ServerProcess, create_database, drop_database, running
 
 LIMIT = 1000
 
@@ -18,13 +18,11 @@ LIMIT = 1000
 @pytest.fixture(scope="module")
 def limited_server(postgres_server):
     uri = create_database(postgres_server)
-    srv = ServerProcess(env={
-        "DATABASE_URI": uri, "AGENT_SERVER_MAX_BODY_BYTES": str(LIMIT), "AGENT_SERVER_BODY_TIMEOUT_SECS": "1",
-    })
     try:
-        yield srv.wait_ready()
+        yield from running(ServerProcess(env={
+            "DATABASE_URI": uri, "AGENT_SERVER_MAX_BODY_BYTES": str(LIMIT), "AGENT_SERVER_BODY_TIMEOUT_SECS": "1",
+        }))
     finally:
-        srv.stop()
         drop_database(postgres_server, uri)
 
 

@@ -13,7 +13,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
-from conftest import ServerProcess
+from conftest import ServerProcess, running
 from test_auth import ALICE, BOB, EXAMPLES, auth_config
 
 ACCEPT = {"Accept": "application/json, text/event-stream"}
@@ -131,11 +131,7 @@ async def test_split_mode_a_worker_runs_the_tool(cluster):
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory, database_uri):
     config = auth_config(tmp_path_factory.mktemp("mcp-auth"), {"path": f"{EXAMPLES / 'auth.py'}:auth"})
-    server = ServerProcess(config, env={"DATABASE_URI": database_uri})
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    yield from running(ServerProcess(config, env={"DATABASE_URI": database_uri}))
 
 
 async def test_with_custom_auth_each_tenant_sees_and_calls_its_own_tools(auth_server):

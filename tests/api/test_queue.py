@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from conftest import TESTS, ServerProcess
+from conftest import ServerProcess, TESTS, running
 from run_helpers import SLOW, slow
 
 EXAMPLES = TESTS.parent / "examples"
@@ -29,7 +29,7 @@ def start(http: httpx.Client, assistant: str, headers: dict | None = None, **run
     return thread, created.raise_for_status().json()["run_id"]
 
 
-def running(http: httpx.Client, run_id: str) -> dict:
+def held(http: httpx.Client, run_id: str) -> dict:
     """The run's queue entry once a worker holds it."""
     for _ in range(200):
         entry = queued(http)["runs"].get(run_id)
@@ -43,7 +43,7 @@ def test_the_queue_lists_pending_and_running_runs_with_their_ages_and_worker(ser
     busy, slow_run = start(http, SLOW, input={}, config=slow(1))
     later, delayed = start(http, "echo", input={"messages": []}, after_seconds=60)
     try:
-        entry = running(http, slow_run)
+        entry = held(http, slow_run)
         host, pid, suffix = entry["worker"].rsplit(":", 2)
         assert host == socket.gethostname() and int(pid) == server.proc.pid and len(suffix) == 8
         assert entry["thread_id"] == busy and entry["graph_id"] == SLOW and entry["attempt"] == 1
@@ -82,11 +82,7 @@ def auth_server(tmp_path_factory, database_uri):
         "graphs": {"echo": str(EXAMPLES / "graphs/echo.py") + ":graph"},
         "auth": {"path": str(EXAMPLES / "auth.py") + ":auth"},
     }))
-    server = ServerProcess(config, env={"DATABASE_URI": database_uri})
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    yield from running(ServerProcess(config, env={"DATABASE_URI": database_uri}))
 
 
 def test_under_custom_auth_each_caller_sees_only_the_runs_of_its_own_threads(auth_server):

@@ -9,7 +9,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableEntityError
 
-from conftest import ServerProcess, create_database, drop_database
+from conftest import ServerProcess, create_database, drop_database, running
 from run_helpers import HI, FINISHED, new_thread, run_status, say, slow, started, wait_for
 
 RUN_FIELDS = {
@@ -343,11 +343,9 @@ async def test_checkpoint_during_false_means_durability_exit(client):
 def quick_timeout_server(postgres_server):
     """A server of its own (own database, own queue) whose runs may take one second."""
     uri = create_database(postgres_server)
-    srv = ServerProcess(env={"DATABASE_URI": uri, "BG_JOB_TIMEOUT_SECS": "1"})
     try:
-        yield srv.wait_ready()
+        yield from running(ServerProcess(env={"DATABASE_URI": uri, "BG_JOB_TIMEOUT_SECS": "1"}))
     finally:
-        srv.stop()
         drop_database(postgres_server, uri)
 
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from langgraph_sdk import get_client
 
-from conftest import TESTS, ServerProcess, start_embedded_postgres, stop_embedded_postgres
+from conftest import ServerProcess, TESTS, running, start_embedded_postgres, stop_embedded_postgres
 
 
 def ns(*labels: str) -> list[str]:
@@ -212,11 +212,7 @@ def write_config(folder, config: dict):
 def store_server(tmp_path_factory, store_pg):
     config = write_config(tmp_path_factory.mktemp("store_config"), STORE_CONFIG)
     # a short lease: housekeeping (the sweeps) runs every lease/6 seconds
-    srv = ServerProcess(config, env={"DATABASE_URI": store_pg.get_uri(), "AGENT_SERVER_LEASE_SECS": "3"})
-    try:
-        yield srv.wait_ready()
-    finally:
-        srv.stop()
+    yield from running(ServerProcess(config, env={"DATABASE_URI": store_pg.get_uri(), "AGENT_SERVER_LEASE_SECS": "3"}))
 
 
 @pytest.fixture

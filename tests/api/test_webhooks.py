@@ -14,7 +14,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from conftest import TESTS, ServerProcess, create_database, drop_database
+from conftest import ServerProcess, TESTS, create_database, drop_database, running
 from run_helpers import HI, SLOW, new_thread, run_status, slow, wait_for
 
 CONFIG = TESTS / "langgraph.webhooks.json"
@@ -73,11 +73,9 @@ def receiver():
 def hook_server(postgres_server):
     """A server with the webhooks config, on a database of its own: its deliverer alone delivers its webhooks."""
     db = create_database(postgres_server)
-    srv = ServerProcess(config=CONFIG, env={"DATABASE_URI": db, **TOKEN})
     try:
-        yield srv.wait_ready()
+        yield from running(ServerProcess(config=CONFIG, env={"DATABASE_URI": db, **TOKEN}))
     finally:
-        srv.stop()
         drop_database(postgres_server, db)
 
 

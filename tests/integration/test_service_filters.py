@@ -2,8 +2,6 @@
 and streams) from every service function; the server itself (SYSTEM) still sees it."""
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from agent_server.config import load_settings
