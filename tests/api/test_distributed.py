@@ -164,7 +164,9 @@ async def test_a_node_that_blocks_or_burns_the_cpu_delays_neither_leases_nor_oth
         async for part in client.runs.stream(light, SLOW, input={}, stream_mode="updates", config=slow(0.05)):
             arrivals.append(time.monotonic())
         gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-        assert len(gaps) == 5 and max(gaps) < 0.05 + 0.1, gaps  # a step's 50 ms, and at most 100 ms more
+        # a step's 50 ms, and at most 100 ms more beside a blocked thread; beside one burning the CPU the slots'
+        # threads share the GIL, so less than the 2 s a shared event loop would hold them
+        assert len(gaps) == 5 and max(gaps) < 0.05 + (0.1 if "block" in hog else 0.5), (hog, gaps)
         await asyncio.sleep(1)  # the orchestrator renews every lease_secs / 6 = 0.5 s
         assert await _lease_expiry(cluster.env["DATABASE_URI"], run["run_id"]) > leased
         await client.runs.cancel(hog_thread, run["run_id"], wait=True)

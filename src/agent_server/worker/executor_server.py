@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import os
 import socket
+import sys
 import threading
 import uuid
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from . import wire
 from .executor import RunControl, produce
 
 log = logging.getLogger(__name__)
+SWITCH_INTERVAL_SECONDS = 0.001  # how long a slot's thread may hold the GIL while another waits (default 5 ms)
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
@@ -97,6 +99,8 @@ class ExecutorServer:
         self.server: grpc.aio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
+        # Slots are threads: one burning the CPU holds the GIL a switch interval each time another asks for it
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         for slot in self.slots:  # one after the other: each checks the schema
             await slot.open()
         self.server = grpc.aio.server(interceptors=[wire.SecretCheck(self.secret)], options=wire.OPTIONS)
