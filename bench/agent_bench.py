@@ -20,29 +20,16 @@ import asyncio
 import json
 import time
 from dataclasses import asdict
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
 import httpx
 
-from loadgen import CheckFailed, ServerProbe, _r, check, format_row, ok_json, pct, run_scenario, tag
+from loadgen import CheckFailed, ServerProbe, _r, check, format_row, ok_json, pct, run_scenario, sse, tag
 
 AGENT = {"tokens": 60, "token_gap": 0.003, "turns": 3}
 # Idle connections are dropped before the server's keep-alive timeout (5 s): reusing one the server is just
 # closing fails with a ReadError that says nothing about the server.
 LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=2000, keepalive_expiry=2.0)
-
-
-async def sse(response: httpx.Response) -> AsyncIterator[tuple[str, str, float]]:
-    """(event, data, receive time) of each complete SSE event."""
-    name, data = "", []
-    async for line in response.aiter_lines():
-        if line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif not line and (name or data):
-            yield name, "\n".join(data), time.time()
-            name, data = "", []
 
 
 class Tokens:

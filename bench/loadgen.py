@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import httpx
 import psutil
@@ -187,6 +187,19 @@ class Result:
     cpu_pct_by: dict[str, float] = field(default_factory=dict)  # with a CpuMeter: per process group
 
 
+async def sse(response: httpx.Response) -> AsyncIterator[tuple[str, str, float]]:
+    """(event, data, receive time) of each complete SSE event."""
+    name, data = "", []
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and (name or data):
+            yield name, "\n".join(data), time.time()
+            name, data = "", []
+
+
 async def no_setup(_: httpx.AsyncClient) -> dict:
     return {}
 
@@ -342,18 +355,11 @@ async def stream_echo(client: httpx.AsyncClient, _: dict) -> dict[str, float]:
     t0 = time.perf_counter()
     first: float | None = None
     events: list[tuple[str, str]] = []
-    name, data = "", []
     async with client.stream("POST", "/runs/stream", json=body) as r:
         check(r.status_code == 200, f"stream -> {r.status_code}")
-        async for line in r.aiter_lines():
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-            elif not line and (name or data):
-                first = first or time.perf_counter()
-                events.append((name, "\n".join(data)))
-                name, data = "", []
+        async for name, data, _ in sse(r):
+            first = first or time.perf_counter()
+            events.append((name, data))
     check(first is not None and events[0][0] == "metadata", f"first event is not metadata: {events[:1]}")
     check(not any(n == "error" for n, _ in events), f"error event: {events[-1]}")
     values = [json.loads(d) for n, d in events if n == "values"]

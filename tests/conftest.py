@@ -147,11 +147,18 @@ def drop_database(admin_uri: str, uri: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def fresh_database(admin_uri: str):
+    """For a fixture to `yield from`: a new database's URI, dropped at the end in all cases."""
+    uri = create_database(admin_uri)
+    try:
+        yield uri
+    finally:
+        drop_database(admin_uri, uri)
+
+
 @pytest.fixture(scope="session")
 def database_uri(postgres_server):
-    uri = create_database(postgres_server)
-    yield uri
-    drop_database(postgres_server, uri)
+    yield from fresh_database(postgres_server)
 
 
 class ServerProcess:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Cluster, create_database, drop_database
+from conftest import Cluster, fresh_database
 from test_distributed import distributed
 from test_cancel import (  # noqa: F401
     test_bulk_cancel_by_thread_and_run_ids,
@@ -77,9 +77,7 @@ from test_streaming import (  # noqa: F401
 
 @pytest.fixture(scope="module")
 def database_uri(postgres_server):
-    uri = create_database(postgres_server)
-    yield uri
-    drop_database(postgres_server, uri)
+    yield from fresh_database(postgres_server)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from agent_server.config import load_settings
 from agent_server.runtime import Runtime
 from agent_server.services.threads import expire_threads
-from conftest import CONFIG, create_database, drop_database, serve
+from conftest import CONFIG, fresh_database, serve
 
 TINY_TTL = 0.001  # minutes
 
@@ -20,9 +20,7 @@ TINY_TTL = 0.001  # minutes
 @pytest.fixture(scope="module")
 def database_uri(postgres_server):
     """This module's own database (overrides the shared one for its tests)."""
-    uri = create_database(postgres_server)
-    yield uri
-    drop_database(postgres_server, uri)
+    yield from fresh_database(postgres_server)
 
 
 @pytest.fixture(scope="module")

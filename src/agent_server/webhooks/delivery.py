@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from ..aio import wait_set
 from ..serde import dumps
 from ..storage.webhooks import WebhookRepo
 from .policy import NotResolved, Refused, WebhookConfig
@@ -80,11 +81,7 @@ class Deliverer:
         timeout = POLL_SECONDS
         if free > 0 and (due := await self.repo.next_due_in()) is not None:
             timeout = min(timeout, due + 0.01)
-        try:  # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the stop's cancellation
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+        await wait_set(self._wake, timeout)
 
     def _sent(self, task: asyncio.Task) -> None:
         self._sending.discard(task)

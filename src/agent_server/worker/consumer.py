@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 
 from .. import observability
+from ..aio import wait_set
 from ..broker import CANCEL, DONE, WAKE, pack, run_channel
 from ..runtime import Runtime
 from ..serde import dumps
@@ -161,11 +162,7 @@ class QueueWorker:
             delay = await self.rt.queue.next_available_in()
             if delay is not None:
                 timeout = min(timeout, delay + 0.01)
-        try:  # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a stop's cancellation
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+        await wait_set(self._wake, timeout)
 
     def free_slots(self) -> int:
         """How many more runs this worker takes now."""
