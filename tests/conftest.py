@@ -211,6 +211,11 @@ class ServerProcess:
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.terminate()
+        return self.reap()
+
+    def reap(self) -> int:
+        """Wait for a process told to stop (killed after 20 s)."""
+        if self.proc.poll() is None:
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
@@ -349,25 +354,42 @@ def private_redis(tmp_path):
 # ---- split mode: an API process without a queue and worker processes, on a fresh database -------------
 
 class Cluster:
+    """An API process (`serve --no-queue`) and the workers a test adds, started side by side: the API is waited
+    for when first used (or a worker is), so that processes come up together rather than one after another."""
+
     def __init__(self, database_uri: str, redis_uri: str) -> None:
         self.env = {"DATABASE_URI": database_uri, "REDIS_URI": redis_uri, "AGENT_SERVER_LEASE_SECS": "3"}
         self.workers: list[ServerProcess] = []
         self.api = ServerProcess(env=self.env, command="serve", args=["--no-queue", "--host", "127.0.0.1"])
-        try:
-            self.api.wait_ready()
-        except BaseException:
-            self.api.stop()
-            raise
-        self.client = get_client(url=self.api.url)
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = get_client(url=self.api.wait_ready().url)
+        return self._client
+
+    def add_workers(self, n: int, **env: str) -> list[ServerProcess]:
+        """`n` queue workers started at once, returned when all of them (and the API) are up."""
+        workers = [ServerProcess(env={**self.env, **env}, command="worker") for _ in range(n)]
+        self.workers += workers  # before waiting: stop() stops them even if they never come up
+        self.client  # noqa: B018  (the API up)
+        return [worker.wait_for_log("running up to") for worker in workers]
 
     def add_worker(self, **env: str) -> ServerProcess:
-        worker = ServerProcess(env={**self.env, **env}, command="worker")
-        self.workers.append(worker)  # before waiting: stop() stops it even if it never comes up
-        return worker.wait_for_log("running up to")
+        return self.add_workers(1, **env)[0]
 
     def stop(self) -> None:
-        for proc in [*self.workers, self.api]:
-            proc.stop()
+        stop_all([*self.workers, self.api])
+
+
+def stop_all(processes: list[ServerProcess]) -> None:
+    """Tell every process to stop, then wait for each: they shut down side by side."""
+    for proc in processes:
+        if proc.proc.poll() is None:
+            proc.proc.terminate()
+    for proc in processes:
+        proc.reap()
 
 
 @pytest.fixture

@@ -167,7 +167,7 @@ def _fired(workers, cron_id: str) -> int:
 async def test_two_schedulers_fire_a_per_second_cron_once_per_tick(cluster):
     """Two worker processes schedule at once: each tick of `* * * * * *` (seconds) is one run — none twice,
     none missed. Stateless crons delete (or keep) their threads; end_time and disabled crons stop firing."""
-    workers = [cluster.add_worker(), cluster.add_worker()]
+    workers = cluster.add_workers(2)
     client = cluster.client
     every_second = "* * * * * *"
     thread, late, off = [await client.threads.create() for _ in range(3)]

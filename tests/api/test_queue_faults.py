@@ -55,7 +55,7 @@ def _started(run: dict, attempt: int) -> str:
 async def test_two_drains_and_a_crash_do_not_end_a_healthy_run(cluster):
     # Every worker is up before the run starts: each hand-over below takes a moment, not a worker's start,
     # so the run is still in its first steps when the next one stops (on a loaded machine too).
-    workers = [cluster.add_worker(DRAIN_TIMEOUT_SECS="0.2") for _ in range(4)]
+    workers = cluster.add_workers(4, DRAIN_TIMEOUT_SECS="0.2")
     client = cluster.client
     thread_id = await new_thread(client)
     run = await client.runs.create(thread_id, SLOW, input={}, config=slow(1.5))

@@ -47,8 +47,7 @@ async def test_cancel_on_the_api_process_stops_a_run_in_a_worker(cluster):
 
 
 async def test_runs_of_a_killed_worker_resume_from_their_last_checkpoint_on_another(cluster):
-    victim = cluster.add_worker()
-    survivor = cluster.add_worker()
+    victim, survivor = cluster.add_workers(2)
     threads = [await cluster.client.threads.create() for _ in range(20)]
     runs = [
         await cluster.client.runs.create(t["thread_id"], SLOW, input={}, config={"configurable": {"delay": 0.4}})
