@@ -81,12 +81,15 @@ async def test_runs_the_sweep_or_a_hand_back_ends_queue_their_webhooks(repos):
 
 async def test_a_claim_is_a_lease_and_only_the_current_claim_reschedules(repos):
     runs, queue, webhooks = repos
+    assert await webhooks.next_due_in() is None  # nothing to deliver: the deliverer sleeps (it spun at 100 Hz)
     _, run_id = await _queue(runs)
     [run] = await queue.claim("w1", 10, 30, [])
     await queue.finish(run, status=RunStatus.SUCCESS, output={}, thread_status=None, values={}, interrupts={})
+    assert await webhooks.next_due_in() == 0.0  # due now
     [first] = await webhooks.claim(10, 60)
     assert first["run_id"] == run_id and first["attempts"] == 1
     assert await webhooks.claim(10, 60) == []  # leased
+    assert 59 < await webhooks.next_due_in() <= 60
     await runs.execute("UPDATE webhook_outbox SET available_at = now()")  # as if its deliverer died
     [second] = await webhooks.claim(10, 60)
     assert (second["id"], second["attempts"]) == (first["id"], 2)

@@ -10,6 +10,7 @@ from .base import Broker, Subscription
 from .memory import MemoryBroker
 
 WAKE = "wake"  # a run was enqueued: idle workers should claim
+WEBHOOKS_DUE = b"webhooks"  # a WAKE payload: runs it cancelled have webhooks to deliver too
 CANCEL = "cancel"  # payload: b"<run_id> <action>"
 
 
@@ -50,7 +51,7 @@ async def open_broker(redis_uri: str | None) -> Broker:
     return await RedisBroker.connect(redis_uri)
 
 
-__all__ = ["Broker", "Subscription", "MemoryBroker", "open_broker", "run_channel", "thread_channel", "WAKE", "CANCEL",
+__all__ = ["Broker", "Subscription", "MemoryBroker", "open_broker", "run_channel", "thread_channel", "WAKE", "WEBHOOKS_DUE", "CANCEL",
     "RUN_STARTED", "STATE_UPDATED", "thread_message", "read_thread_message", "thread_events_channel"]
 
 

@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 from langgraph.checkpoint.base.id import uuid6
 
 from ..broker import (
-    CANCEL, DONE, RUN_STARTED, STATE_UPDATED, WAKE, Subscription, pack, read_thread_message, run_channel,
+    CANCEL, DONE, RUN_STARTED, STATE_UPDATED, WAKE, WEBHOOKS_DUE, Subscription, pack, read_thread_message, run_channel,
     thread_channel, unpack,
 )
 from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, Invalid, NotFound, Unavailable
@@ -222,7 +222,7 @@ async def announce(rt: Runtime, new: NewRun, created: Created) -> None:
     for run_id in created.running:
         await rt.broker.publish(CANCEL, f"{run_id} {new.multitask_strategy}".encode())
     await _recheck(rt, created.cancelled)
-    await rt.broker.publish(WAKE, b"")
+    await rt.broker.publish(WAKE, WEBHOOKS_DUE if created.cancelled else b"")
 
 
 async def cancel(
@@ -244,6 +244,8 @@ async def cancel(
     for run_id in running:
         await rt.broker.publish(CANCEL, f"{run_id} {action}".encode())
     await _recheck(rt, matched)
+    if len(matched) > len(running):  # pending runs ended here: their webhooks, if any, are due
+        await rt.broker.publish(WAKE, WEBHOOKS_DUE)
 
 
 async def _recheck(rt: Runtime, run_ids: list[UUID]) -> None:

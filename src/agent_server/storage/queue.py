@@ -75,7 +75,10 @@ class QueueRepo(Repository):
                    UPDATE thread SET active_run_id = started.run_id, status = 'busy', updated_at = now()
                    FROM started WHERE thread.thread_id = started.thread_id
                )
-               SELECT * FROM started""",
+               -- and whether anyone follows the thread's event stream (worker/executor.py _ThreadLog)
+               SELECT started.*, EXISTS (SELECT 1 FROM thread_event_reader r WHERE r.thread_id = started.thread_id)
+                   AS thread_watched
+               FROM started""",
             {"limit": limit, "worker": worker_id, "lease": lease_seconds, "executing": executing},
         )
 
@@ -127,7 +130,8 @@ class QueueRepo(Repository):
             await lock_thread(conn, run["thread_id"])
             if await self.one(f"SELECT 1 FROM run WHERE {HELD} FOR UPDATE", params, conn) is None:
                 return False
-            await webhooks.record(conn, [run["run_id"]], status, error, values=values)
+            if run["kwargs"].get("webhook"):  # else nothing to queue (and no statement for it)
+                await webhooks.record(conn, [run["run_id"]], status, error, values=values)
             if delete_thread:  # a temporary thread goes, and its run with it
                 await conn.execute("DELETE FROM thread WHERE thread_id = %(thread)s", params)
                 return True

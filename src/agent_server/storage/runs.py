@@ -131,17 +131,19 @@ class RunRepo(Repository):
                 if strategy in ("interrupt", "rollback"):
                     cancelled = [r["run_id"] for r in inflight]
                     running = await self._cancel(conn, new.thread_id, cancelled, strategy)
-            row = await self.one(insert_run, params, conn)
             # The thread keeps the config of its last run's assistant (the run's own top-level keys, not its
             # configurable), as the official server does: state reads and updates build factory graphs with it.
-            await conn.execute(
-                f"""UPDATE thread SET status = 'busy', updated_at = now(), metadata = metadata || {thread_metadata},
-                        config = (coalesce(%(kwargs)s::jsonb->'config', '{{}}') - 'metadata' - 'configurable') || jsonb_build_object(
-                            'configurable', coalesce(
-                                (SELECT a.config->'configurable' FROM assistant a WHERE a.assistant_id = %(assistant)s),
-                                '{{}}'::jsonb))
-                    WHERE thread_id = %(thread)s""",
+            row = await self.one(
+                f"""WITH thread_row AS (
+                        UPDATE thread SET status = 'busy', updated_at = now(), metadata = metadata || {thread_metadata},
+                            config = (coalesce(%(kwargs)s::jsonb->'config', '{{}}') - 'metadata' - 'configurable') || jsonb_build_object(
+                                'configurable', coalesce(
+                                    (SELECT a.config->'configurable' FROM assistant a WHERE a.assistant_id = %(assistant)s),
+                                    '{{}}'::jsonb))
+                        WHERE thread_id = %(thread)s)
+                    {insert_run}""",
                 params,
+                conn,
             )
             return Created(row, cancelled, running)
 

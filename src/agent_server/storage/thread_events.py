@@ -46,10 +46,6 @@ class ThreadEventRepo(Repository):
             (thread_id,),
         )
 
-    async def watched(self, thread_id: UUID) -> bool:
-        """Someone followed this thread's event stream lately (not pruned since)."""
-        return await self.scalar("SELECT EXISTS (SELECT 1 FROM thread_event_reader WHERE thread_id = %s)", (thread_id,))
-
     async def prune(self, older_than_seconds: float) -> None:
         for table, column in (("thread_event", "created_at"), ("thread_event_reader", "seen_at")):
             await self.execute(

@@ -61,6 +61,6 @@ class WebhookRepo(Repository):
 
     async def next_due_in(self) -> float | None:
         """Seconds until the next delivery is due (None when none waits)."""
-        return await self.scalar(
-            "SELECT greatest(extract(epoch FROM min(available_at) - now()), 0)::float FROM webhook_outbox"
-        )
+        # not greatest(..., 0) in SQL: greatest skips a NULL, and an empty outbox would be due at once
+        due = await self.scalar("SELECT extract(epoch FROM min(available_at) - now())::float FROM webhook_outbox")
+        return None if due is None else max(due, 0.0)

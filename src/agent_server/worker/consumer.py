@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .. import observability
 from ..aio import wait_set
-from ..broker import CANCEL, DONE, WAKE, pack, run_channel
+from ..broker import CANCEL, DONE, WAKE, WEBHOOKS_DUE, pack, run_channel
 from ..runtime import Runtime
 from ..serde import dumps
 from ..services.store import sweep_expired
@@ -119,9 +119,10 @@ class QueueWorker:
                 ready.set()
 
                 async def on_wake():
-                    async for _ in wakes:
+                    async for message in wakes:
                         self._wake.set()
-                        self.deliverer.wake()  # a run created elsewhere may have cancelled pending ones
+                        if message == WEBHOOKS_DUE:  # a run created elsewhere cancelled pending ones
+                            self.deliverer.wake()
 
                 async def on_cancel():
                     async for message in cancels:
@@ -154,7 +155,7 @@ class QueueWorker:
             control = RunControl()
             task = asyncio.create_task(self.execute(run, control), name=f"run-{run['run_id']}")
             entry = self.active[run["run_id"]] = _Active(task, control, run["attempt"])
-            task.add_done_callback(self._on_done(run["run_id"], entry))
+            task.add_done_callback(self._on_done(run, entry))
         if claimed and len(claimed) == free:
             return  # maybe more waiting
         timeout = IDLE_POLL_SECONDS
@@ -173,14 +174,17 @@ class QueueWorker:
         orchestrator dispatches it to an executor instead: worker/orchestrator.py)."""
         return execute(self.rt, run, control)
 
-    def _on_done(self, run_id: uuid.UUID, entry: _Active):
+    def _on_done(self, run: dict, entry: _Active):
+        run_id, webhook = run["run_id"], bool(run["kwargs"].get("webhook"))
+
         def done(task: asyncio.Task) -> None:
             if self.active.get(run_id) is entry:  # forget only this execution, never a newer one
                 del self.active[run_id]
             if not task.cancelled() and task.exception() is not None:
                 log.error("run %s crashed in the worker", run_id, exc_info=task.exception())
             self._wake.set()  # a slot is free; and a run waiting on this thread can start
-            self.deliverer.wake()  # its webhook, if any, is due
+            if webhook:
+                self.deliverer.wake()  # it is due (a query per run ended, only for runs that have one)
 
         return done
 

@@ -116,11 +116,10 @@ class _ThreadLog:
             await self.rt.broker.publish(channel, pack("event", data, str(seq)))
 
     async def started(self) -> None:
-        """Decided once per execution: one read for a run not started by a command."""
+        """Decided once per execution, when the run is claimed (the claim says whether the thread is followed)."""
         run = self.run
-        with storage_errors_marked():
-            if run["kwargs"].get("protocol") or await self.rt.thread_events.watched(run["thread_id"]):
-                self.stream = ProtocolStream(run["kwargs"]["config"]["configurable"]["graph_id"])
+        if run["kwargs"].get("protocol") or run.get("thread_watched"):
+            self.stream = ProtocolStream(run["kwargs"]["config"]["configurable"]["graph_id"])
         if self.stream is not None:
             await self.add(self.stream.started())
 
