@@ -10,7 +10,9 @@ added to each token (receive time minus the time the graph emitted it), runs/s, 
 
 Many streams (ours): R runs at once, each followed by J `join_stream` clients (Last-Event-ID 0 on resumable runs,
 so a client that connects late still gets every event): every client must get every token in order; the delay
-from the graph emitting a token to each client receiving it; the server's RSS idle, at its peak, and after the
+from the graph emitting a token to each client receiving it, for the tokens emitted once the client was connected
+(its response had begun: earlier ones are replayed from storage, not published to it); how long the clients took
+to connect, and how many connected after the first token; the server's RSS idle, at its peak, and after the
 clients disconnect.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Callable
 
 import httpx
 
-from loadgen import CheckFailed, ServerProbe, _r, check, format_row, ok_json, pct, run_scenario, sse, tag
+from loadgen import CheckFailed, RawSSE, ServerProbe, _r, check, format_row, ok_json, pct, run_scenario, tag
 
 AGENT = {"tokens": 60, "token_gap": 0.003, "turns": 3}
 # Idle connections are dropped before the server's keep-alive timeout (5 s): reusing one the server is just
@@ -41,7 +43,8 @@ class Tokens:
         self.delays: list[float] = []
         self.first: float | None = None
 
-    def feed(self, data: str, received: float) -> None:
+    def feed(self, data: str, received: float, since: float = 0.0) -> None:
+        """`since`: delays only of tokens emitted from then on (those before were replayed, not published live)."""
         chunk = json.loads(data)[0]
         if chunk.get("type") != "AIMessageChunk":  # the tool's answer, streamed whole
             return
@@ -50,7 +53,8 @@ class Tokens:
             turn, index = (int(x) for x in position.split("."))
             check((turn, index) == self.expected, f"token {turn}.{index} where {self.expected} was due")
             self.expected = (turn, index + 1) if index + 1 < self.tokens else (turn + 1, 0)
-            self.delays.append((received - float(emitted)) * 1000)
+            if float(emitted) >= since:
+                self.delays.append((received - float(emitted)) * 1000)
             self.first = self.first or received
 
     def check_complete(self) -> None:
@@ -73,9 +77,9 @@ async def conversation_turn(client: httpx.AsyncClient, state: dict, sink: dict[s
     tokens = Tokens(settings["tokens"], settings["turns"])
     nodes: list[str] = []
     t0 = time.time()
-    async with client.stream("POST", f"/threads/{state['thread_id']}/runs/stream", json=body) as r:
+    async with RawSSE(str(client.base_url), "POST", f"/threads/{state['thread_id']}/runs/stream", body) as r:
         check(r.status_code == 200, f"stream -> {r.status_code}")
-        async for name, data, received in sse(r):
+        async for name, data, received in r.events():
             check(name != "error", f"error event: {data[:200]}")
             if name == "messages":
                 tokens.feed(data, received)
@@ -138,13 +142,14 @@ async def conversations(url: str, pid: int | None, clients: tuple[int, ...] = (1
 
 
 async def many_streams(url: str, pid: int | None, runs: int = 250, joiners: int = 4, tokens: int = 20,
-                       token_gap: float = 0.25, start_delay: float = 3.0, settle: float = 5.0,
+                       token_gap: float = 0.25, start_delay: float = 8.0, settle: float = 5.0,
                        log: Callable[[str], None] = print) -> dict:
     """`runs` runs at once, each followed by `joiners` join_stream clients; see the module's docstring."""
     probe = ServerProbe(pid)
     settings = {"tokens": tokens, "token_gap": token_gap, "turns": 1, "start_delay": start_delay}
     delays: list[float] = []
     errors: list[str] = []
+    connected: list[float] = []  # when each client's response began
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=LIMITS) as client:
         ok_json(await client.get("/ok"))
         idle_rss = probe.rss()
@@ -158,18 +163,21 @@ async def many_streams(url: str, pid: int | None, runs: int = 250, joiners: int 
         async def follow(run: dict) -> None:
             check_tokens = Tokens(tokens, 1)
             try:
-                async with client.stream("GET", f"/threads/{run['thread_id']}/runs/{run['run_id']}/stream",
-                                         headers={"Last-Event-ID": "0"}) as r:
+                async with RawSSE(url, "GET", f"/threads/{run['thread_id']}/runs/{run['run_id']}/stream",
+                                  headers={"Last-Event-ID": "0"}) as r:
                     check(r.status_code == 200, f"join_stream -> {r.status_code}")
-                    async for name, data, received in sse(r):
+                    since = time.time()  # the server subscribes this client before it answers
+                    connected.append(since)
+                    async for name, data, received in r.events():
                         check(name != "error", f"error event: {data[:200]}")
                         if name == "messages":
-                            check_tokens.feed(data, received)
+                            check_tokens.feed(data, received, since)
                 check_tokens.check_complete()
                 delays.extend(check_tokens.delays)
-            except (CheckFailed, httpx.HTTPError, ValueError, KeyError) as exc:
+            except (CheckFailed, httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
                 errors.append(f"{type(exc).__name__}: {exc}"[:200])
 
+        t_created = time.time()
         followers = [asyncio.create_task(follow(ok_json(run))) for run in created for _ in range(joiners)]
         await asyncio.sleep(start_delay * 0.8)
         connected_rss = probe.rss()
@@ -181,6 +189,9 @@ async def many_streams(url: str, pid: int | None, runs: int = 250, joiners: int 
         "runs": runs, "joiners": joiners, "clients": runs * joiners, "settings": settings,
         "complete": runs * joiners - len(errors), "errors": len(errors), "error_samples": sorted(set(errors))[:3],
         "events": len(delays), "seconds": round(seconds, 1),
+        "connect_p99_s": _r(pct([c - t_created for c in connected], 0.99)),
+        "connect_all_s": _r(max(connected, default=t_created) - t_created),
+        "late_clients": sum(c - t_created > start_delay for c in connected),
         "delay_p50_ms": _r(pct(delays, 0.5)), "delay_p99_ms": _r(pct(delays, 0.99)), "delay_max_ms": _r(max(delays, default=None)),
         "idle_rss_mb": round(idle_rss / 2**20, 1) if pid else None,
         "connected_rss_mb": round(connected_rss / 2**20, 1) if pid else None,
@@ -188,7 +199,8 @@ async def many_streams(url: str, pid: int | None, runs: int = 250, joiners: int 
         "after_rss_mb": round(probe.rss() / 2**20, 1) if pid else None,
     }
     log(f"many streams: {out['clients']} clients on {runs} runs: {out['complete']} complete, {out['errors']} errors; "
-        f"{out['events']} tokens, publish→client p50 {out['delay_p50_ms']} p99 {out['delay_p99_ms']} ms; RSS idle "
+        f"all connected in {out['connect_all_s']} s ({out['late_clients']} after the first token); "
+        f"{out['events']} live tokens, publish→client p50 {out['delay_p50_ms']} p99 {out['delay_p99_ms']} ms; RSS idle "
         f"{out['idle_rss_mb']} → connected {out['connected_rss_mb']} → peak {out['peak_rss_mb']} → after {out['after_rss_mb']} MB"
         + (f"\n    errors e.g.: {out['error_samples'][0]}" if errors else ""))
     return out

@@ -176,8 +176,10 @@ def streams_section(data: dict) -> str:
         f"(resumable), each streaming {cfg['tokens']} tokens {cfg['token_gap'] * 1000:g} ms apart after {cfg['start_delay']:g} s, "
         f"each followed by {st['joiners']} `join_stream` clients (Last-Event-ID 0, so a late client misses nothing): "
         f"{st['clients']:,} SSE clients. {st['complete']:,} of {st['clients']:,} got every token in order "
-        f"({st['events']:,} tokens delivered, {st['errors']} errors); delay from the graph emitting a token to a client "
-        f"receiving it p50 {_f(st['delay_p50_ms'])} ms, p99 {_f(st['delay_p99_ms'])} ms, max {_f(st['delay_max_ms'])} ms; "
+        f"({st['errors']} errors). The clients took {_f(st.get('connect_all_s'))} s to connect (until each response began), "
+        f"{st.get('late_clients', '–')} of them after the first token. Delay from the graph emitting a token to a client "
+        f"receiving it, for the {st['events']:,} tokens emitted once their client was connected (earlier ones are replayed "
+        f"from storage, not published live): p50 {_f(st['delay_p50_ms'])} ms, p99 {_f(st['delay_p99_ms'])} ms, max {_f(st['delay_max_ms'])} ms; "
         f"{st['seconds']} s in all. API process RSS: idle {_f(st['idle_rss_mb'])} MB, all clients connected "
         f"{_f(st['connected_rss_mb'])} MB, peak {_f(st['peak_rss_mb'])} MB, 5 s after they disconnected {_f(st['after_rss_mb'])} MB."
         + ("\n\nErrors (samples):\n" + "\n".join(f"- `{e}`" for e in st["error_samples"]) if st["error_samples"] else "")

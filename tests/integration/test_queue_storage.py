@@ -222,10 +222,11 @@ async def test_a_stale_execution_stores_no_resumable_events(repos):
     events = RunEventRepo(repos.runs.pool)
     _, (run_id,) = await _queue_runs(repos.runs, 1)
     (old,) = await repos.queue.claim("w1", 10, 30, [])
-    assert await events.append(old, 1, "values", b"{}")
+    assert await events.append(old, [(1, "values", b"{}")])
     await repos.expire(run_id)
     await repos.queue.sweep()
     (new,) = await repos.claim_now("w2")
-    assert not await events.append(old, 2, "values", b'{"stale": true}')
-    assert await events.append(new, 2, "values", b'{"new": true}')
-    assert [(r["seq"], bytes(r["data"])) for r in await events.after(run_id, 0)] == [(1, b"{}"), (2, b'{"new": true}')]
+    assert not await events.append(old, [(2, "values", b'{"stale": true}'), (3, "values", b"{}")])
+    assert await events.append(new, [(2, "values", b'{"new": true}'), (3, "updates", b"[]")])  # a batch: one statement
+    assert [(r["seq"], r["event"], bytes(r["data"])) for r in await events.after(run_id, 0)] == [
+        (1, "values", b"{}"), (2, "values", b'{"new": true}'), (3, "updates", b"[]")]

@@ -8,15 +8,20 @@ from .queue import HELD, lease
 
 
 class RunEventRepo(Repository):
-    async def append(self, run: dict, seq: int, event: str, data: bytes) -> bool:
-        """Store an event of a claimed run's execution; False (nothing stored) when that execution no
-        longer holds the run: a stale attempt's events never mix with the newer one's."""
-        return await self.one(
-            f"""INSERT INTO run_event (run_id, seq, event, data)
-                SELECT %(run)s, %(seq)s, %(event)s, %(data)s WHERE EXISTS (SELECT 1 FROM run WHERE {HELD})
-                ON CONFLICT DO NOTHING RETURNING 1""",
-            {**lease(run), "seq": seq, "event": event, "data": data},
-        ) is not None
+    async def append(self, run: dict, events: list[tuple[int, str, bytes]]) -> bool:
+        """Store events (seq, event, data) of a claimed run's execution, in one statement; False (nothing
+        stored) when that execution no longer holds the run: a stale attempt's events never mix with the
+        newer one's."""
+        return await self.scalar(
+            f"""WITH stored AS (
+                    INSERT INTO run_event (run_id, seq, event, data)
+                    SELECT %(run)s, e.seq, e.event, e.data
+                    FROM unnest(%(seqs)s::integer[], %(events)s::text[], %(data)s::bytea[]) AS e(seq, event, data)
+                    WHERE EXISTS (SELECT 1 FROM run WHERE {HELD})
+                    ON CONFLICT DO NOTHING RETURNING 1)
+                SELECT EXISTS (SELECT 1 FROM run WHERE {HELD})""",
+            {**lease(run), "seqs": [e[0] for e in events], "events": [e[1] for e in events], "data": [e[2] for e in events]},
+        )
 
     async def after(self, run_id: UUID, seq: int) -> list[dict]:
         return await self.all(

@@ -73,27 +73,59 @@ class RunControl:
 
 
 class _Publisher:
-    """A run's events to its followers; resumable runs number and store them so clients can reconnect."""
+    """A run's events to its followers; resumable runs number and store them so clients can reconnect.
+
+    A resumable run's events are stored before they are published (a client reconnecting with its last id
+    misses none), by a writer task of their own: the run does not wait a round trip per event, and the
+    events that come while a write is in flight go together in the next one (one statement per batch)."""
+
+    MAX_PENDING = 1000  # events not yet stored after which the run waits for the writer
 
     def __init__(self, rt: Runtime, run: dict) -> None:
         self.rt, self.run, self.run_id = rt, run, run["run_id"]
         self.channel = run_channel(self.run_id)
         self.resumable = run["kwargs"].get("resumable", False)
         self.seq: int | None = None
+        self._pending: list[tuple[int, str, bytes]] = []
+        self._writer: asyncio.Task | None = None
+        self._stale = False  # this execution lost the run: its events are dropped
 
     async def __call__(self, event: str, data: bytes) -> None:
-        with storage_errors_marked():  # storing a resumable run's events is our database at work
-            await self._publish(event, data)
-
-    async def _publish(self, event: str, data: bytes) -> None:
         if not self.resumable or event == DONE:
+            await self.flush()  # after every stored event
             await self.rt.broker.publish(self.channel, pack(event, data))
             return
+        if self._writer is not None and self._writer.done():
+            await self.flush()  # raises if the last write failed: the run hears of it now (ours: handed back)
         if self.seq is None:  # a retried run continues the numbering of its first attempt
-            self.seq = await self.rt.events.last_seq(self.run_id)
+            with storage_errors_marked():
+                self.seq = await self.rt.events.last_seq(self.run_id)
         self.seq += 1
-        if await self.rt.events.append(self.run, self.seq, event, data):  # else a stale execution: keep quiet
-            await self.rt.broker.publish(self.channel, pack(event, data, str(self.seq)))
+        self._pending.append((self.seq, event, data))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        if len(self._pending) >= self.MAX_PENDING:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Once every event so far is stored and published (raises what a write raised, once)."""
+        writer = self._writer
+        if writer is not None:
+            try:
+                await asyncio.shield(writer)  # a cancelled run still stores what it streamed
+            finally:
+                if writer.done() and self._writer is writer:
+                    self._writer = None
+
+    async def _write(self) -> None:
+        while self._pending and not self._stale:
+            batch, self._pending = self._pending, []
+            with storage_errors_marked():  # storing a resumable run's events is our database at work
+                if not await self.rt.events.append(self.run, batch):
+                    self._stale = True  # a stale execution: keep quiet
+                    return
+            for seq, event, data in batch:
+                await self.rt.broker.publish(self.channel, pack(event, data, str(seq)))
 
 
 class _ThreadLog:
@@ -188,6 +220,14 @@ async def record(rt: Runtime, run: dict, ending: Ending, emit: Emitter) -> str |
     """The orchestration's part once the graph stopped: hand the run back or record its end (fenced by the
     lease), then tell its followers. How the run ended; None: handed back to the queue (or to another worker)."""
     run_id, publish, thread_log = run["run_id"], emit.publish, emit.thread_log
+    try:
+        await publish.flush()  # what the run streamed is stored before its end is recorded
+    except Exception as exc:
+        if not is_storage_error(exc):
+            raise
+        if not ending.handed_back:
+            log.warning("run %s: database unavailable (%s) while storing its events; handing it back", run_id, exc)
+            ending = Ending(handed_back=True, retry=True)
     if ending.handed_back:
         try:
             status = await rt.queue.release(run, retry=ending.retry)
