@@ -226,7 +226,11 @@ async def test_a_stale_execution_stores_no_resumable_events(repos):
     await repos.expire(run_id)
     await repos.queue.sweep()
     (new,) = await repos.claim_now("w2")
-    assert not await events.append(old, [(2, "values", b'{"stale": true}'), (3, "values", b"{}")])
-    assert await events.append(new, [(2, "values", b'{"new": true}'), (3, "updates", b"[]")])  # a batch: one statement
+    # handed in together, they go in one statement: the stale execution's are dropped, the new one's stored
+    stale, fresh = await asyncio.gather(
+        events.append(old, [(2, "values", b'{"stale": true}'), (3, "values", b"{}")]),
+        events.append(new, [(2, "values", b'{"new": true}'), (3, "updates", b"[]")]),
+    )
+    assert (stale, fresh) == (False, True)
     assert [(r["seq"], r["event"], bytes(r["data"])) for r in await events.after(run_id, 0)] == [
         (1, "values", b"{}"), (2, "values", b'{"new": true}'), (3, "updates", b"[]")]

@@ -1,27 +1,68 @@
 """Stored stream events of resumable runs."""
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 from .base import Repository
-from .queue import HELD, lease
 
 
 class RunEventRepo(Repository):
+    """Appends are committed in groups: the events every run of this process hands in while a write is in
+    flight go together in the next statement (a thousand streaming runs, a statement per round trip rather
+    than one per event)."""
+
+    def __init__(self, pool) -> None:
+        super().__init__(pool)
+        self._waiting: list[tuple[dict, list[tuple[int, str, bytes]], asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
     async def append(self, run: dict, events: list[tuple[int, str, bytes]]) -> bool:
-        """Store events (seq, event, data) of a claimed run's execution, in one statement; False (nothing
-        stored) when that execution no longer holds the run: a stale attempt's events never mix with the
-        newer one's."""
-        return await self.scalar(
-            f"""WITH stored AS (
-                    INSERT INTO run_event (run_id, seq, event, data)
-                    SELECT %(run)s, e.seq, e.event, e.data
-                    FROM unnest(%(seqs)s::integer[], %(events)s::text[], %(data)s::bytea[]) AS e(seq, event, data)
-                    WHERE EXISTS (SELECT 1 FROM run WHERE {HELD})
-                    ON CONFLICT DO NOTHING RETURNING 1)
-                SELECT EXISTS (SELECT 1 FROM run WHERE {HELD})""",
-            {**lease(run), "seqs": [e[0] for e in events], "events": [e[1] for e in events], "data": [e[2] for e in events]},
+        """Store events (seq, event, data) of a claimed run's execution; False (nothing stored) when that
+        execution no longer holds the run: a stale attempt's events never mix with the newer one's."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((run, events, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())  # not in a caller's task: its cancel stops no one else
+        return await asyncio.shield(done)
+
+    async def _write(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                held = await self._store(group)
+            except BaseException as exc:
+                for _, _, done in group:
+                    if not done.done():
+                        done.set_exception(exc if isinstance(exc, Exception) else ConnectionError("shutting down"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for run, _, done in group:
+                if not done.done():
+                    done.set_result((run["run_id"], run["attempt"]) in held)
+
+    async def _store(self, group) -> set[tuple[UUID, int]]:
+        """One statement; the executions (run, attempt) that still hold their runs (only theirs are stored)."""
+        rows = [(run, *event) for run, events, _ in group for event in events]
+        held = await self.all(
+            """WITH e AS (
+                   SELECT * FROM unnest(%(runs)s::uuid[], %(owners)s::text[], %(attempts)s::integer[],
+                                        %(seqs)s::integer[], %(events)s::text[], %(data)s::bytea[])
+                       AS e(run_id, owner, attempt, seq, event, data)
+               ), held AS (
+                   SELECT e.* FROM e JOIN run r USING (run_id)
+                   WHERE r.status = 'running' AND r.lease_owner = e.owner AND r.attempt = e.attempt
+               ), stored AS (
+                   INSERT INTO run_event (run_id, seq, event, data) SELECT run_id, seq, event, data FROM held
+                   ON CONFLICT DO NOTHING
+               )
+               SELECT DISTINCT run_id, attempt FROM held""",
+            {"runs": [r[0]["run_id"] for r in rows], "owners": [r[0]["lease_owner"] for r in rows],
+             "attempts": [r[0]["attempt"] for r in rows], "seqs": [r[1] for r in rows],
+             "events": [r[2] for r in rows], "data": [r[3] for r in rows]},
         )
+        return {(r["run_id"], r["attempt"]) for r in held}
 
     async def after(self, run_id: UUID, seq: int) -> list[dict]:
         return await self.all(
