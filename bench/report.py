@@ -200,18 +200,29 @@ def agent_analysis(data: dict) -> str:
   parameters), langchain's callback chain per token and message objects about 10 %, our queue and HTTP the rest.
   What would move it: coalescing the events that are ready at once into one write per stream, a leaner
   `messages-tuple` encoding (metadata once per message, not per token), and split mode (runs in worker processes,
-  the API only relaying). Time to first token at 1 conversation ({_f(a1.get('first_token_p50_ms'))} ms p50): the
-  request, three queries and the worker's wake-up before the run starts (as the first SSE event, about 7 ms on a
-  quiet machine), then the thread's checkpoint read and the model's callback set-up before the first token.
-- **Many open streams.** {st.get('clients', 0):,} SSE clients on one process: every token is written to
-  {st.get('joiners', 4)} sockets; the delay p99 ({_f(st.get('delay_p99_ms'))} ms) is the event loop's queue when the
-  tokens of {st.get('runs', 0)} runs land together on 2 shared cores, with the load generator's 1,000 readers on
-  the same cores; RSS ({_f(st.get('peak_rss_mb'))} MB peak) is per connection buffers and per run state. What would
-  move the delay: one socket write per stream for the events ready together (as for the agent load), and readers
-  on another machine. RSS after the clients leave ({_f(st.get('after_rss_mb'))} MB) stays near the peak: CPython's
-  allocator and glibc keep the freed arenas for reuse rather than give them back to the system; the soak above
-  shows no growth across 10,000 runs, so this is a high-water mark, not a ratchet — to be confirmed by a second
-  wave of clients (not yet measured), and to be lowered by `malloc_trim` after a burst."""
+  the API only relaying). Time to first token at 1 conversation ({_f(a1.get('first_token_p50_ms'))} ms p50), split by
+  hand (12 runs in a row, 5-token turns): the run's `metadata` event arrives 9–15 ms after the request (the request,
+  the assistant and thread reads, the run's transaction, the worker's wake-up and claim), the first token 7–12 ms
+  after that (the graph's start: its checkpoint read and input checkpoint, the model node's callback set-up); the
+  same on a fresh thread as on one with 70 messages, so it is not the history's size. What would move it: the run
+  created and claimed in one transaction when a worker of the same process is free (no wake-up, one round trip
+  less), and the input checkpoint written beside the first step rather than before it.
+- **Many open streams.** {st.get('clients', 0):,} SSE clients on one process: every token is stored (the runs
+  are resumable) and written to {st.get('joiners', 4)} sockets, and the tokens of {st.get('runs', 0)} runs land
+  together, 4 times a second, on 2 cores shared with PostgreSQL and the load generator's readers. What moved the
+  delay this round: resumable events used to be one INSERT per token, awaited by the run (at 1,000 tokens a second
+  that alone saturated the process: p50 about 2 s); they are now stored by a writer task, in groups across every
+  run of the process (one statement per round trip), and the load generator reads its streams without an HTTP
+  library (httpx took more CPU than the server). py-spy over the token phase now: publishing each stored event to
+  its followers and the SSE write per event per client about a third, langchain's callbacks per token and our
+  run stream a quarter, the grouped INSERTs under a tenth. What would move the p99 further: one socket write per
+  stream for the events ready together, and readers on another machine. The clients' connection burst
+  ({_f(st.get('connect_all_s'))} s for {st.get('clients', 0):,} `join_stream` requests, two queries each) ends before
+  the first token, so it is not in the delays. RSS after the clients leave ({_f(st.get('after_rss_mb'))} MB) stays
+  near the peak, and a second wave of 1,000 clients on the same process brought it no higher (measured by hand:
+  195 → 201 → 198 MB): a high-water mark, not a ratchet. `gc.collect()` with glibc's `malloc_trim` after the burst
+  gave back about 5 MB only, so what stays is CPython's own object arenas, which it returns only when wholly empty;
+  what would lower it is fewer objects per open stream (or streams served by a process of their own)."""
 
 
 def analysis(data: dict) -> str:
@@ -231,8 +242,11 @@ def analysis(data: dict) -> str:
   Ours reaches {_f(t32.get('rate'))} runs/s = {_ratio(t32.get('rate'), f5.get('rate'))} of that floor, spending
   {_f(t32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run (py-spy: the checkpointer's queries and
   serialization about half, langgraph's loop a quarter, HTTP and our queue the rest). What we removed on the way:
-  the saver's global lock (it serialised every run's checkpoint writes), a connection check per checkout, and
-  reading the final state back after a run that went to its end.
+  the saver's global lock (it serialised every run's checkpoint writes), a connection check per checkout,
+  reading the final state back after a run that went to its end, and (this round) the webhook deliverer's idle
+  spin: with an empty outbox it asked PostgreSQL twice every 10 ms (`greatest()` skipped the NULL of an empty
+  `min`), on every worker, whatever the load; plus a query per run for thread event readers (now in the claim)
+  and one for webhooks of runs that have none.
 - **Stateless runs, 3× official.** Stateless runs take no checkpoints (as the official server's), so the limit
   is CPU: ours spends {_f(s32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run against
   {_f(o32.get('cpu_ms_per_op'), '.1f')} ms for the official one, plus PostgreSQL's share for the 4 statements that make a
