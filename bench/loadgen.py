@@ -257,7 +257,8 @@ class RawSSE:
         rest = b""
         async for data in self._body():
             received = time.time()
-            *frames, rest = (rest + data).split(b"\n\n")
+            # lines may end in CRLF (the official server's): as LF, a CR left at a piece's end included
+            *frames, rest = (rest + data).replace(b"\r\n", b"\n").split(b"\n\n")
             for frame in frames:
                 name, lines = "", []
                 for line in frame.decode().split("\n"):

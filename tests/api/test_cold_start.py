@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from langgraph_sdk import get_client
 
-from conftest import ServerProcess, create_database, drop_database, free_port
+from conftest import ServerProcess, create_database, drop_database, free_port, stop_all
 
 READY_TIMEOUT = 120  # generous: three processes import, connect and migrate at once on a loaded machine
 
@@ -41,8 +41,7 @@ async def test_an_api_and_two_workers_started_at_once_on_an_empty_database_all_c
         await asyncio.wait_for(client.runs.join(thread["thread_id"], run["run_id"]), 60)
         assert (await client.runs.get(thread["thread_id"], run["run_id"]))["status"] == "success"
     finally:
-        for proc in procs:
-            proc.stop()
+        stop_all(procs)
         drop_database(postgres_server, db)
 
 

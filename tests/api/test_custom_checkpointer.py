@@ -16,7 +16,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import UnprocessableEntityError
 
-from conftest import ServerProcess, create_database, drop_database, first_to_log
+from conftest import ServerProcess, create_database, drop_database, first_to_log, stop_all
 from run_helpers import FINISHED, SLOW, STEPS, new_thread, run_status, slow, wait_for
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -176,8 +176,7 @@ async def test_split_mode_recovers_a_run_from_a_killed_worker(tmp_path, postgres
         assert done["status"] == "success"
         assert (await client.threads.get_state(thread_id))["values"]["steps"] == STEPS  # no step twice
     finally:
-        for proc in [*workers, api]:
-            proc.stop()
+        stop_all([*workers, api])
         drop_database(postgres_server, uri)
 
 

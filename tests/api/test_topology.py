@@ -11,7 +11,7 @@ import httpx
 import yaml
 from langgraph_sdk import get_client
 
-from conftest import ServerProcess, create_database, drop_database
+from conftest import ServerProcess, create_database, drop_database, stop_all
 from run_helpers import FINISHED, SLOW, STEPS, slow
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -105,6 +105,5 @@ async def test_the_compose_topology_started_at_once_loses_no_run_while_its_worke
             assert figures[trigger["metadata"]["valueLocation"]] == 0  # all done: nothing pending or running
         assert f"\n{hpa['spec']['metrics'][0]['external']['metric']['name']} 0\n" in text
     finally:
-        for proc in started:
-            proc.stop()
+        stop_all(started)
         drop_database(postgres_server, database_uri)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from conftest import ServerProcess, TESTS, create_database, drop_database, running
+from conftest import ServerProcess, TESTS, create_database, drop_database, running, stop_all
 from run_helpers import HI, SLOW, new_thread, run_status, slow, wait_for
 
 CONFIG = TESTS / "langgraph.webhooks.json"
@@ -252,6 +252,5 @@ async def test_a_webhook_is_delivered_after_the_worker_that_ended_its_run_was_ki
         assert delivered["headers"]["Idempotency-Key"] == tried["headers"]["Idempotency-Key"]
         assert "delivered" in second.wait_for_log(f"webhook of run {run['run_id']} delivered").output()
     finally:
-        for proc in procs:
-            proc.stop()
+        stop_all(procs)
         drop_database(postgres_server, db)

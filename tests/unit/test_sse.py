@@ -29,3 +29,32 @@ async def test_a_stream_whose_body_never_starts_still_runs_its_cleanup():
     with pytest.raises(ClientDisconnect):
         await EventStream(events(), on_close=on_close)(scope, nothing, gone)
     assert (started, closed) == ([], [True])
+
+
+async def test_events_ready_together_go_in_one_write_and_none_waits_for_a_batch():
+    """Five events waiting at once: one body message; then one that comes alone: its own message, sent before
+    the next is asked for (a batch is never waited for)."""
+    waiting = ["a", "b", "c", "d", "e"]
+    asked_after_last: list[bool] = []
+    sent: list[bytes] = []
+
+    async def events():
+        while waiting:
+            yield waiting.pop(0), b"{}", ""
+        yield "late", b"{}", "7"
+        asked_after_last.append(any(b"late" in body for body in sent))
+
+    async def send(message):
+        if message["type"] == "http.response.body" and message.get("body"):
+            sent.append(message["body"])
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "asgi": {"spec_version": "2.4"}, "method": "GET", "headers": []}
+    await EventStream(events(), ready=lambda: bool(waiting))(scope, receive, send)
+    assert sent == [
+        b"".join(b"event: %s\ndata: {}\n\n" % name.encode() for name in "abcde"),
+        b"event: late\ndata: {}\nid: 7\n\n",
+    ]
+    assert asked_after_last == [True]

@@ -116,7 +116,7 @@ def _events(
         if cancel_on_disconnect and not follower.over:
             service.spawn_cancel(rt, ctx, follower.run_id)
 
-    return EventStream(follower.events(check_first, replay_after), headers, on_close=close)
+    return EventStream(follower.events(check_first, replay_after), headers, on_close=close, ready=follower.ready)
 
 
 async def _stream(request: Request, thread_id: UUID | None, body: RunCreate) -> EventStream:

@@ -46,6 +46,11 @@ class Subscription:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
+    @property
+    def ready(self) -> bool:
+        """A message (or the end) is waiting: get() returns at once."""
+        return bool(self._items)
+
     async def get(self, timeout: float | None = None) -> bytes | None:
         """The next message; None when `timeout` passes first or the subscription has ended."""
         if not self._items and self.ended:

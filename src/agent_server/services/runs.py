@@ -270,6 +270,10 @@ class RunFollower:
     async def __aexit__(self, *exc) -> None:
         await self._subscription.__aexit__(*exc)
 
+    def ready(self) -> bool:
+        """The next event is waiting (the next step of events() will not wait)."""
+        return self.sub.ready
+
     @property
     def over(self) -> bool:
         """Nothing more to follow: the run has ended, or this process stopped following it (shutdown; a
@@ -312,10 +316,13 @@ class RunFollower:
             if event == RECHECK:
                 if await self._ended_in_db():
                     return
+            elif not event_id or int(event_id) > seen:  # else already replayed from storage
+                yield event, data, event_id
                 continue
-            if event_id and int(event_id) <= seen:
-                continue  # already replayed from storage
-            yield event, data, event_id
+            if not self.sub.ready:
+                # nothing to send, nothing waiting: a heartbeat, so that a caller that asked for this event
+                # because one was waiting (api/sse.py batches them) does not hold what it has until the next
+                yield "", b"", ""
 
     async def wait(self, check_first: bool = False) -> dict:
         async for _ in self.events(check_first):
