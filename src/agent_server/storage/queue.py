@@ -14,7 +14,7 @@ from ..status import CANCEL_ACTIONS, RunStatus, cancel_error
 from . import webhooks
 from .savers import SqlCheckpointOps
 from .base import Repository, jsonb
-from .runs import lock_thread, settle_thread
+from .runs import lock_thread, settled
 
 log = logging.getLogger(__name__)
 
@@ -263,18 +263,20 @@ async def _free_thread(
     interrupts: dict | None = None,
 ) -> None:
     """The thread no longer runs this run: record what it left (values, interrupts, error) and settle
-    its status (busy while more runs wait, else `thread_status`)."""
+    its status (busy while another run holds it or more wait, else `thread_status`). One statement: what
+    it leaves is written only where the thread was this run's (`mine`, on the row before the UPDATE)."""
+    mine = "(active_run_id = %(run)s OR active_run_id IS NULL)"
     await conn.execute(
-        """UPDATE thread SET active_run_id = NULL,
-               "values" = CASE WHEN %(set_values)s THEN %(values)s ELSE "values" END,
-               interrupts = coalesce(%(interrupts)s, interrupts),
-               error = CASE WHEN %(set_error)s THEN %(error)s ELSE error END
-           WHERE thread_id = %(thread)s AND (active_run_id = %(run)s OR active_run_id IS NULL)""",
+        f"""UPDATE thread SET updated_at = now(), status = {settled(f"NOT {mine}")},
+               active_run_id = CASE WHEN {mine} THEN NULL ELSE active_run_id END,
+               "values" = CASE WHEN {mine} AND %(set_values)s THEN %(values)s ELSE "values" END,
+               interrupts = CASE WHEN {mine} THEN coalesce(%(interrupts)s, interrupts) ELSE interrupts END,
+               error = CASE WHEN {mine} AND %(set_error)s THEN %(error)s ELSE error END
+           WHERE thread_id = %(thread)s""",
         {
             "set_values": values is not None, "values": jsonb(values),
             "interrupts": jsonb(interrupts) if interrupts is not None else None,
             "set_error": error is not _KEEP, "error": jsonb(error) if error not in (None, _KEEP) else None,
-            "thread": thread_id, "run": run_id,
+            "thread": thread_id, "run": run_id, "outcome": thread_status,
         },
     )
-    await settle_thread(conn, thread_id, thread_status)

@@ -68,16 +68,20 @@ async def lock_thread(conn, thread_id: UUID) -> bool:
     return await cur.fetchone() is not None
 
 
+def settled(running: str = "active_run_id IS NOT NULL") -> str:
+    """SQL for a thread's status once its runs have moved: busy while one runs (`running`, on the row before
+    the UPDATE) or waits, else the last run's outcome (the `outcome` parameter), or idle."""
+    return f"""CASE WHEN {running}
+                        OR EXISTS (SELECT 1 FROM run WHERE run.thread_id = thread.thread_id AND status = 'pending')
+                    THEN 'busy'
+                    ELSE coalesce(%(outcome)s, CASE WHEN status = 'busy' THEN 'idle' ELSE status END) END"""
+
+
 async def settle_thread(conn, thread_id: UUID, outcome: str | None = None) -> None:
     """A thread is busy while it has runs in flight; otherwise it takes the last run's outcome."""
     await conn.execute(
-        """UPDATE thread SET updated_at = now(), status = CASE
-               WHEN active_run_id IS NOT NULL
-                    OR EXISTS (SELECT 1 FROM run WHERE run.thread_id = thread.thread_id AND status = 'pending')
-               THEN 'busy'
-               ELSE coalesce(%s, CASE WHEN status = 'busy' THEN 'idle' ELSE status END) END
-           WHERE thread_id = %s""",
-        (outcome, thread_id),
+        f"UPDATE thread SET updated_at = now(), status = {settled()} WHERE thread_id = %(thread)s",
+        {"outcome": outcome, "thread": thread_id},
     )
 
 
