@@ -124,8 +124,11 @@ async def conversations(url: str, pid: int | None, clients: tuple[int, ...] = (1
                     values.clear()
 
             clearing = asyncio.create_task(forget_warmup())
+            # With many users a run lasts longer than the window (each server shares 2 cores among them): a
+            # window of several runs' length, so that a server finishing runs slowly still shows a rate.
+            window_s = seconds if quick or window or n < 100 else max(seconds, 30.0)
             res = await run_scenario(client, probe, "agent conversations", n, op, setup=new_conversation(settings),
-                                     seconds=seconds, warmup=warmup)
+                                     seconds=window_s, warmup=warmup)
             await clearing
             row = asdict(res)
             row.update({
