@@ -195,12 +195,13 @@ def agent_analysis(data: dict) -> str:
   each token one SSE event: at 100 conversations that is over 30,000 events a second asked of 2 cores shared with
   PostgreSQL and the load generator, so the server is CPU-bound and tokens queue: ours spends
   {_f(a100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run ({_f(o100.get('cpu_ms_per_op'), '.1f')} ms the official one) and the
-  added delay is the queueing. py-spy at 16 conversations: writing each SSE event to its socket (uvicorn's send, one
-  write per token) about 15 %, the checkpoint saver about 15 % (half of it psycopg dumping the statements' array
-  parameters), langchain's callback chain per token and message objects about 10 %, our queue and HTTP the rest.
-  What would move it: coalescing the events that are ready at once into one write per stream, a leaner
-  `messages-tuple` encoding (metadata once per message, not per token), and split mode (runs in worker processes,
-  the API only relaying). Time to first token at 1 conversation ({_f(a1.get('first_token_p50_ms'))} ms p50), split by
+  added delay is the queueing. py-spy at 16 conversations (this round): langgraph's loop with our run stream about
+  28 %, the fake model and langchain's callback chain per token about 20 % (graph code: the official server pays
+  it too), the checkpoint saver about 13 % (a third of it psycopg dumping the statements' array parameters), the
+  SSE writes about 9 % (events ready together now go in one write), the rest HTTP and our queue. Serializing one
+  token's `messages-tuple` event is about 8 µs; what grows with a conversation is per run: every checkpoint writes
+  the whole `messages` list again, and the run's end writes the thread's values. What would move it: split mode
+  (runs in worker processes, the API only relaying), and a saver that writes only a list channel's new items. Time to first token at 1 conversation ({_f(a1.get('first_token_p50_ms'))} ms p50), split by
   hand (12 runs in a row, 5-token turns): the run's `metadata` event arrives 9–15 ms after the request (the request,
   the assistant and thread reads, the run's transaction, the worker's wake-up and claim), the first token 7–12 ms
   after that (the graph's start: its checkpoint read and input checkpoint, the model node's callback set-up); the
