@@ -234,3 +234,31 @@ async def test_a_stale_execution_stores_no_resumable_events(repos):
     assert (stale, fresh) == (False, True)
     assert [(r["seq"], r["event"], bytes(r["data"])) for r in await events.after(run_id, 0)] == [
         (1, "values", b"{}"), (2, "values", b'{"new": true}'), (3, "updates", b"[]")]
+
+
+async def test_a_stale_executions_publisher_stores_and_publishes_nothing_and_keeps_nothing(repos):
+    """Once its lease passed to another execution, a run's publisher drops its events: none stored, none sent to
+    followers, none kept in memory until it stops; the current execution's go through."""
+    from types import SimpleNamespace
+
+    from agent_server.broker import MemoryBroker, run_channel, unpack
+    from agent_server.storage.events import RunEventRepo
+    from agent_server.worker.executor import _Publisher
+
+    rt = SimpleNamespace(events=RunEventRepo(repos.runs.pool), broker=MemoryBroker())
+    _, (run_id,) = await _queue_runs(repos.runs, 1)
+    (old,) = await repos.queue.claim("w1", 10, 30, [])
+    await repos.expire(run_id)
+    await repos.queue.sweep()
+    (new,) = await repos.claim_now("w2")
+    resumable = lambda run: {**run, "kwargs": {**run["kwargs"], "resumable": True}}  # noqa: E731
+    stale, current = _Publisher(rt, resumable(old)), _Publisher(rt, resumable(new))
+    async with rt.broker.subscribe(run_channel(run_id)) as sub:
+        for i in range(3):  # each after the last was refused
+            await stale("custom", b'{"stale": %d}' % i)
+            await stale.flush()
+        assert stale._pending == [] and not sub.ready
+        await current("custom", b'{"current": 0}')
+        await current.flush()
+        assert unpack(await sub.get(timeout=1)) == ("custom", "0", b'{"current": 0}')
+    assert [bytes(r["data"]) for r in await rt.events.after(run_id, -1)] == [b'{"current": 0}']

@@ -50,7 +50,7 @@ class RunEventRepo(Repository):
                    SELECT * FROM unnest(%(runs)s::uuid[], %(owners)s::text[], %(attempts)s::integer[],
                                         %(seqs)s::integer[], %(events)s::text[], %(data)s::bytea[])
                        AS e(run_id, owner, attempt, seq, event, data)
-               ), held AS (
+               ), held AS (  -- queue.HELD, row by row: each execution is fenced by its own lease
                    SELECT e.* FROM e JOIN run r USING (run_id)
                    WHERE r.status = 'running' AND r.lease_owner = e.owner AND r.attempt = e.attempt
                ), stored AS (

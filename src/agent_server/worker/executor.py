@@ -97,6 +97,8 @@ class _Publisher:
             return
         if self._writer is not None and self._writer.done():
             await self.flush()  # raises if the last write failed: the run hears of it now (ours: handed back)
+        if self._stale:  # this execution lost the run: its events are dropped, not kept until it stops
+            return
         if self.seq is None:  # a retried run continues the numbering of its first attempt
             with storage_errors_marked():
                 self.seq = await self.rt.events.last_seq(self.run_id)
