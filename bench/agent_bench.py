@@ -57,8 +57,9 @@ class Tokens:
                 self.delays.append((received - float(emitted)) * 1000)
             self.first = self.first or received
 
-    def check_complete(self) -> None:
-        check(self.expected == (self.turns, 0), f"stream ended at token {self.expected} of {self.turns} turns")
+    def check_complete(self, about: str = "") -> None:
+        """`about`: what else to tell when it fails."""
+        check(self.expected == (self.turns, 0), f"stream ended at token {self.expected} of {self.turns} turns{about}")
 
 
 def new_conversation(settings: dict) -> Callable[[httpx.AsyncClient], Any]:
@@ -76,11 +77,13 @@ async def conversation_turn(client: httpx.AsyncClient, state: dict, sink: dict[s
             "stream_mode": ["messages-tuple", "updates"], "config": {"configurable": settings}}
     tokens = Tokens(settings["tokens"], settings["turns"])
     nodes: list[str] = []
+    seen: list[str] = []
     t0 = time.time()
     async with RawSSE(str(client.base_url), "POST", f"/threads/{state['thread_id']}/runs/stream", body) as r:
         check(r.status_code == 200, f"stream -> {r.status_code}")
         async for name, data, received in r.events():
             check(name != "error", f"error event: {data[:200]}")
+            seen.append(name)
             if name == "messages":
                 tokens.feed(data, received)
             elif name == "updates":
@@ -88,10 +91,10 @@ async def conversation_turn(client: httpx.AsyncClient, state: dict, sink: dict[s
                     nodes.append(node)
                     if node == "tools" and prev is not None:
                         # the tool read the thread's history from the checkpoints: all of it, in order
-                        seen = int(update["messages"][0]["content"].rsplit("(", 1)[1].split()[0])
+                        saw = int(update["messages"][0]["content"].rsplit("(", 1)[1].split()[0])
                         expected = prev + 2 + 2 * (nodes.count("tools") - 1)
-                        check(seen == expected, f"the tool saw {seen} messages, {expected} expected")
-    tokens.check_complete()
+                        check(saw == expected, f"the tool saw {saw} messages, {expected} expected")
+    tokens.check_complete(f" ({r.response_headers.get('content-location')}, events {seen[:12]})")
     turns = settings["turns"]
     check(nodes == ["model", "tools"] * (turns - 1) + ["model"], f"steps {nodes}")
     state["messages"] = None if prev is None else prev + 2 * turns
