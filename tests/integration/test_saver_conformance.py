@@ -3,15 +3,17 @@ langgraph-checkpoint-conformance suite passes on it, and it reads and writes the
 saver on the same tables (a database written by either keeps working with the other)."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+import psycopg
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import ERROR, INTERRUPT, empty_checkpoint
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-from agent_server.storage.checkpointer import PooledPostgresSaver
+from agent_server.storage.checkpointer import PooledPostgresSaver, is_storage_error
 from agent_server.storage.database import migrate, open_pool
 
 
@@ -80,3 +82,41 @@ async def test_special_writes_replace_and_ordinary_writes_are_kept_as_first_writ
     writes = (await saver.aget_tuple(config)).pending_writes
     assert sorted(writes, key=lambda w: (w[1], str(w[2]))) == [
         ("t", ERROR, "three"), ("t", "a", 1), ("t", "b", 2)]
+
+
+async def test_calls_made_together_are_one_group_with_the_outcome_of_making_them_in_order(pool):
+    """Everything handed in while a statement is in flight goes in the next one (storage/group.py): the same
+    checkpoint twice keeps its last version, writes keep the special channels' last and the others' first."""
+    saver = PooledPostgresSaver(pool)
+    config = {"configurable": {"thread_id": str(uuid.uuid4()), "checkpoint_ns": ""}}
+    checkpoint = _checkpoint([HumanMessage("hi", id="1")])
+    put = {**config, "configurable": {**config["configurable"], "checkpoint_id": checkpoint["id"]}}
+    await asyncio.gather(
+        saver.aput(config, checkpoint, {"v": 1}, {"messages": "1"}),
+        saver.aput(config, checkpoint, {"v": 2}, {"messages": "1"}),
+        saver.aput_writes(put, [("a", 1)], "t"),
+        saver.aput_writes(put, [("a", 10), (ERROR, "one")], "t"),
+        saver.aput_writes(put, [(ERROR, "two")], "t"),
+    )
+    got = await saver.aget_tuple(put)
+    assert got.metadata == {"v": 2}
+    assert got.checkpoint["channel_values"]["messages"] == [HumanMessage("hi", id="1")]
+    assert sorted(got.pending_writes, key=lambda w: w[1]) == [("t", ERROR, "two"), ("t", "a", 1)]
+
+
+async def test_a_write_postgresql_refuses_fails_alone_and_the_rest_of_its_group_is_stored(pool):
+    """Runs of one process share a statement; one run's unstorable checkpoint must fail that run only (a NUL in a JSON string: PostgreSQL's jsonb has no place for it)."""
+    saver = PooledPostgresSaver(pool)
+    configs = [{"configurable": {"thread_id": str(uuid.uuid4()), "checkpoint_ns": ""}} for _ in range(4)]
+    checkpoints = [_checkpoint([HumanMessage(f"hi {i}", id="1")]) for i in range(4)]
+    checkpoints[1]["channel_values"]["label"] = "bad\x00"  # inline, in the checkpoint's JSON
+    results = await asyncio.gather(
+        *(saver.aput(c, checkpoint, {"who": "ok"}, {"messages": "1"}) for c, checkpoint in zip(configs, checkpoints)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], psycopg.DataError) and not is_storage_error(results[1])
+    assert await saver.aget_tuple(configs[1]) is None
+    for i in (0, 2, 3):
+        got = await saver.aget_tuple(results[i])
+        assert got.metadata == {"who": "ok"}
+        assert got.checkpoint["channel_values"]["messages"] == [HumanMessage(f"hi {i}", id="1")]

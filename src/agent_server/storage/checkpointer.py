@@ -5,7 +5,9 @@ unavailable goes back to the queue, while a graph's own psycopg error (its datab
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -23,6 +25,8 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg_pool import AsyncConnectionPool
+
+from .group import GroupCommit
 
 _OURS = "_agent_server_storage"
 
@@ -52,21 +56,25 @@ class _MarksStorageErrors:
 
 class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
     """Our saver: langgraph's AsyncPostgresSaver on its own tables (same rows, so existing databases and the
-    SQL of checkpoints.py stay valid), with the hot path rewritten. A checkpoint and its new blobs are one
-    statement, a task's writes one statement, each value serialized once on the event loop (no thread hop
-    per call), JSON by orjson; the latest checkpoint is read with its blobs and writes in one query (the
-    library's). No lock: AsyncPostgresSaver's one lock per saver, on a pool (a connection per call), only
-    makes every run's checkpoint reads and writes wait for each other's. The rest (list, delete, prune,
-    copy, delta channels, setup) is the library's."""
+    SQL of checkpoints.py stay valid), with the hot path rewritten.
+
+    Writes are group-committed (storage/group.py): the checkpoints, their new blobs and the tasks' writes that
+    every run of this process hands in while a statement is in flight go in the next one, so that under load a
+    run's checkpoints cost a share of a round trip and of a commit, not one each. Each value is serialized once,
+    on the event loop (no thread hop per call), JSON by orjson; the latest checkpoint is read with its blobs and
+    writes in one query (the library's). No lock: AsyncPostgresSaver's one lock per saver only makes every run's
+    reads and writes wait for each other's. The rest (list, delete, prune, copy, delta channels, setup) is the
+    library's."""
 
     def __init__(self, pool: AsyncConnectionPool, serde=None) -> None:
         super().__init__(pool, serde=serde)  # serde: checkpointer.serde (persistence.make_serde), or the default
         self.lock = contextlib.nullcontext()
+        self._group: GroupCommit[_Rows, None] = GroupCommit(self._store)
 
     async def aput(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
                    new_versions: ChannelVersions) -> RunnableConfig:
         configurable = config["configurable"]
-        thread_id, checkpoint_ns = configurable["thread_id"], configurable["checkpoint_ns"]
+        thread_id, ns = configurable["thread_id"], configurable["checkpoint_ns"]
         # As the library stores them: None, str, int, float and bool inline in the checkpoint row, any other
         # value (a delta snapshot as `true` inline too) in a blob under its new version.
         inline, blobs = {}, {}
@@ -77,41 +85,60 @@ class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
                 blobs[channel] = value
                 if isinstance(value, _DeltaSnapshot):
                     inline[channel] = True
-        channels, versions, types, data = [], [], [], []
+        rows = _Rows()
         for channel, version in new_versions.items():
             if channel in blobs:
-                kind, blob = self.serde.dumps_typed(blobs[channel])
-                channels.append(channel), versions.append(str(version)), types.append(kind), data.append(blob)
-        async with self._cursor() as cur:
-            await cur.execute(_PUT_SQL, {
-                "thread_id": thread_id, "ns": checkpoint_ns, "id": checkpoint["id"],
-                "parent": configurable.get("checkpoint_id"),
-                "checkpoint": _json({**checkpoint, "channel_values": inline}),
-                "metadata": _json(get_serializable_checkpoint_metadata(config, metadata)),
-                "channels": channels, "versions": versions, "types": types, "blobs": data,
-            })
-        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint["id"]}}
+                rows.blobs.append((thread_id, ns, channel, str(version), *self.serde.dumps_typed(blobs[channel])))
+        rows.checkpoints.append((
+            thread_id, ns, checkpoint["id"], configurable.get("checkpoint_id"),
+            _json({**checkpoint, "channel_values": inline}),
+            _json(get_serializable_checkpoint_metadata(config, metadata)),
+        ))
+        await self._submit(rows)
+        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 
     async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
                           task_path: str = "") -> None:
         # As the library does: writes to the special channels (errors, interrupts…) replace earlier ones
-        # at their fixed index; others are kept as first written. One row per index, so that one statement
-        # can carry them all (an upsert may not touch a row twice).
+        # at their fixed index; others are kept as first written.
         upsert = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-        rows: dict[int, tuple[str, Any]] = {}
-        for idx, (channel, value) in enumerate(writes):
-            idx = WRITES_IDX_MAP.get(channel, idx)
-            if upsert or idx not in rows:
-                rows[idx] = (channel, value)
-        typed = [self.serde.dumps_typed(value) for _, value in rows.values()]
         configurable = config["configurable"]
-        async with self._cursor() as cur:
-            await cur.execute(_WRITES_UPSERT_SQL if upsert else _WRITES_INSERT_SQL, {
-                "thread_id": configurable["thread_id"], "ns": configurable["checkpoint_ns"],
-                "id": configurable["checkpoint_id"], "task_id": task_id, "task_path": task_path,
-                "idxs": list(rows), "channels": [channel for channel, _ in rows.values()],
-                "types": [kind for kind, _ in typed], "blobs": [blob for _, blob in typed],
-            })
+        key = (configurable["thread_id"], configurable["checkpoint_ns"], configurable["checkpoint_id"], task_id)
+        rows = _Rows()
+        for idx, (channel, value) in enumerate(writes):
+            rows.writes.append((upsert, (*key, task_path, WRITES_IDX_MAP.get(channel, idx), channel,
+                                         *self.serde.dumps_typed(value))))
+        await self._submit(rows)
+
+    async def _submit(self, rows: "_Rows") -> None:
+        with storage_errors_marked():
+            await self._group.submit(rows)
+
+    async def _store(self, group: list["_Rows"]) -> list[None | BaseException]:
+        """A group in one statement; when it fails for what one of them holds (not a lost connection), each on
+        its own, so that only the one at fault fails."""
+        try:
+            await self._execute(group)
+            return [None] * len(group)
+        except psycopg.Error as exc:
+            if len(group) == 1 or isinstance(exc, psycopg.OperationalError):
+                raise
+        results: list[None | BaseException] = []
+        for rows in group:
+            try:
+                await self._execute([rows])
+                results.append(None)
+            except psycopg.Error as exc:
+                if isinstance(exc, psycopg.OperationalError):
+                    raise
+                results.append(exc)
+        return results
+
+    async def _execute(self, group: list["_Rows"]) -> None:
+        rows = _Rows.merged(group)
+        if rows.blobs or rows.checkpoints or rows.writes:  # (no writes at all: nothing to do)
+            async with self._cursor() as cur:
+                await cur.execute(*rows.statement())
 
     async def _load_checkpoint_tuple(self, value) -> CheckpointTuple:
         """The library's, without its thread hop for the pending writes (a round of the event loop and a
@@ -128,32 +155,80 @@ class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
         )
 
 
+@dataclass
+class _Rows:
+    """What one or more calls write: blob rows (thread, ns, channel, version, type, blob), checkpoint rows
+    (thread, ns, id, parent, checkpoint, metadata) and write rows (upsert?, (thread, ns, id, task, path, idx,
+    channel, type, blob))."""
+
+    blobs: list[tuple] = field(default_factory=list)
+    checkpoints: list[tuple] = field(default_factory=list)
+    writes: list[tuple[bool, tuple]] = field(default_factory=list)
+
+    @staticmethod
+    def merged(group: list["_Rows"]) -> "_Rows":
+        """Several calls' rows as one statement may carry them, with the outcome of making the calls in order:
+        an upsert may not touch a row twice in one statement, so a checkpoint written twice keeps its last
+        version, a write its last upserted value (else its first), a blob its first."""
+        out = _Rows()
+        checkpoints: dict[tuple, tuple] = {}
+        writes: dict[tuple, tuple[bool, tuple]] = {}
+        for rows in group:
+            out.blobs += rows.blobs
+            for row in rows.checkpoints:
+                checkpoints[row[:3]] = row
+            for upsert, row in rows.writes:
+                key = (*row[:4], row[5])  # thread, ns, checkpoint, task, idx
+                if upsert or key not in writes:
+                    writes[key] = (upsert, row)
+        out.checkpoints = list(checkpoints.values())
+        out.writes = list(writes.values())
+        return out
+
+    def statement(self) -> tuple[str, dict]:
+        """One statement writing these rows (data-modifying CTEs always run, each on rows of its own), with
+        its parameters; only the parts that have rows."""
+        upserts = [row for upsert, row in self.writes if upsert]
+        inserts = [row for upsert, row in self.writes if not upsert]
+        parts = [(name, rows) for name, rows in (("b", self.blobs), ("c", self.checkpoints), ("u", upserts),
+                                                 ("w", inserts)) if rows]
+        params = {f"{name}{i}": list(column) for name, rows in parts for i, column in enumerate(zip(*rows))}
+        return _statement(tuple(name for name, _ in parts)), params
+
+
+@functools.cache
+def _statement(parts: tuple[str, ...]) -> str:
+    *ctes, last = [_PARTS[name] for name in parts]
+    return "".join(f"{'WITH' if i == 0 else ','} p{i} AS ({cte})\n" for i, cte in enumerate(ctes)) + last
+
+
 def _json(value) -> str:
     """JSON for a jsonb parameter: orjson (the library's Jsonb goes through the json module)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-# A checkpoint with its new blobs: one statement (a data-modifying CTE always runs), one round trip.
-_PUT_SQL = """
-WITH blobs AS (
-    INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
-    SELECT %(thread_id)s, %(ns)s, b.channel, b.version, b.type, b.blob
-    FROM unnest(%(channels)s::text[], %(versions)s::text[], %(types)s::text[], %(blobs)s::bytea[])
-         AS b(channel, version, type, blob)
-    ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
-)
-INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
-VALUES (%(thread_id)s, %(ns)s, %(id)s, %(parent)s, %(checkpoint)s::jsonb, %(metadata)s::jsonb)
-ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
-DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata"""
+def _writes_sql(p: str, conflict: str) -> str:
+    return f"""INSERT INTO checkpoint_writes
+        (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
+    SELECT * FROM unnest(%({p}0)b::text[], %({p}1)b::text[], %({p}2)b::text[], %({p}3)b::text[], %({p}4)b::text[],
+                         %({p}5)b::integer[], %({p}6)b::text[], %({p}7)b::text[], %({p}8)b::bytea[])
+    ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) {conflict}"""
 
-_WRITES_SQL = """
-INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
-SELECT %(thread_id)s, %(ns)s, %(id)s, %(task_id)s, %(task_path)s, w.idx, w.channel, w.type, w.blob
-FROM unnest(%(idxs)s::integer[], %(channels)s::text[], %(types)s::text[], %(blobs)s::bytea[]) AS w(idx, channel, type, blob)
-ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) """
-_WRITES_UPSERT_SQL = _WRITES_SQL + "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
-_WRITES_INSERT_SQL = _WRITES_SQL + "DO NOTHING"
+
+_PARTS = {
+    "b": """INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+    SELECT * FROM unnest(%(b0)b::text[], %(b1)b::text[], %(b2)b::text[], %(b3)b::text[], %(b4)b::text[],
+                         %(b5)b::bytea[])
+    ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING""",
+    "c": """INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
+    SELECT t, n, i, p, c::jsonb, m::jsonb
+    FROM unnest(%(c0)b::text[], %(c1)b::text[], %(c2)b::text[], %(c3)b::text[], %(c4)b::text[], %(c5)b::text[])
+         AS c(t, n, i, p, c, m)
+    ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+    DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata""",
+    "u": _writes_sql("u", "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"),
+    "w": _writes_sql("w", "DO NOTHING"),
+}
 
 
 class PooledPostgresStore(_MarksStorageErrors, AsyncPostgresStore):

@@ -1,10 +1,10 @@
 """Stored stream events of resumable runs."""
 from __future__ import annotations
 
-import asyncio
 from uuid import UUID
 
 from .base import Repository
+from .group import GroupCommit
 
 
 class RunEventRepo(Repository):
@@ -14,41 +14,21 @@ class RunEventRepo(Repository):
 
     def __init__(self, pool) -> None:
         super().__init__(pool)
-        self._waiting: list[tuple[dict, list[tuple[int, str, bytes]], asyncio.Future]] = []
-        self._writer: asyncio.Task | None = None
+        self._group: GroupCommit[tuple[dict, list[tuple[int, str, bytes]]], bool] = GroupCommit(self._store)
 
     async def append(self, run: dict, events: list[tuple[int, str, bytes]]) -> bool:
         """Store events (seq, event, data) of a claimed run's execution; False (nothing stored) when that
         execution no longer holds the run: a stale attempt's events never mix with the newer one's."""
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((run, events, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())  # not in a caller's task: its cancel stops no one else
-        return await asyncio.shield(done)
+        return await self._group.submit((run, events))
 
-    async def _write(self) -> None:
-        while self._waiting:
-            group, self._waiting = self._waiting, []
-            try:
-                held = await self._store(group)
-            except BaseException as exc:
-                for _, _, done in group:
-                    if not done.done():
-                        done.set_exception(exc if isinstance(exc, Exception) else ConnectionError("shutting down"))
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for run, _, done in group:
-                if not done.done():
-                    done.set_result((run["run_id"], run["attempt"]) in held)
-
-    async def _store(self, group) -> set[tuple[UUID, int]]:
-        """One statement; the executions (run, attempt) that still hold their runs (only theirs are stored)."""
-        rows = [(run, *event) for run, events, _ in group for event in events]
+    async def _store(self, group: list[tuple[dict, list]]) -> list[bool]:
+        """One statement; for each, whether its execution (run, attempt) still holds the run (only those
+        executions' events are stored)."""
+        rows = [(run, *event) for run, events in group for event in events]
         held = await self.all(
             """WITH e AS (
-                   SELECT * FROM unnest(%(runs)s::uuid[], %(owners)s::text[], %(attempts)s::integer[],
-                                        %(seqs)s::integer[], %(events)s::text[], %(data)s::bytea[])
+                   SELECT * FROM unnest(%(runs)b::uuid[], %(owners)b::text[], %(attempts)b::integer[],
+                                        %(seqs)b::integer[], %(events)b::text[], %(data)b::bytea[])
                        AS e(run_id, owner, attempt, seq, event, data)
                ), held AS (  -- queue.HELD, row by row: each execution is fenced by its own lease
                    SELECT e.* FROM e JOIN run r USING (run_id)
@@ -62,7 +42,8 @@ class RunEventRepo(Repository):
              "attempts": [r[0]["attempt"] for r in rows], "seqs": [r[1] for r in rows],
              "events": [r[2] for r in rows], "data": [r[3] for r in rows]},
         )
-        return {(r["run_id"], r["attempt"]) for r in held}
+        held = {(r["run_id"], r["attempt"]) for r in held}
+        return [(run["run_id"], run["attempt"]) in held for run, _ in group]
 
     async def after(self, run_id: UUID, seq: int) -> list[dict]:
         return await self.all(

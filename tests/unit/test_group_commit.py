@@ -1,0 +1,64 @@
+"""storage/group.py: what is handed in while statements are in flight goes together in the next group; each
+caller gets its own item's result or error; a write stopped with the loop fails its callers as a database gone."""
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+
+from agent_server.storage.group import GroupCommit
+
+
+class Store:
+    """Records each group; holds every write until `release` is set."""
+
+    def __init__(self) -> None:
+        self.groups: list[list] = []
+        self.release = asyncio.Event()
+
+    async def __call__(self, items: list) -> list:
+        self.groups.append(items)
+        await self.release.wait()
+        return [ValueError(f"bad {i}") if i == "bad" else i * 2 for i in items]
+
+
+async def test_items_handed_in_while_writes_are_in_flight_go_together_in_the_next_group():
+    store = Store()
+    group = GroupCommit(store)
+    first = [asyncio.create_task(group.submit(i)) for i in (1, 2)]
+    while not store.groups:  # both in one group: handed in before the writer ran
+        await asyncio.sleep(0)
+    rest = [asyncio.create_task(group.submit(i)) for i in (3, 4, "bad")]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert store.groups == [[1, 2]]  # one statement in flight: 3, 4 and "bad" wait for it
+    store.release.set()
+    assert await asyncio.gather(*first) == [2, 4]
+    assert await asyncio.gather(*rest[:2]) == [6, 8]
+    with pytest.raises(ValueError, match="bad bad"):  # its own error, to its caller alone
+        await rest[2]
+    assert store.groups == [[1, 2], [3, 4, "bad"]]
+
+
+async def test_a_caller_cancelled_does_not_stop_the_others_write():
+    store = Store()
+    group = GroupCommit(store)
+    leaving, staying = asyncio.create_task(group.submit(1)), asyncio.create_task(group.submit(2))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    store.release.set()
+    assert await staying == 4
+    assert store.groups == [[1, 2]]
+
+
+async def test_a_write_stopped_with_the_loop_fails_its_callers_as_a_database_gone():
+    store = Store()
+    group = GroupCommit(store)
+    callers = [asyncio.create_task(group.submit(i)) for i in (1, 2)]
+    while not store.groups:  # the write under way
+        await asyncio.sleep(0)
+    group._writer.cancel()  # what the loop's teardown does to the tasks left
+    for caller in callers:
+        with pytest.raises(psycopg.OperationalError, match="stopped with the server"):
+            await caller
