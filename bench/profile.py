@@ -1,7 +1,7 @@
 """Profile our server under one load scenario with py-spy, and print where the time goes.
 
     .venv/bin/pip install py-spy
-    .venv/bin/python bench/profile.py [stateless|threaded|stream] [--seconds 15] [--clients 32] [--svg /tmp/profile.svg]
+    .venv/bin/python bench/profile.py [stateless|threaded|stream] [--seconds 15] [--clients 32] [--svg /tmp/profile.svg] [--raw /tmp/raw.txt]
 
 Starts our server on a fresh database (as run.py does), loads it with N clients while `py-spy record`
 samples it, then prints the top self-time frames and the time per outermost agent_server frame.
@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--svg", help="also write a flame graph here")
+    parser.add_argument("--raw", help="keep py-spy's raw samples here (one stack per line)")
     args = parser.parse_args()
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     with fresh_databases(["profile"]) as ([db], _), tempfile.TemporaryDirectory() as tmp:
@@ -94,6 +95,8 @@ def main() -> None:
             if args.svg:
                 svg.wait()
         print(summarize(raw))
+        if args.raw:
+            shutil.copy(raw, args.raw)
 
 
 if __name__ == "__main__":
