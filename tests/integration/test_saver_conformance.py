@@ -120,3 +120,27 @@ async def test_a_write_postgresql_refuses_fails_alone_and_the_rest_of_its_group_
         got = await saver.aget_tuple(results[i])
         assert got.metadata == {"who": "ok"}
         assert got.checkpoint["channel_values"]["messages"] == [HumanMessage(f"hi {i}", id="1")]
+
+
+async def test_a_checkpoint_under_way_when_its_run_is_cancelled_lands_before_the_thread_is_deleted(pool, database_uri):
+    """A cancelled caller stops waiting for its write, but the write goes on (it shares a statement with
+    others): deleting the thread (the worker's cleanup after a cancelled run) must come after it."""
+    saver = PooledPostgresSaver(pool)
+    config = {"configurable": {"thread_id": str(uuid.uuid4()), "checkpoint_ns": ""}}
+    checkpoint = _checkpoint([HumanMessage("hi", id="1")])
+    async with await psycopg.AsyncConnection.connect(database_uri) as blocker:
+        # the same row inserted and not committed elsewhere: our write waits for that transaction
+        await blocker.execute(
+            "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata)"
+            " VALUES (%s, '', %s, '{}', '{}')", (config["configurable"]["thread_id"], checkpoint["id"]))
+        put = asyncio.create_task(saver.aput(config, checkpoint, {}, {"messages": "1"}))
+        await asyncio.sleep(0.3)  # the write is under way, held by the lock
+        put.cancel()
+        deleting = asyncio.create_task(saver.adelete_thread(config["configurable"]["thread_id"]))
+        await asyncio.sleep(0.3)
+        assert not deleting.done()  # waits for the write under way
+        await blocker.rollback()
+    await deleting
+    assert put.cancelled()
+    assert await saver.aget_tuple(config) is None
+    assert [c async for c in saver.alist(config)] == []

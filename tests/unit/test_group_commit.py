@@ -62,3 +62,18 @@ async def test_a_write_stopped_with_the_loop_fails_its_callers_as_a_database_gon
     for caller in callers:
         with pytest.raises(psycopg.OperationalError, match="stopped with the server"):
             await caller
+
+
+async def test_flush_waits_for_a_write_whose_caller_left():
+    store = Store()
+    group = GroupCommit(store)
+    leaving = asyncio.create_task(group.submit(1))
+    while not store.groups:
+        await asyncio.sleep(0)
+    leaving.cancel()
+    flushing = asyncio.create_task(group.flush())
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert leaving.cancelled() and not flushing.done()  # the write goes on, and flush waits for it
+    store.release.set()
+    await flushing

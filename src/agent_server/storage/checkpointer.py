@@ -110,6 +110,15 @@ class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
                                          *self.serde.dumps_typed(value))))
         await self._submit(rows)
 
+    async def aflush(self) -> None:
+        """Wait for the writes handed in so far: a graph cancelled while its checkpoint was under way
+        stopped waiting for it, and the write goes on (so that a group is never cut short)."""
+        await self._group.flush()
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self.aflush()  # nothing written before comes back after
+        await super().adelete_thread(thread_id)
+
     async def _submit(self, rows: "_Rows") -> None:
         with storage_errors_marked():
             await self._group.submit(rows)

@@ -20,6 +20,7 @@ class GroupCommit(Generic[Item, Result]):
     def __init__(self, store: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]]) -> None:
         self._store = store
         self._waiting: list[tuple[Item, asyncio.Future]] = []
+        self._flying: list[tuple[Item, asyncio.Future]] = []  # the group being written
         self._writer: asyncio.Task | None = None
 
     async def submit(self, item: Item) -> Result:
@@ -31,9 +32,17 @@ class GroupCommit(Generic[Item, Result]):
             self._writer = loop.create_task(self._write())
         return await asyncio.shield(done)
 
+    async def flush(self) -> None:
+        """Wait until everything handed in so far is written (or has failed): a caller cancelled while its
+        item was under way stopped waiting for it, but the write goes on."""
+        pending = [done for _, done in (*self._flying, *self._waiting)]
+        if pending:
+            await asyncio.wait(pending)
+
     async def _write(self) -> None:
         while self._waiting:
-            group, self._waiting = self._waiting, []
+            group = self._flying = self._waiting
+            self._waiting = []
             try:
                 results = await self._store([item for item, _ in group])
             except BaseException as exc:
@@ -45,6 +54,8 @@ class GroupCommit(Generic[Item, Result]):
                 if not isinstance(exc, Exception):
                     raise
                 continue
+            finally:
+                self._flying = []
             for (_, done), result in zip(group, results):
                 if done.done():
                     continue

@@ -213,6 +213,8 @@ async def produce(rt: Runtime, run: dict, emit, control: RunControl) -> Ending:
     stream = RunStream(run["kwargs"]["stream_mode"], run["kwargs"]["subgraphs"])
     outcome, graph = await _run_graph(rt, run, emit, stream, control)
     control.finishing = True  # no await since the graph stopped: a cancel from now on is ignored
+    if outcome.status != RunStatus.SUCCESS and (flush := getattr(rt.checkpointer, "aflush", None)):
+        await flush()  # a checkpoint the stopped graph left under way lands before the run's end is recorded
     if outcome.status is None:
         return Ending(handed_back=True, retry=outcome.retry)
     return await _conclude(rt, run, outcome, graph, stream)
