@@ -30,7 +30,11 @@ class GroupCommit(Generic[Item, Result]):
         if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
             # not in a caller's task: cancelling one caller stops no one else's write
             self._writer = loop.create_task(self._write())
-        return await asyncio.shield(done)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            done.add_done_callback(_retrieved)  # nobody awaits it now: no "exception never retrieved"
+            raise
 
     async def flush(self) -> None:
         """Wait until everything handed in so far is written (or has failed): a caller cancelled while its
@@ -63,3 +67,8 @@ class GroupCommit(Generic[Item, Result]):
                     done.set_exception(result)
                 else:
                     done.set_result(result)
+
+
+def _retrieved(done: asyncio.Future) -> None:
+    if not done.cancelled():
+        done.exception()
