@@ -1,7 +1,6 @@
 """Shared plumbing of the repositories: run one statement, get dict rows back."""
 from __future__ import annotations
 
-import contextlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
@@ -51,20 +50,14 @@ class Repository:
         self.pool = pool
 
     @asynccontextmanager
-    async def transaction(
-        self, conn: AsyncConnection | None = None, pipeline: bool = False
-    ) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self, conn: AsyncConnection | None = None) -> AsyncIterator[AsyncConnection]:
         """A transaction on a pooled connection; or, given the caller's `conn`, a savepoint in its transaction
-        (what fails inside is undone without aborting the caller's).
-
-        `pipeline`: statements are sent without waiting for each one's answer, until a result is fetched (one
-        round trip for what went before); BEGIN goes with the first statement, COMMIT with the last."""
-        async with contextlib.AsyncExitStack() as stack:
-            if conn is None:
-                conn = await stack.enter_async_context(self.pool.connection())
-            if pipeline:
-                await stack.enter_async_context(conn.pipeline())
-            await stack.enter_async_context(conn.transaction())
+        (what fails inside is undone without aborting the caller's)."""
+        if conn is not None:
+            async with conn.transaction():
+                yield conn
+            return
+        async with self.pool.connection() as conn, conn.transaction():
             yield conn
 
     async def all(self, sql: str, params: Any = None, conn: AsyncConnection | None = None) -> list[dict]:

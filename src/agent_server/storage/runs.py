@@ -62,12 +62,9 @@ def _visible(filter: Filter) -> tuple[str, dict]:
     return f"EXISTS (SELECT 1 FROM thread f WHERE f.thread_id = run.thread_id AND {condition})", params
 
 
-LOCK_THREAD = "SELECT 1 FROM thread WHERE thread_id = %s FOR UPDATE"
-
-
 async def lock_thread(conn, thread_id: UUID) -> bool:
     """Lock a thread before touching its runs (the one lock order: no deadlock). False: no such thread."""
-    cur = await conn.execute(LOCK_THREAD, (thread_id,))
+    cur = await conn.execute("SELECT 1 FROM thread WHERE thread_id = %s FOR UPDATE", (thread_id,))
     return await cur.fetchone() is not None
 
 
@@ -114,10 +111,7 @@ class RunRepo(Repository):
                 conn,
             )
             return Created(row, [], [])
-        # Pipelined: BEGIN, the thread's lock and the look at its runs go in one round trip (each statement
-        # still sees what committed before it ran: the runs are read once the lock is held), the run's INSERT
-        # with the COMMIT in a second.
-        async with self.transaction(conn, pipeline=True) as conn:
+        async with self.transaction(conn) as conn:
             if new.if_not_exists == "create":
                 await conn.execute(
                     f"""INSERT INTO thread (thread_id, metadata, ttl_strategy, ttl_minutes, expires_at)
@@ -125,14 +119,13 @@ class RunRepo(Repository):
                         ON CONFLICT DO NOTHING""",
                     {**params, **ttl_params(new.ttl)},
                 )
-            locked = await conn.execute(LOCK_THREAD, (new.thread_id,))
-            runs = await conn.execute(
+            if not await lock_thread(conn, new.thread_id):
+                raise NotFound("Thread or assistant not found.")
+            inflight = await self.all(
                 "SELECT run_id, status FROM run WHERE thread_id = %s AND status = ANY(%s) ORDER BY created_at",
                 (new.thread_id, list(INFLIGHT)),
+                conn,
             )
-            if await locked.fetchone() is None:
-                raise NotFound("Thread or assistant not found.")
-            inflight = await runs.fetchall()
             cancelled: list[UUID] = []
             running: list[UUID] = []
             if inflight:
@@ -144,7 +137,7 @@ class RunRepo(Repository):
                     running = await self._cancel(conn, new.thread_id, cancelled, strategy)
             # The thread keeps the config of its last run's assistant (the run's own top-level keys, not its
             # configurable), as the official server does: state reads and updates build factory graphs with it.
-            inserted = await conn.execute(
+            row = await self.one(
                 f"""WITH thread_row AS (
                         UPDATE thread SET status = 'busy', updated_at = now(), metadata = metadata || {thread_metadata},
                             config = (coalesce(%(kwargs)s::jsonb->'config', '{{}}') - 'metadata' - 'configurable') || jsonb_build_object(
@@ -154,8 +147,9 @@ class RunRepo(Repository):
                         WHERE thread_id = %(thread)s)
                     {insert_run}""",
                 params,
+                conn,
             )
-        return Created(await inserted.fetchone(), cancelled, running)  # fetched once committed: one round trip
+            return Created(row, cancelled, running)
 
     async def _cancel(self, conn, thread_id: UUID, run_ids: list[UUID], action: str) -> list[UUID]:
         """Pending runs end at once; running ones are flagged for their worker. Returns the running ones."""
