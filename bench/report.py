@@ -195,19 +195,25 @@ def agent_analysis(data: dict) -> str:
   each token one SSE event: at 100 conversations that is over 30,000 events a second asked of 2 cores shared with
   PostgreSQL and the load generator, so the server is CPU-bound and tokens queue: ours spends
   {_f(a100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run ({_f(o100.get('cpu_ms_per_op'), '.1f')} ms the official one) and the
-  added delay is the queueing. py-spy at 16 conversations (this round): langgraph's loop with our run stream about
+  added delay is the queueing. py-spy at 16 conversations (last round): langgraph's loop with our run stream about
   28 %, the fake model and langchain's callback chain per token about 20 % (graph code: the official server pays
-  it too), the checkpoint saver about 13 % (a third of it psycopg dumping the statements' array parameters), the
-  SSE writes about 9 % (events ready together now go in one write), the rest HTTP and our queue. Serializing one
-  token's `messages-tuple` event is about 8 µs; what grows with a conversation is per run: every checkpoint writes
-  the whole `messages` list again, and the run's end writes the thread's values. What would move it: split mode
-  (runs in worker processes, the API only relaying), and a saver that writes only a list channel's new items. Time to first token at 1 conversation ({_f(a1.get('first_token_p50_ms'))} ms p50), split by
-  hand (12 runs in a row, 5-token turns): the run's `metadata` event arrives 9–15 ms after the request (the request,
-  the assistant and thread reads, the run's transaction, the worker's wake-up and claim), the first token 7–12 ms
-  after that (the graph's start: its checkpoint read and input checkpoint, the model node's callback set-up); the
-  same on a fresh thread as on one with 70 messages, so it is not the history's size. What would move it: the run
-  created and claimed in one transaction when a worker of the same process is free (no wake-up, one round trip
-  less), and the input checkpoint written beside the first step rather than before it.
+  it too), the checkpoint saver about 13 % (since cut: its writes are group-committed across runs, and its array
+  parameters, a third of its time then, are dumped binary instead of escaped as text), the SSE writes about 9 %,
+  the rest HTTP and our queue. Serializing one token's `messages-tuple` event is about 8 µs; what grows with a
+  conversation is per run: every checkpoint writes the whole `messages` list again, and the run's end writes the
+  thread's values. What would move it: split mode (runs in worker processes, the API only relaying), and a saver
+  that writes only a list channel's new items. Time to first token at 1 conversation
+  ({_f(a1.get('first_token_p50_ms'))} ms p50), timed inside the server by hand (20 runs in a row on one thread,
+  5-token turns, quiet machine; 11–14 ms in all): the request, the thread and assistant reads about 1 ms; the run's
+  transaction (BEGIN, the thread's lock, a look at its runs, the INSERT, COMMIT) about 2 ms; the worker's wake-up
+  and claim about 1.3 ms; langgraph's start to its first chunk 4–6 ms, most of it reading the checkpoint and
+  deserializing the thread's whole history (about 30 µs per message: some 3 ms at 100 messages, and the
+  conversation's thread grows by 6 messages a run); then 2–3 ms to the model's first token (its callbacks' set-up).
+  Pipelining the run's transaction (one round trip for BEGIN, lock and look) was tried and measured no faster on
+  a local PostgreSQL, with more CPU. What would move it: the run created and claimed in one transaction when a
+  worker of the same process is free (no wake-up, one round trip less), and deserialized history kept per thread
+  between runs (blobs are immutable per version, but graph code may mutate the objects it is handed: it would
+  need a copy per run, which costs most of what it saves).
 - **Many open streams.** {st.get('clients', 0):,} SSE clients on one process: every token is stored (the runs
   are resumable) and written to {st.get('joiners', 4)} sockets, and the tokens of {st.get('runs', 0)} runs land
   together, 4 times a second, on 2 cores shared with PostgreSQL and the load generator's readers. What moved the
@@ -216,14 +222,19 @@ def agent_analysis(data: dict) -> str:
   run of the process (one statement per round trip), and the load generator reads its streams without an HTTP
   library (httpx took more CPU than the server). py-spy over the token phase now: publishing each stored event to
   its followers and the SSE write per event per client about a third, langchain's callbacks per token and our
-  run stream a quarter, the grouped INSERTs under a tenth. What would move the p99 further: one socket write per
-  stream for the events ready together, and readers on another machine. The clients' connection burst
+  run stream a quarter, the grouped INSERTs under a tenth. The runs' tokens land in lockstep (one start, one pace),
+  so each burst is {st.get('runs', 0)} stored events and {st.get('clients', 0):,} SSE writes for one core: the p99 is
+  about the length of a burst (events ready together already go to a stream in one write). What would move it:
+  the runs in worker processes (split mode), the API process only relaying, and readers on another machine. The clients' connection burst
   ({_f(st.get('connect_all_s'))} s for {st.get('clients', 0):,} `join_stream` requests, two queries each) ends before
   the first token, so it is not in the delays. RSS after the clients leave ({_f(st.get('after_rss_mb'))} MB) stays
   near the peak, and a second wave of 1,000 clients on the same process brought it no higher (measured by hand:
-  195 → 201 → 198 MB): a high-water mark, not a ratchet. `gc.collect()` with glibc's `malloc_trim` after the burst
-  gave back about 5 MB only, so what stays is CPython's own object arenas, which it returns only when wholly empty;
-  what would lower it is fewer objects per open stream (or streams served by a process of their own)."""
+  195 → 201 → 198 MB): a high-water mark, not a ratchet. Measured inside the process after a wave (tracemalloc,
+  gc, glibc's malloc_stats): live Python allocations are about 5 MB above idle (modules imported on first use,
+  a few caches), glibc's main arena holds some 28 MB it has freed, and the rest is CPython's object arenas, which
+  it returns only when wholly empty. `gc.collect()` with `malloc_trim` gave back 17 MB; with `PYTHONMALLOC=malloc`
+  as well, 46 MB, still 55 MB above idle and slower. What would lower it is fewer objects per open stream and per
+  running run (or the runs in worker processes of their own)."""
 
 
 def analysis(data: dict) -> str:
@@ -241,13 +252,20 @@ def analysis(data: dict) -> str:
   {_ratio(1.5 * (ot32.get('rate') or 0), f5.get('rate'))} the floor. Each run commits 6 checkpoints and 5 sets of writes
   to PostgreSQL (durability `async`), and PostgreSQL shares the 2 cores with the server and the load generator.
   Ours reaches {_f(t32.get('rate'))} runs/s = {_ratio(t32.get('rate'), f5.get('rate'))} of that floor, spending
-  {_f(t32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run (py-spy: the checkpointer's queries and
-  serialization about half, langgraph's loop a quarter, HTTP and our queue the rest). What we removed on the way:
-  the saver's global lock (it serialised every run's checkpoint writes), a connection check per checkout,
-  reading the final state back after a run that went to its end, and (this round) the webhook deliverer's idle
-  spin: with an empty outbox it asked PostgreSQL twice every 10 ms (`greatest()` skipped the NULL of an empty
-  `min`), on every worker, whatever the load; plus a query per run for thread event readers (now in the claim)
-  and one for webhooks of runs that have none.
+  {_f(t32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run against {_f(f5.get('cpu_ms_per_op'), '.1f')} for the floor, on one
+  core (one process: API and queue). py-spy at 32 clients (this round): the graph's run about a third (the
+  saver's grouped writes under a tenth of all), the HTTP request about a quarter (creating the run about half of
+  that: auth, thread and assistant reads, the run's transaction), the run's end (finish, free the thread, the
+  wake-ups) and the queue's loop about a tenth, psycopg's per-statement work about a fifth across all of these.
+  What moved it this round: the saver group-commits (the checkpoints, blobs and task writes every run hands in
+  while a statement is in flight go in the next one: the floor went from about 1.4× to {_ratio(f5.get('rate'), f5stock.get('rate'))}
+  the stock saver's, and our server's threaded rate rose by about a third in A/B runs), and its array parameters
+  are dumped binary (as text, psycopg escaped every quote of the checkpoints' JSON with a regular expression).
+  Earlier rounds removed the saver's global lock, a connection check per checkout, reading the final state back
+  after a run that went to its end, the webhook deliverer's idle spin, and a query per run for thread event
+  readers and for webhooks of runs that have none. What would move it: fewer statements per run (the assistant
+  read folded into the run's creation, the claim telling when the next run is due instead of a query when it
+  finds none), and the runs in worker processes (split mode) so that the second core works for the queue too.
 - **Stateless runs, 3× official.** Stateless runs take no checkpoints (as the official server's), so the limit
   is CPU: ours spends {_f(s32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run against
   {_f(o32.get('cpu_ms_per_op'), '.1f')} ms for the official one, plus PostgreSQL's share for the 4 statements that make a
