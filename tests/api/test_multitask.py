@@ -42,6 +42,24 @@ async def test_reject_on_an_idle_thread_runs(client):
     assert values["steps"] == STEPS
 
 
+async def test_runs_created_at_once_on_an_idle_thread_with_reject_only_one_is_queued(client):
+    """An idle thread takes a run in one statement (its row lock standing for the thread's lock): of runs
+    created at the same moment, the first takes the thread and the others find it busy."""
+    thread_id = await new_thread(client)
+
+    async def create():
+        try:
+            return await client.runs.create(thread_id, "slow", input={}, config=slow(0.2), multitask_strategy="reject")
+        except ConflictError:
+            return None
+
+    created = [r for r in await asyncio.gather(*(create() for _ in range(8))) if r is not None]
+    assert len(created) == 1
+    assert [r["run_id"] for r in await client.runs.list(thread_id)] == [created[0]["run_id"]]
+    await client.runs.join(thread_id, created[0]["run_id"])
+    assert (await client.runs.get(thread_id, created[0]["run_id"]))["status"] == "success"
+
+
 async def test_interrupt_stops_the_active_run_keeping_its_progress(client):
     thread_id, first = await busy_thread(client)
     second = await client.runs.create(

@@ -94,9 +94,10 @@ class RunRepo(Repository):
             "metadata": jsonb(new.metadata), "kwargs": jsonb(new.kwargs), "strategy": new.multitask_strategy,
             "after": new.after_seconds, "graph_id": new.graph_id, "owner": jsonb(new.owner),
         }
+        # the run, on the row of its thread's statement (`thread_row`): none, no run
         insert_run = f"""INSERT INTO run (run_id, thread_id, assistant_id, metadata, kwargs, multitask_strategy, available_at)
-                VALUES (%(run)s, %(thread)s, %(assistant)s, %(metadata)s, %(kwargs)s, %(strategy)s,
-                        now() + %(after)s * interval '1 second')
+                SELECT %(run)s, %(thread)s, %(assistant)s, %(metadata)s, %(kwargs)s, %(strategy)s,
+                       now() + %(after)s * interval '1 second' FROM thread_row
                 RETURNING {PUBLIC}"""
         thread_metadata = (
             "jsonb_build_object('graph_id', %(graph_id)s::text, 'assistant_id', %(assistant)s::text) || %(owner)s"
@@ -105,12 +106,31 @@ class RunRepo(Repository):
             row = await self.one(
                 f"""WITH thread_row AS (
                         INSERT INTO thread (thread_id, ephemeral, status, metadata)
-                        VALUES (%(thread)s, true, 'busy', {thread_metadata}))
+                        VALUES (%(thread)s, true, 'busy', {thread_metadata}) RETURNING thread_id)
                     {insert_run}""",
                 params,
                 conn,
             )
             return Created(row, [], [])
+        # The thread keeps the config of its last run's assistant (the run's own top-level keys, not its
+        # configurable), as the official server does: state reads and updates build factory graphs with it.
+        def queue_on_thread(only_if_idle: str = "") -> str:
+            return f"""WITH thread_row AS (
+                UPDATE thread SET status = 'busy', updated_at = now(), metadata = metadata || {thread_metadata},
+                    config = (coalesce(%(kwargs)s::jsonb->'config', '{{}}') - 'metadata' - 'configurable') || jsonb_build_object(
+                        'configurable', coalesce(
+                            (SELECT a.config->'configurable' FROM assistant a WHERE a.assistant_id = %(assistant)s),
+                            '{{}}'::jsonb))
+                WHERE thread_id = %(thread)s {only_if_idle} RETURNING thread_id)
+            {insert_run}"""
+        if conn is None:
+            # A thread that is not busy has no run in flight (busy is set with the first, kept while any is
+            # pending or running, under the thread's row lock): nothing for the multitask strategy to decide,
+            # so one statement. The UPDATE's row lock stands for lock_thread; a thread busy (or missing) meanwhile
+            # is checked again on its latest row, and then takes the way below.
+            row = await self.one(queue_on_thread("AND status <> 'busy'"), params)
+            if row is not None:
+                return Created(row, [], [])
         async with self.transaction(conn) as conn:
             if new.if_not_exists == "create":
                 await conn.execute(
@@ -135,20 +155,7 @@ class RunRepo(Repository):
                 if strategy in ("interrupt", "rollback"):
                     cancelled = [r["run_id"] for r in inflight]
                     running = await self._cancel(conn, new.thread_id, cancelled, strategy)
-            # The thread keeps the config of its last run's assistant (the run's own top-level keys, not its
-            # configurable), as the official server does: state reads and updates build factory graphs with it.
-            row = await self.one(
-                f"""WITH thread_row AS (
-                        UPDATE thread SET status = 'busy', updated_at = now(), metadata = metadata || {thread_metadata},
-                            config = (coalesce(%(kwargs)s::jsonb->'config', '{{}}') - 'metadata' - 'configurable') || jsonb_build_object(
-                                'configurable', coalesce(
-                                    (SELECT a.config->'configurable' FROM assistant a WHERE a.assistant_id = %(assistant)s),
-                                    '{{}}'::jsonb))
-                        WHERE thread_id = %(thread)s)
-                    {insert_run}""",
-                params,
-                conn,
-            )
+            row = await self.one(queue_on_thread(), params, conn)
             return Created(row, cancelled, running)
 
     async def _cancel(self, conn, thread_id: UUID, run_ids: list[UUID], action: str) -> list[UUID]:
