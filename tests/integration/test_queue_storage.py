@@ -130,8 +130,8 @@ async def test_a_run_handed_back_for_a_database_failure_waits_and_is_capped(repo
     _, (run_id,) = await _queue_runs(repos.runs, 1)
     (run,) = await repos.queue.claim("w1", 10, 30, [])
     assert await repos.queue.release(run, retry=True) == RunStatus.PENDING
-    assert await repos.queue.claim("w1", 10, 30, []) == []  # it waits its backoff
-    assert 1 < await repos.queue.next_available_in() <= 2
+    claimed, due = await repos.queue.claim_next("w1", 10, 30, [])
+    assert claimed == [] and 1 < due <= 2  # it waits its backoff
     for _ in range(MAX_FAILURES - 1):
         (run,) = await repos.claim_now("w1")
         status = await repos.queue.release(run, retry=True)

@@ -50,12 +50,21 @@ class QueueRepo(Repository):
         self.checkpoints = checkpoints or SqlCheckpointOps()  # storage/savers.py: SQL, or the saver's API
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float, executing: list[UUID]) -> list[dict]:
+        """Start up to `limit` runs (see claim_next)."""
+        return (await self.claim_next(worker_id, limit, lease_seconds, executing))[0]
+
+    async def claim_next(
+        self, worker_id: str, limit: int, lease_seconds: float, executing: list[UUID]
+    ) -> tuple[list[dict], float | None]:
         """Start up to `limit` runs, the oldest pending run of each idle thread; never one this
-        worker still executes (a stale execution of it may be unwinding here).
+        worker still executes (a stale execution of it may be unwinding here). With them, the seconds until
+        the earliest delayed run becomes available (None when none waits), so that an idle worker knows
+        how long to sleep without asking again. Runs available now but waiting behind a busy thread are
+        not counted there: the run ahead of them wakes the queue when it ends.
 
         The thread row is locked (SKIP LOCKED) and re-checked to have no active run, so at most one
         run per thread is ever running, whatever the number of workers."""
-        return await self.all(
+        rows = await self.all(
             """WITH candidate AS (
                    SELECT DISTINCT ON (thread_id) run_id, thread_id, available_at
                    FROM run WHERE status = 'pending'
@@ -77,19 +86,17 @@ class QueueRepo(Repository):
                )
                -- and whether anyone follows the thread's event stream (worker/executor.py _ThreadLog)
                SELECT started.*, EXISTS (SELECT 1 FROM thread_event_reader r WHERE r.thread_id = started.thread_id)
-                   AS thread_watched
-               FROM started""",
+                   AS thread_watched, NULL::float AS next_in
+               FROM started
+               UNION ALL  -- last, a row of its own: when the next delayed run is due
+               SELECT (NULL::run).*, NULL, (SELECT extract(epoch FROM min(available_at) - now())::float FROM run
+                                            WHERE status = 'pending' AND available_at > now())""",
             {"limit": limit, "worker": worker_id, "lease": lease_seconds, "executing": executing},
         )
-
-    async def next_available_in(self) -> float | None:
-        """Seconds until the earliest delayed run becomes available (None when nothing waits)."""
-        # Runs available now but waiting behind a busy thread are not counted: the run ahead of
-        # them wakes the queue when it ends.
-        return await self.scalar(
-            """SELECT extract(epoch FROM min(available_at) - now())::float FROM run
-               WHERE status = 'pending' AND available_at > now()"""
-        )
+        *claimed, due = rows
+        for run in claimed:
+            del run["next_in"]
+        return claimed, due["next_in"]
 
     async def heartbeat(self, worker_id: str, attempts: dict[UUID, int], lease_seconds: float) -> dict[UUID, str | None]:
         """Renew the leases of these executions (run id → attempt); returns, for each one this worker

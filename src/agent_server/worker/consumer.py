@@ -145,9 +145,9 @@ class QueueWorker:
     async def _claim_and_wait(self) -> None:
         self._wake.clear()  # before claiming: a wake-up during the claim must not be lost
         free = self.free_slots()
-        claimed = []
+        claimed, due = [], None
         if free > 0:
-            claimed = await self.rt.queue.claim(self.worker_id, free, self.lease, list(self.active))
+            claimed, due = await self.rt.queue.claim_next(self.worker_id, free, self.lease, list(self.active))
         for run in claimed:
             if self._stopping:  # stopped during the claim: give it straight back
                 await self.rt.queue.release(run)
@@ -158,12 +158,8 @@ class QueueWorker:
             task.add_done_callback(self._on_done(run, entry))
         if claimed and len(claimed) == free:
             return  # maybe more waiting
-        timeout = IDLE_POLL_SECONDS
-        if not claimed:  # idle: sleep until the next delayed run is due, at the latest
-            delay = await self.rt.queue.next_available_in()
-            if delay is not None:
-                timeout = min(timeout, delay + 0.01)
-        await wait_set(self._wake, timeout)
+        # sleep until woken, or the next delayed run is due
+        await wait_set(self._wake, IDLE_POLL_SECONDS if due is None else min(IDLE_POLL_SECONDS, due + 0.01))
 
     def free_slots(self) -> int:
         """How many more runs this worker takes now."""
