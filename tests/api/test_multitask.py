@@ -49,7 +49,7 @@ async def test_runs_created_at_once_on_an_idle_thread_with_reject_only_one_is_qu
 
     async def create():
         try:
-            return await client.runs.create(thread_id, "slow", input={}, config=slow(0.2), multitask_strategy="reject")
+            return await client.runs.create(thread_id, "slow", input={}, config=slow(0.5), multitask_strategy="reject")
         except ConflictError:
             return None
 

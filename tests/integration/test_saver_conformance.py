@@ -88,6 +88,9 @@ async def test_calls_made_together_are_one_group_with_the_outcome_of_making_them
     """Everything handed in while a statement is in flight goes in the next one (storage/group.py): the same
     checkpoint twice keeps its last version, writes keep the special channels' last and the others' first."""
     saver = PooledPostgresSaver(pool)
+    statements = []
+    execute = saver._execute
+    saver._execute = lambda group: statements.append(len(group)) or execute(group)  # counts them, runs them
     config = {"configurable": {"thread_id": str(uuid.uuid4()), "checkpoint_ns": ""}}
     checkpoint = _checkpoint([HumanMessage("hi", id="1")])
     put = {**config, "configurable": {**config["configurable"], "checkpoint_id": checkpoint["id"]}}
@@ -98,6 +101,7 @@ async def test_calls_made_together_are_one_group_with_the_outcome_of_making_them
         saver.aput_writes(put, [("a", 10), (ERROR, "one")], "t"),
         saver.aput_writes(put, [(ERROR, "two")], "t"),
     )
+    assert statements == [5]  # one statement for the five calls (not one each, after it failed)
     got = await saver.aget_tuple(put)
     assert got.metadata == {"v": 2}
     assert got.checkpoint["channel_values"]["messages"] == [HumanMessage("hi", id="1")]

@@ -58,10 +58,23 @@ async def test_a_write_stopped_with_the_loop_fails_its_callers_as_a_database_gon
     callers = [asyncio.create_task(group.submit(i)) for i in (1, 2)]
     while not store.groups:  # the write under way
         await asyncio.sleep(0)
+    waiting = asyncio.create_task(group.submit(3))  # for the next statement, which will never come
+    await asyncio.sleep(0)
     group._writer.cancel()  # what the loop's teardown does to the tasks left
-    for caller in callers:
+    for caller in (*callers, waiting):
         with pytest.raises(psycopg.OperationalError, match="stopped with the server"):
-            await caller
+            await asyncio.wait_for(caller, 1)
+    await asyncio.wait_for(group.flush(), 1)  # nothing left to wait for
+    assert store.groups == [[1, 2]]
+
+
+async def test_a_group_stops_at_its_size_limit():
+    store = Store()
+    store.release.set()
+    group = GroupCommit(store, size=lambda item: item, max_size=10)
+    assert await asyncio.gather(*(group.submit(i) for i in (4, 4, 4, 20, 1))) == [8, 8, 8, 40, 2]
+    # at most 10 a group; an item over it goes on its own
+    assert store.groups == [[4, 4], [4], [20], [1]]
 
 
 async def test_flush_waits_for_a_write_whose_caller_left():

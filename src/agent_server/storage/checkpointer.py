@@ -69,7 +69,7 @@ class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
     def __init__(self, pool: AsyncConnectionPool, serde=None) -> None:
         super().__init__(pool, serde=serde)  # serde: checkpointer.serde (persistence.make_serde), or the default
         self.lock = contextlib.nullcontext()
-        self._group: GroupCommit[_Rows, None] = GroupCommit(self._store)
+        self._group: GroupCommit[_Rows, None] = GroupCommit(self._store, size=_Rows.size)
 
     async def aput(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
                    new_versions: ChannelVersions) -> RunnableConfig:
@@ -130,7 +130,7 @@ class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
             await self._execute(group)
             return [None] * len(group)
         except psycopg.Error as exc:
-            if len(group) == 1 or isinstance(exc, psycopg.OperationalError):
+            if len(group) == 1 or _connection_lost(exc):
                 raise
         results: list[None | BaseException] = []
         for rows in group:
@@ -138,7 +138,7 @@ class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
                 await self._execute([rows])
                 results.append(None)
             except psycopg.Error as exc:
-                if isinstance(exc, psycopg.OperationalError):
+                if _connection_lost(exc):
                     raise
                 results.append(exc)
         return results
@@ -173,6 +173,11 @@ class _Rows:
     blobs: list[tuple] = field(default_factory=list)
     checkpoints: list[tuple] = field(default_factory=list)
     writes: list[tuple[bool, tuple]] = field(default_factory=list)
+
+    def size(self) -> int:
+        """Roughly the bytes these rows send."""
+        return (sum(len(row[5]) for row in self.blobs) + sum(len(row[4]) + len(row[5]) for row in self.checkpoints)
+                + sum(len(row[8]) for _, row in self.writes) + 200 * (len(self.blobs) + len(self.writes) + 1))
 
     @staticmethod
     def merged(group: list["_Rows"]) -> "_Rows":
@@ -209,6 +214,13 @@ class _Rows:
 def _statement(parts: tuple[str, ...]) -> str:
     *ctes, last = [_PARTS[name] for name in parts]
     return "".join(f"{'WITH' if i == 0 else ','} p{i} AS ({cte})\n" for i, cte in enumerate(ctes)) + last
+
+
+def _connection_lost(exc: psycopg.Error) -> bool:
+    """An error of the database or the connection, not of what one call wrote: PostgreSQL's limits (a value
+    too large, out of memory: classes 53 and 54) are OperationalErrors too, but one item may be the cause."""
+    return isinstance(exc, psycopg.OperationalError) and not isinstance(
+        exc, (psycopg.errors.ProgramLimitExceeded, psycopg.errors.InsufficientResources))
 
 
 def _json(value) -> str:

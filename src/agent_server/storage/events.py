@@ -14,7 +14,8 @@ class RunEventRepo(Repository):
 
     def __init__(self, pool) -> None:
         super().__init__(pool)
-        self._group: GroupCommit[tuple[dict, list[tuple[int, str, bytes]]], bool] = GroupCommit(self._store)
+        self._group: GroupCommit[tuple[dict, list[tuple[int, str, bytes]]], bool] = GroupCommit(
+            self._store, size=lambda item: sum(len(data) + 100 for _, _, data in item[1]))
 
     async def append(self, run: dict, events: list[tuple[int, str, bytes]]) -> bool:
         """Store events (seq, event, data) of a claimed run's execution; False (nothing stored) when that

@@ -4,6 +4,7 @@ caller's item goes at once, as it would have."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Awaitable, Callable, Generic, Sequence, TypeVar
 
 import psycopg
@@ -15,10 +16,14 @@ Result = TypeVar("Result")
 class GroupCommit(Generic[Item, Result]):
     """`store(items)` writes a group in one statement and gives each item's result in order (an exception in
     its place fails that item's caller alone); raising fails the whole group. One statement in flight at a
-    time, so groups commit in the order their items came (a second one in flight measured no faster)."""
+    time, so groups commit in the order their items came (a second one in flight measured no faster).
 
-    def __init__(self, store: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]]) -> None:
-        self._store = store
+    `size(item)`: its bytes, roughly; a group stops at `max_size` (at least one item), so that runs with large
+    states do not make one statement PostgreSQL refuses (a parameter of 1 GB) for all of them."""
+
+    def __init__(self, store: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]],
+                 size: Callable[[Item], int] | None = None, max_size: int = 16 * 2**20) -> None:
+        self._store, self._size, self._max_size = store, size, max_size
         self._waiting: list[tuple[Item, asyncio.Future]] = []
         self._flying: list[tuple[Item, asyncio.Future]] = []  # the group being written
         self._writer: asyncio.Task | None = None
@@ -26,10 +31,15 @@ class GroupCommit(Generic[Item, Result]):
     async def submit(self, item: Item) -> Result:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
+        if self._writer is not None and self._writer.get_loop() is not loop:
+            # a writer of another event loop (gone: tests, a restarted loop): its waiting items are its own
+            self._waiting = [(i, d) for i, d in self._waiting if d.get_loop() is loop]
+            self._writer = None
         self._waiting.append((item, done))
-        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
-            # not in a caller's task: cancelling one caller stops no one else's write
-            self._writer = loop.create_task(self._write())
+        if self._writer is None or self._writer.done():
+            # not in a caller's task (cancelling one caller stops no one else's write), nor in its context
+            # (the writer's log lines are no run's)
+            self._writer = loop.create_task(self._write(), context=contextvars.Context())
         try:
             return await asyncio.shield(done)
         except asyncio.CancelledError:
@@ -43,18 +53,36 @@ class GroupCommit(Generic[Item, Result]):
         if pending:
             await asyncio.wait(pending)
 
+    def _next_group(self) -> list[tuple[Item, asyncio.Future]]:
+        if self._size is None:
+            group, self._waiting = self._waiting, []
+            return group
+        total, n = 0, 0
+        for item, _ in self._waiting:
+            total += self._size(item)
+            if n and total > self._max_size:
+                break
+            n += 1
+        group, self._waiting = self._waiting[:n], self._waiting[n:]
+        return group
+
     async def _write(self) -> None:
         while self._waiting:
-            group = self._flying = self._waiting
-            self._waiting = []
+            group = self._flying = self._next_group()
             try:
                 results = await self._store([item for item, _ in group])
             except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    # the loop stopping (a CancelledError): to every caller, the database went away, those
+                    # still waiting too (no writer is left for them)
+                    group, self._waiting = group + self._waiting, []
+                    exc_for = lambda: psycopg.OperationalError(
+                        "the write was stopped with the server: it may or may not have been made")
+                else:
+                    exc_for = lambda: exc
                 for _, done in group:
                     if not done.done():
-                        # the loop stopping (a CancelledError): to the callers, the database went away
-                        done.set_exception(exc if isinstance(exc, Exception) else psycopg.OperationalError(
-                            "the write was stopped with the server: it may or may not have been made"))
+                        done.set_exception(exc_for())
                 if not isinstance(exc, Exception):
                     raise
                 continue

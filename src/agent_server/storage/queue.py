@@ -93,10 +93,10 @@ class QueueRepo(Repository):
                                             WHERE status = 'pending' AND available_at > now())""",
             {"limit": limit, "worker": worker_id, "lease": lease_seconds, "executing": executing},
         )
-        *claimed, due = rows
+        claimed = [row for row in rows if row["run_id"] is not None]
         for run in claimed:
             del run["next_in"]
-        return claimed, due["next_in"]
+        return claimed, next(row["next_in"] for row in rows if row["run_id"] is None)
 
     async def heartbeat(self, worker_id: str, attempts: dict[UUID, int], lease_seconds: float) -> dict[UUID, str | None]:
         """Renew the leases of these executions (run id → attempt); returns, for each one this worker

@@ -200,10 +200,12 @@ class ThreadRepo(Repository):
 
     async def set_state(self, thread_id: UUID, *, values, interrupts: dict, paused: bool, conn=None) -> None:
         """Record the thread's latest state after a state update: `paused` (next nodes left to run or
-        interrupts waiting) makes it interrupted, else idle; a thread running a run stays busy."""
+        interrupts waiting) makes it interrupted, else idle; a busy thread (a run running or waiting: one may be
+        queued meanwhile when this runs without the thread's lock, as for a new thread's supersteps) stays busy."""
         await self.execute(
             """UPDATE thread SET "values" = %s, interrupts = %s, updated_at = now(),
-                   status = CASE WHEN active_run_id IS NOT NULL THEN status WHEN %s THEN 'interrupted' ELSE 'idle' END
+                   status = CASE WHEN active_run_id IS NOT NULL OR status = 'busy' THEN status
+                                 WHEN %s THEN 'interrupted' ELSE 'idle' END
                WHERE thread_id = %s""",
             (jsonb(values), jsonb(interrupts), paused, thread_id),
             conn,
