@@ -263,11 +263,13 @@ def analysis(data: dict) -> str:
   are dumped binary (as text, psycopg escaped every quote of the checkpoints' JSON with a regular expression).
   Earlier rounds removed the saver's global lock, a connection check per checkout, reading the final state back
   after a run that went to its end, the webhook deliverer's idle spin, and a query per run for thread event
-  readers and for webhooks of runs that have none. After this run (A/B by hand, within the noise here): a run on
-  an idle thread is queued in one statement instead of a transaction of four (BEGIN, lock, a look at the
-  thread's runs, COMMIT around the INSERT), and the claim tells when the next delayed run is due instead of a
-  query after every claim that found nothing. What would move it further: the assistant read folded into the
-  run's creation, and the runs in worker processes (split mode) so that the second core works for the queue too.
+  readers and for webhooks of runs that have none; and (this round, within the noise in A/B runs) a run on an
+  idle thread is queued in one statement instead of a transaction (BEGIN, lock, a look at the thread's runs,
+  the INSERT, COMMIT), and the claim tells when the next delayed run is due instead of a query after every claim
+  that found nothing. Ours now spends about the official server's CPU per run, durable (compare the CPU ms/op
+  columns: the official's rate moved ±30 % between full runs here, ours less), so 1.5× needs half the CPU per run
+  or a second core: what would move it is the runs in worker processes (split mode: the API process only takes
+  requests), the assistant read folded into the run's creation, and less of langgraph's per-step work.
 - **Stateless runs, 3× official.** Stateless runs take no checkpoints (as the official server's), so the limit
   is CPU: ours spends {_f(s32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run against
   {_f(o32.get('cpu_ms_per_op'), '.1f')} ms for the official one, plus PostgreSQL's share for the 4 statements that make a
