@@ -22,7 +22,7 @@ class GroupCommit(Generic[Item, Result]):
     states do not make one statement PostgreSQL refuses (a parameter of 1 GB) for all of them."""
 
     def __init__(self, store: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]],
-                 size: Callable[[Item], int] | None = None, max_size: int = 16 * 2**20) -> None:
+                 size: Callable[[Item], int] = lambda item: 0, max_size: int = 16 * 2**20) -> None:
         self._store, self._size, self._max_size = store, size, max_size
         self._waiting: list[tuple[Item, asyncio.Future]] = []
         self._flying: list[tuple[Item, asyncio.Future]] = []  # the group being written
@@ -54,9 +54,6 @@ class GroupCommit(Generic[Item, Result]):
             await asyncio.wait(pending)
 
     def _next_group(self) -> list[tuple[Item, asyncio.Future]]:
-        if self._size is None:
-            group, self._waiting = self._waiting, []
-            return group
         total, n = 0, 0
         for item, _ in self._waiting:
             total += self._size(item)
@@ -71,21 +68,16 @@ class GroupCommit(Generic[Item, Result]):
             group = self._flying = self._next_group()
             try:
                 results = await self._store([item for item, _ in group])
-            except BaseException as exc:
-                if not isinstance(exc, Exception):
-                    # the loop stopping (a CancelledError): to every caller, the database went away, those
-                    # still waiting too (no writer is left for them)
-                    group, self._waiting = group + self._waiting, []
-                    exc_for = lambda: psycopg.OperationalError(
-                        "the write was stopped with the server: it may or may not have been made")
-                else:
-                    exc_for = lambda: exc
-                for _, done in group:
-                    if not done.done():
-                        done.set_exception(exc_for())
-                if not isinstance(exc, Exception):
-                    raise
+            except Exception as exc:
+                _fail(group, lambda: exc)
                 continue
+            except BaseException:
+                # the loop stopping (a CancelledError): to every caller, the database went away, those still
+                # waiting too (no writer is left for them)
+                _fail(group + self._waiting, lambda: psycopg.OperationalError(
+                    "the write was stopped with the server: it may or may not have been made"))
+                self._waiting = []
+                raise
             finally:
                 self._flying = []
             for (_, done), result in zip(group, results):
@@ -95,6 +87,12 @@ class GroupCommit(Generic[Item, Result]):
                     done.set_exception(result)
                 else:
                     done.set_result(result)
+
+
+def _fail(entries: list[tuple[Item, asyncio.Future]], error: Callable[[], BaseException]) -> None:
+    for _, done in entries:
+        if not done.done():
+            done.set_exception(error())
 
 
 def _retrieved(done: asyncio.Future) -> None:
