@@ -4,6 +4,7 @@ saver on the same tables (a database written by either keeps working with the ot
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 
 import psycopg
@@ -148,3 +149,22 @@ async def test_a_checkpoint_under_way_when_its_run_is_cancelled_lands_before_the
     assert put.cancelled()
     assert await saver.aget_tuple(config) is None
     assert [c async for c in saver.alist(config)] == []
+
+
+async def test_a_write_beyond_a_postgresql_limit_fails_alone_too(pool):
+    """PostgreSQL's limits (class 54, here a key too large for its index) are OperationalErrors, like a lost
+    connection, but one run's write is their cause: the rest of its group is stored."""
+    saver = PooledPostgresSaver(pool)
+    config = await saver.aput({"configurable": {"thread_id": str(uuid.uuid4()), "checkpoint_ns": ""}},
+                              _checkpoint([]), {}, {})
+    huge_task = secrets.token_hex(8000)  # random: even compressed, past a btree entry's maximum (~2.7 kB)
+    results = await asyncio.gather(
+        saver.aput_writes(config, [("a", 1)], "t1"),
+        saver.aput_writes(config, [("a", 2)], huge_task),
+        saver.aput_writes(config, [("a", 3)], "t3"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], psycopg.errors.ProgramLimitExceeded), results
+    assert results[0] is None and results[2] is None
+    writes = (await saver.aget_tuple(config)).pending_writes
+    assert sorted((task, value) for task, _, value in writes) == [("t1", 1), ("t3", 3)]

@@ -3,6 +3,7 @@ caller gets its own item's result or error; a write stopped with the loop fails 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import psycopg
 import pytest
@@ -90,3 +91,18 @@ async def test_flush_waits_for_a_write_whose_caller_left():
     assert leaving.cancelled() and not flushing.done()  # the write goes on, and flush waits for it
     store.release.set()
     await flushing
+
+
+async def test_the_writer_runs_in_no_callers_context():
+    """Its log lines must not carry the first caller's run ids (contextvars)."""
+    seen = []
+    caller = contextvars.ContextVar("caller", default=None)
+
+    async def store(items):
+        seen.append(caller.get())
+        return items
+
+    group = GroupCommit(store)
+    caller.set("run-1")
+    assert await group.submit("x") == "x"
+    assert seen == [None]
