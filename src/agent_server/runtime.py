@@ -52,6 +52,9 @@ class Runtime:
     crons: CronRepo
     thread_events: ThreadEventRepo
     exits: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)  # custom savers, stores
+    # This process's queue worker while it runs (worker/consumer.py QueueWorker), for runs created here to start
+    # there at once (reserve, adopt): None in a process that does not run the queue
+    local_queue: object | None = None
 
     @classmethod
     async def start(cls, settings: Settings, graphs: GraphRegistry | None = None) -> "Runtime":

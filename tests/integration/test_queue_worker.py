@@ -78,3 +78,54 @@ async def test_a_worker_that_cannot_renew_its_leases_stops_its_runs_before_other
         await worker.stop()
         await rt.close()
         drop_database(postgres_server, uri)
+
+
+async def test_a_run_with_nothing_ahead_of_it_is_claimed_by_its_creation_when_this_process_has_a_free_slot(postgres_server):
+    """Created in a process whose queue has a free slot, a run on a new or idle thread is claimed in the statement
+    that queues it: it executes here as soon as `create` returns (the queue's loop would need a wake-up and a claim
+    query first), while the answer still shows it queued. A run behind another on its thread, a run created
+    while the slots are full and a run created after the worker began to stop are only queued."""
+    from agent_server.config import load_settings
+    from agent_server.graphs import default_assistant_id
+    from agent_server.runtime import Runtime
+    from agent_server.services import SYSTEM, runs, threads
+    from agent_server.worker.consumer import QueueWorker
+    from conftest import CONFIG
+    from run_helpers import slow, wait_for
+
+    settings = load_settings(CONFIG)
+    settings.database_uri = uri = create_database(postgres_server)
+    rt = await Runtime.start(settings)
+    worker = QueueWorker(rt, concurrency=2)
+    slow_graph = default_assistant_id("slow")
+
+    async def row(run_id):
+        return await rt.queue.one("SELECT status, attempt, lease_owner FROM run WHERE run_id = %s", (run_id,))
+
+    try:
+        await worker.start()
+        thread = (await threads.create(rt, SYSTEM, None, metadata={}, if_exists="raise", ttl=None, supersteps=None))["thread_id"]
+        first = await runs.create(rt, SYSTEM, thread, slow_graph, {"input": {}, "config": slow(0.3)})
+        assert first["run_id"] in worker.active and first["status"] == "pending"
+        assert await row(first["run_id"]) == {"status": "running", "attempt": 1, "lease_owner": worker.worker_id}
+        behind = await runs.create(rt, SYSTEM, thread, slow_graph, {"input": {}, "config": slow(0.01)})
+        assert behind["run_id"] not in worker.active and (await row(behind["run_id"]))["status"] == "pending"
+        stateless = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.3)})
+        assert stateless["run_id"] in worker.active  # its own thread: nothing ahead of it
+        full = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.01)})
+        assert full["run_id"] not in worker.active and (await row(full["run_id"]))["status"] == "pending"
+        for run in (first, behind, stateless, full):  # every one ends, the queued ones started by the queue
+            await wait_for(lambda r=run: _ended(rt, r["run_id"]), timeout=20)
+        await worker.stop()
+        after = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.01)})
+        assert (await row(after["run_id"]))["status"] == "pending"
+    finally:
+        await worker.stop()
+        await rt.close()
+        drop_database(postgres_server, uri)
+
+
+async def _ended(rt, run_id) -> bool:
+    """Ended well: a success, or gone (a stateless run goes with its thread when it ends, and only then)."""
+    row = await rt.queue.one("SELECT status FROM run WHERE run_id = %s", (run_id,))
+    return row is None or row["status"] == "success"

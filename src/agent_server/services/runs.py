@@ -150,8 +150,18 @@ async def create(
     """Queue a run; `thread_id=None` makes a stateless run on a thread of its own."""
     await check_webhook(rt, payload.get("webhook"))
     new = await prepare(rt, ctx, thread_id, assistant_id, payload, run_id)
-    created = await rt.runs.create(new)
-    await announce(rt, new, created)
+    # With a free slot in this process's queue, the run is claimed as it is created (a run behind others on its
+    # thread, or delayed, is only queued): no wake-up, no claim query, no wait for the queue's loop.
+    local = rt.local_queue if not new.after_seconds else None
+    start = local.reserve() if local else None
+    created = None
+    try:
+        created = await rt.runs.create(new, start=start)
+    finally:
+        if start:
+            await local.adopt(created and created.started)
+    if created.started is None:
+        await announce(rt, new, created)
     return created.run
 
 

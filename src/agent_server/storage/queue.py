@@ -14,7 +14,7 @@ from ..status import CANCEL_ACTIONS, RunStatus, cancel_error
 from . import webhooks
 from .savers import SqlCheckpointOps
 from .base import Repository, jsonb
-from .runs import lock_thread, settled
+from .runs import lock_thread, settled, watched
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class QueueRepo(Repository):
         The thread row is locked (SKIP LOCKED) and re-checked to have no active run, so at most one
         run per thread is ever running, whatever the number of workers."""
         rows = await self.all(
-            """WITH candidate AS (
+            f"""WITH candidate AS (
                    SELECT DISTINCT ON (thread_id) run_id, thread_id, available_at
                    FROM run WHERE status = 'pending'
                    ORDER BY thread_id, created_at
@@ -85,8 +85,7 @@ class QueueRepo(Repository):
                    FROM started WHERE thread.thread_id = started.thread_id
                )
                -- and whether anyone follows the thread's event stream (worker/executor.py _ThreadLog)
-               SELECT started.*, EXISTS (SELECT 1 FROM thread_event_reader r WHERE r.thread_id = started.thread_id)
-                   AS thread_watched, NULL::float AS next_in
+               SELECT started.*, {watched("started")} AS thread_watched, NULL::float AS next_in
                FROM started
                UNION ALL  -- last, a row of its own: when the next delayed run is due
                SELECT (NULL::run).*, NULL, (SELECT extract(epoch FROM min(available_at) - now())::float FROM run

@@ -52,6 +52,19 @@ class Created:
     run: dict
     cancelled: list[UUID]  # in-flight runs ended (pending) or asked to stop (running) by interrupt/rollback
     running: list[UUID]  # those of them a worker executes: it must be signalled
+    started: dict | None = None  # the run as claimed (queue.py claim_next's row), when `create` also started it
+
+
+def watched(run: str) -> str:
+    """SQL: whether anyone follows the thread of `run` (a table alias) on its event stream (worker/executor.py)."""
+    return f"EXISTS (SELECT 1 FROM thread_event_reader r WHERE r.thread_id = {run}.thread_id)"
+
+
+def _created(row: dict, start: dict | None) -> Created:
+    """A run queued by one statement; when it was also started, the answer shows it as it was queued."""
+    if not start:
+        return Created(row, [], [])
+    return Created({**{c: row[c] for c in COLUMNS}, "status": "pending", "langsmith_session_name": None}, [], [], row)
 
 
 def _visible(filter: Filter) -> tuple[str, dict]:
@@ -86,51 +99,67 @@ async def settle_thread(conn, thread_id: UUID, outcome: str | None = None) -> No
 
 
 class RunRepo(Repository):
-    async def create(self, new: NewRun, conn: AsyncConnection | None = None) -> Created:
+    async def create(self, new: NewRun, conn: AsyncConnection | None = None, start: dict | None = None) -> Created:
         """Queue a run. The run row and the thread's status change commit together: in the transaction of
-        `conn` when given (a cron firing queues its run where it claims the cron), as a savepoint of it."""
+        `conn` when given (a cron firing queues its run where it claims the cron), as a savepoint of it.
+
+        `start` (a lease: worker, lease seconds) asks for the run to be claimed by that worker in the same
+        statement, as claim_next would, when nothing is ahead of it (a new or idle thread): then `started`
+        holds it as claimed, and the answer still shows it as queued (what the official server answers)."""
         params = {
             "run": new.run_id, "thread": new.thread_id, "assistant": new.assistant_id,
             "metadata": jsonb(new.metadata), "kwargs": jsonb(new.kwargs), "strategy": new.multitask_strategy,
-            "after": new.after_seconds, "graph_id": new.graph_id, "owner": jsonb(new.owner),
+            "after": new.after_seconds, "graph_id": new.graph_id, "owner": jsonb(new.owner), **(start or {}),
         }
-        # the run, on the row of its thread's statement (`thread_row`): none, no run
-        insert_run = f"""INSERT INTO run (run_id, thread_id, assistant_id, metadata, kwargs, multitask_strategy, available_at)
+
+        def insert_run(claimed: bool) -> str:
+            """The run, on the row of its thread's statement (`thread_row`): none, no run. `claimed`: claimed by
+            `start`'s worker at once (the columns claim_next sets, and its answer)."""
+            if not claimed:
+                return f"""INSERT INTO run (run_id, thread_id, assistant_id, metadata, kwargs, multitask_strategy, available_at)
+                    SELECT %(run)s, %(thread)s, %(assistant)s, %(metadata)s, %(kwargs)s, %(strategy)s,
+                           now() + %(after)s * interval '1 second' FROM thread_row
+                    RETURNING {PUBLIC}"""
+            return f"""INSERT INTO run (run_id, thread_id, assistant_id, metadata, kwargs, multitask_strategy,
+                                        status, attempt, lease_owner, lease_expires_at, started_at)
                 SELECT %(run)s, %(thread)s, %(assistant)s, %(metadata)s, %(kwargs)s, %(strategy)s,
-                       now() + %(after)s * interval '1 second' FROM thread_row
-                RETURNING {PUBLIC}"""
+                       'running', 1, %(worker)s, now() + %(lease)s * interval '1 second', now() FROM thread_row
+                RETURNING run.*, {watched("run")} AS thread_watched"""
+
         thread_metadata = (
             "jsonb_build_object('graph_id', %(graph_id)s::text, 'assistant_id', %(assistant)s::text) || %(owner)s"
         )
         if new.ephemeral:  # a thread of its own: nothing to wait for or cancel, so one statement
             row = await self.one(
                 f"""WITH thread_row AS (
-                        INSERT INTO thread (thread_id, ephemeral, status, metadata)
-                        VALUES (%(thread)s, true, 'busy', {thread_metadata}) RETURNING thread_id)
-                    {insert_run}""",
+                        INSERT INTO thread (thread_id, ephemeral, status, metadata, active_run_id)
+                        VALUES (%(thread)s, true, 'busy', {thread_metadata}, {"%(run)s" if start else "NULL"})
+                        RETURNING thread_id)
+                    {insert_run(bool(start))}""",
                 params,
                 conn,
             )
-            return Created(row, [], [])
+            return _created(row, start)
         # The thread keeps the config of its last run's assistant (the run's own top-level keys, not its
         # configurable), as the official server does: state reads and updates build factory graphs with it.
-        def queue_on_thread(only_if_idle: str = "") -> str:
+        def queue_on_thread(only_if_idle: str = "", claimed: bool = False) -> str:
+            active = ", active_run_id = %(run)s" if claimed else ""
             return f"""WITH thread_row AS (
-                UPDATE thread SET status = 'busy', updated_at = now(), metadata = metadata || {thread_metadata},
+                UPDATE thread SET status = 'busy', updated_at = now(), metadata = metadata || {thread_metadata}{active},
                     config = (coalesce(%(kwargs)s::jsonb->'config', '{{}}') - 'metadata' - 'configurable') || jsonb_build_object(
                         'configurable', coalesce(
                             (SELECT a.config->'configurable' FROM assistant a WHERE a.assistant_id = %(assistant)s),
                             '{{}}'::jsonb))
                 WHERE thread_id = %(thread)s {only_if_idle} RETURNING thread_id)
-            {insert_run}"""
+            {insert_run(claimed)}"""
         if conn is None:
             # A thread that is not busy has no run in flight (busy is set with the first, kept while any is
             # pending or running, under the thread's row lock): nothing for the multitask strategy to decide,
             # so one statement. The UPDATE's row lock stands for lock_thread; a thread busy (or missing) meanwhile
             # is checked again on its latest row, and then takes the way below.
-            row = await self.one(queue_on_thread("AND status <> 'busy'"), params)
+            row = await self.one(queue_on_thread("AND status <> 'busy' AND active_run_id IS NULL", bool(start)), params)
             if row is not None:
-                return Created(row, [], [])
+                return _created(row, start)
         async with self.transaction(conn) as conn:
             if new.if_not_exists == "create":
                 await conn.execute(

@@ -53,6 +53,8 @@ class QueueWorker:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        self._reserved = 0  # slots promised to runs being created in this process (reserve / adopt)
+        self._behind = False  # the last claim took all it could: runs may be waiting in the queue
         self._renewed_at = time.monotonic()  # when this worker last renewed its leases
         self._orphans_swept_at = -ORPHAN_SWEEP_SECONDS  # once soon after start, then every ORPHAN_SWEEP_SECONDS
         # Webhooks of ended runs, whichever process ended them: off the runs' path, in a task of its own.
@@ -64,6 +66,7 @@ class QueueWorker:
     async def start(self) -> None:
         observability.track_worker(self)
         await self._sweep()
+        self.rt.local_queue = self  # runs created in this process may start here at once (services/runs.py)
         ready = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._listen(ready), name="queue-listen"),
@@ -80,6 +83,7 @@ class QueueWorker:
     async def stop(self, drain_seconds: float = 0) -> None:
         """Stop claiming; give active runs `drain_seconds` to finish, then hand the rest back to the queue."""
         self._stopping = True
+        self.rt.local_queue = None
         self._wake.set()
         if self.active and drain_seconds:
             log.info("draining %d runs for up to %.0fs", len(self.active), drain_seconds)
@@ -144,22 +148,42 @@ class QueueWorker:
 
     async def _claim_and_wait(self) -> None:
         self._wake.clear()  # before claiming: a wake-up during the claim must not be lost
-        free = self.free_slots()
+        free = self.free_slots() - self._reserved
         claimed, due = [], None
         if free > 0:
             claimed, due = await self.rt.queue.claim_next(self.worker_id, free, self.lease, list(self.active))
+            self._behind = len(claimed) == free
         for run in claimed:
-            if self._stopping:  # stopped during the claim: give it straight back
-                await self.rt.queue.release(run)
-                continue
-            control = RunControl()
-            task = asyncio.create_task(self.execute(run, control), name=f"run-{run['run_id']}")
-            entry = self.active[run["run_id"]] = _Active(task, control, run["attempt"])
-            task.add_done_callback(self._on_done(run, entry))
+            await self._start(run)
         if claimed and len(claimed) == free:
             return  # maybe more waiting
         # sleep until woken, or the next delayed run is due
         await wait_set(self._wake, IDLE_POLL_SECONDS if due is None else min(IDLE_POLL_SECONDS, due + 0.01))
+
+    async def _start(self, run: dict) -> None:
+        """Execute a run this worker claimed."""
+        if self._stopping:  # stopped during the claim: give it straight back
+            await self.rt.queue.release(run)
+            return
+        control = RunControl()
+        task = asyncio.create_task(self.execute(run, control), name=f"run-{run['run_id']}")
+        entry = self.active[run["run_id"]] = _Active(task, control, run["attempt"])
+        task.add_done_callback(self._on_done(run, entry))
+
+    def reserve(self) -> dict | None:
+        """A slot for a run being created in this process, so that its creation also claims it (one statement,
+        no wake-up, no claim query): the lease to claim it with, or None when this worker is full or stopping.
+        Every reservation is then given to `adopt`, started or not."""
+        if self._stopping or self._behind or self.free_slots() - self._reserved <= 0:
+            return None  # full, or others wait in the queue: not ahead of them
+        self._reserved += 1
+        return {"worker": self.worker_id, "lease": self.lease}
+
+    async def adopt(self, run: dict | None) -> None:
+        """Take a reserved slot back: with the run its creation claimed for this worker (then execute it), or None."""
+        self._reserved -= 1
+        if run is not None:
+            await self._start(run)
 
     def free_slots(self) -> int:
         """How many more runs this worker takes now."""
