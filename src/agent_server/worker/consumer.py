@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import socket
@@ -55,6 +56,7 @@ class QueueWorker:
         self._stopping = False
         self._reserved = 0  # slots promised to runs being created in this process (reserve / adopt)
         self._behind = False  # the last claim took all it could: runs may be waiting in the queue
+        self._context = contextvars.copy_context()  # runs start from it, not from a request's context (its log ids)
         self._renewed_at = time.monotonic()  # when this worker last renewed its leases
         self._orphans_swept_at = -ORPHAN_SWEEP_SECONDS  # once soon after start, then every ORPHAN_SWEEP_SECONDS
         # Webhooks of ended runs, whichever process ended them: off the runs' path, in a task of its own.
@@ -166,7 +168,7 @@ class QueueWorker:
             await self.rt.queue.release(run)
             return
         control = RunControl()
-        task = asyncio.create_task(self.execute(run, control), name=f"run-{run['run_id']}")
+        task = asyncio.create_task(self.execute(run, control), name=f"run-{run['run_id']}", context=self._context.copy())
         entry = self.active[run["run_id"]] = _Active(task, control, run["attempt"])
         task.add_done_callback(self._on_done(run, entry))
 
