@@ -86,7 +86,7 @@ async def test_the_schema_refuses_two_running_runs_on_one_thread(repos):
 
 
 async def test_a_stale_execution_can_neither_finish_release_nor_renew_the_newer_one(repos):
-    _, (run_id,) = await _queue_runs(repos.runs, 1)
+    thread_id, (run_id,) = await _queue_runs(repos.runs, 1)
     (old,) = await repos.queue.claim("w1", 10, 30, [])
     await repos.expire(run_id)
     await repos.queue.sweep()  # the worker seemed dead: its run went back to the queue...
@@ -95,7 +95,11 @@ async def test_a_stale_execution_can_neither_finish_release_nor_renew_the_newer_
     assert await repos.queue.heartbeat("w1", {run_id: old["attempt"]}, 30) == {}
     assert await repos.queue.release(old) is None
     assert not await _finish(repos.queue, old)
-    assert (await repos.runs.get(run_id))["status"] == "running"  # the new execution is untouched
+    assert not await repos.queue.finish(old, status=RunStatus.INTERRUPTED, output={}, thread_status=None, values={},
+                                        interrupts={}, rollback=True)
+    assert (await repos.runs.get(run_id))["status"] == "running"  # the new execution is untouched, its thread too
+    assert await repos.sql("SELECT status, active_run_id, \"values\" FROM thread WHERE thread_id = %s", (thread_id,)) == [
+        {"status": "busy", "active_run_id": run_id, "values": None}]
     assert await repos.queue.heartbeat("w1", {run_id: new["attempt"]}, 30) == {run_id: None}
     assert await _finish(repos.queue, new)
     assert (await repos.runs.get(run_id))["status"] == "success"

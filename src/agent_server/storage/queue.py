@@ -132,26 +132,25 @@ class QueueRepo(Repository):
 
         False when this execution no longer holds the run (its lease passed to another)."""
         params = {**lease(run), "status": status, "output": jsonb(output)}
+        held = f"SELECT 1 FROM run WHERE {HELD}"
         async with self.pool.connection() as conn, conn.transaction():
+            # The thread's lock first (the one lock order); the statements after it see every run queued before.
             await lock_thread(conn, run["thread_id"])
-            if await self.one(f"SELECT 1 FROM run WHERE {HELD} FOR UPDATE", params, conn) is None:
-                return False
             if run["kwargs"].get("webhook"):  # else nothing to queue (and no statement for it)
-                await webhooks.record(conn, [run["run_id"]], status, error, values=values)
+                if await self.one(f"{held} FOR UPDATE", params, conn) is None:
+                    return False
+                await webhooks.record(conn, [run["run_id"]], status, error, values=values)  # while the run's row is
             if delete_thread:  # a temporary thread goes, and its run with it
-                await conn.execute("DELETE FROM thread WHERE thread_id = %(thread)s", params)
-                return True
-            if rollback:
-                await conn.execute("DELETE FROM run WHERE run_id = %(run)s", params)
-            else:
-                await conn.execute(
-                    """UPDATE run SET status = %(status)s, output = %(output)s, updated_at = now(),
-                           lease_owner = NULL, lease_expires_at = NULL WHERE run_id = %(run)s""",
-                    params,
+                deleted = await conn.execute(
+                    f"DELETE FROM thread WHERE thread_id = %(thread)s AND EXISTS ({held})", params
                 )
-            await _free_thread(conn, run["thread_id"], run["run_id"], thread_status, error=error,
-                               values=values, interrupts=interrupts)
-            return True
+                return deleted.rowcount > 0
+            # the run's row and its thread's in one statement, only while this execution holds the run
+            ended = f"DELETE FROM run WHERE {HELD} RETURNING run_id" if rollback else f"""
+                UPDATE run SET status = %(status)s, output = %(output)s, updated_at = now(),
+                    lease_owner = NULL, lease_expires_at = NULL WHERE {HELD} RETURNING run_id"""
+            return await _free_thread(conn, run["thread_id"], run["run_id"], thread_status, error=error,
+                                      values=values, interrupts=interrupts, first=(ended, params))
 
     async def release(self, run: dict, *, retry: bool = False) -> RunStatus | None:
         """Give a run back to the queue; another worker resumes it from its last checkpoint.
@@ -266,23 +265,30 @@ _KEEP = object()
 
 async def _free_thread(
     conn, thread_id: UUID, run_id: UUID, thread_status: str | None = None, *, error=_KEEP, values=None,
-    interrupts: dict | None = None,
-) -> None:
+    interrupts: dict | None = None, first: tuple[str, dict] | None = None,
+) -> bool:
     """The thread no longer runs this run: record what it left (values, interrupts, error) and settle
     its status (busy while another run holds it or more wait, else `thread_status`). One statement: what
-    it leaves is written only where the thread was this run's (`mine`, on the row before the UPDATE)."""
+    it leaves is written only where the thread was this run's (`mine`, on the row before the UPDATE).
+
+    `first`: a statement (and its parameters) to run in the same one, before; the thread is then freed only
+    when it returns a row. Returns whether the thread was updated."""
     mine = "(active_run_id = %(run)s OR active_run_id IS NULL)"
-    await conn.execute(
-        f"""UPDATE thread SET updated_at = now(), status = {settled(f"NOT {mine}")},
+    before, only_if, params = "", "", {}
+    if first is not None:
+        before, only_if, params = f"WITH first AS ({first[0]}) ", " AND EXISTS (SELECT 1 FROM first)", first[1]
+    cur = await conn.execute(
+        f"""{before}UPDATE thread SET updated_at = now(), status = {settled(f"NOT {mine}")},
                active_run_id = CASE WHEN {mine} THEN NULL ELSE active_run_id END,
                "values" = CASE WHEN {mine} AND %(set_values)s THEN %(values)s ELSE "values" END,
                interrupts = CASE WHEN {mine} THEN coalesce(%(interrupts)s, interrupts) ELSE interrupts END,
                error = CASE WHEN {mine} AND %(set_error)s THEN %(error)s ELSE error END
-           WHERE thread_id = %(thread)s""",
+           WHERE thread_id = %(thread)s{only_if}""",
         {
-            "set_values": values is not None, "values": jsonb(values),
+            **params, "set_values": values is not None, "values": jsonb(values),
             "interrupts": jsonb(interrupts) if interrupts is not None else None,
             "set_error": error is not _KEEP, "error": jsonb(error) if error not in (None, _KEEP) else None,
             "thread": thread_id, "run": run_id, "outcome": thread_status,
         },
     )
+    return cur.rowcount > 0
