@@ -195,7 +195,9 @@ def agent_analysis(data: dict) -> str:
   each token one SSE event: at 100 conversations that is over 30,000 events a second asked of 2 cores shared with
   PostgreSQL and the load generator, so the server is CPU-bound and tokens queue: ours spends
   {_f(a100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run ({_f(o100.get('cpu_ms_per_op'), '.1f')} ms the official one) and the
-  added delay is the queueing. py-spy at 16 conversations (last round): langgraph's loop with our run stream about
+  added delay is the queueing. This round's settled garbage collector took the p99 from about 240 ms to
+  {_f(a100.get('token_delay_p99_ms'))} ms and the rate up by about a quarter (CPython's default thresholds walked the young
+  objects of 100 runs in flight every few hundred allocations). py-spy at 16 conversations (an earlier round): langgraph's loop with our run stream about
   28 %, the fake model and langchain's callback chain per token about 20 % (graph code: the official server pays
   it too), the checkpoint saver about 13 % (since cut: its writes are group-committed across runs, and its array
   parameters, a third of its time then, are dumped binary instead of escaped as text), the SSE writes about 9 %,
@@ -203,38 +205,45 @@ def agent_analysis(data: dict) -> str:
   conversation is per run: every checkpoint writes the whole `messages` list again, and the run's end writes the
   thread's values. What would move it: split mode (runs in worker processes, the API only relaying), and a saver
   that writes only a list channel's new items. Time to first token at 1 conversation
-  ({_f(a1.get('first_token_p50_ms'))} ms p50), timed inside the server by hand (20 runs in a row on one thread,
-  5-token turns, quiet machine; 11–14 ms in all): the request, the thread and assistant reads about 1 ms; the run's
-  transaction (BEGIN, the thread's lock, a look at its runs, the INSERT, COMMIT) about 2 ms; the worker's wake-up
-  and claim about 1.3 ms; langgraph's start to its first chunk 4–6 ms, most of it reading the checkpoint and
-  deserializing the thread's whole history (about 30 µs per message: some 3 ms at 100 messages, and the
-  conversation's thread grows by 6 messages a run); then 2–3 ms to the model's first token (its callbacks' set-up).
-  Pipelining the run's transaction (one round trip for BEGIN, lock and look) was tried and measured no faster on
-  a local PostgreSQL, with more CPU. What would move it: the run created and claimed in one transaction when a
-  worker of the same process is free (no wake-up, one round trip less), and deserialized history kept per thread
-  between runs (blobs are immutable per version, but graph code may mutate the objects it is handed: it would
-  need a copy per run, which costs most of what it saves).
+  ({_f(a1.get('first_token_p50_ms'))} ms p50; 10.6–13 ms p50 in A/B runs on a quieter machine), timed inside the server
+  (25 runs in a row on one thread, up to 150 messages): from the request to the graph's start 2–4 ms (the
+  assistant read and the run's checks 0.5–1.4 ms, the statement that queues and claims the run 1–2 ms, the start
+  0.3 ms; the wake-up and the claim query are gone since this round), then 7–12 ms from the graph's start to its
+  first token, which is graph code: the same graph invoked in-process on our saver, without the server, takes
+  5.6–11 ms (p50 about 7 ms) to its first token, the checkpoint's read (one query) and the history's
+  deserialization (about 7 µs per message, 1 ms at 120) a third of it, langgraph's loop and the model's callbacks
+  the rest. What would move it: less of langgraph's start-up per run; deserialized history kept per thread between
+  runs (blobs are immutable per version, but graph code may mutate what it is handed: a copy per run costs most of
+  what it would save).
 - **Many open streams.** {st.get('clients', 0):,} SSE clients on one process: every token is stored (the runs
   are resumable) and written to {st.get('joiners', 4)} sockets, and the tokens of {st.get('runs', 0)} runs land
   together, 4 times a second, on 2 cores shared with PostgreSQL and the load generator's readers. What moved the
   delay this round: resumable events used to be one INSERT per token, awaited by the run (at 1,000 tokens a second
   that alone saturated the process: p50 about 2 s); they are now stored by a writer task, in groups across every
   run of the process (one statement per round trip), and the load generator reads its streams without an HTTP
-  library (httpx took more CPU than the server). py-spy over the token phase now: publishing each stored event to
+  library (httpx took more CPU than the server). This round: with CPython's default garbage-collector thresholds
+  the process spent about 2.2 s of the scenario's 17 in collections, 7 of them full ones of up to 375 ms that
+  stopped every stream (measured with gc.callbacks); frozen at start and with a young generation of 50,000
+  allocations it spends about 0.25 s, in some 9 young collections of up to 60 ms and one full one, and the p99
+  went from about 105–410 ms to about 95–120 ms (p50 5–8 ms) in repeated runs. py-spy over the token phase (an earlier round): publishing each stored event to
   its followers and the SSE write per event per client about a third, langchain's callbacks per token and our
-  run stream a quarter, the grouped INSERTs under a tenth. The runs' tokens land in lockstep (one start, one pace),
-  so each burst is {st.get('runs', 0)} stored events and {st.get('clients', 0):,} SSE writes for one core: the p99 is
+  run stream a quarter, the grouped INSERTs under a tenth. The runs' tokens land close together (the runs start within a second or so of
+  each other, at one pace), so a burst can be {st.get('runs', 0)} stored events and {st.get('clients', 0):,} SSE writes for one core: the p99 is
   about the length of a burst (events ready together already go to a stream in one write). What would move it:
   the runs in worker processes (split mode), the API process only relaying, and readers on another machine. The clients' connection burst
   ({_f(st.get('connect_all_s'))} s for {st.get('clients', 0):,} `join_stream` requests, two queries each) ends before
   the first token, so it is not in the delays. RSS after the clients leave ({_f(st.get('after_rss_mb'))} MB) stays
   near the peak, and a second wave of 1,000 clients on the same process brought it no higher (measured by hand:
-  195 → 201 → 198 MB): a high-water mark, not a ratchet. Measured inside the process after a wave (tracemalloc,
-  gc, glibc's malloc_stats): live Python allocations are about 5 MB above idle (modules imported on first use,
-  a few caches), glibc's main arena holds some 28 MB it has freed, and the rest is CPython's object arenas, which
-  it returns only when wholly empty. `gc.collect()` with `malloc_trim` gave back 17 MB; with `PYTHONMALLOC=malloc`
-  as well, 46 MB, still 55 MB above idle and slower. What would lower it is fewer objects per open stream and per
-  running run (or the runs in worker processes of their own)."""
+  195 → 201 → 198 MB): a high-water mark, not a ratchet. Measured inside the process (sys._debugmallocstats,
+  tracemalloc, this round): after a small first wave (10 runs) and then the 1,000 clients, live allocations are
+  0.6 MB above what they were between the waves, but CPython's object allocator holds 121 arenas of 1 MB instead
+  of 59, some 40 MB of them in wholly unused pools: an arena goes back to the system only when every block in it
+  is free, and a few blocks that outlive the burst pin each one. What outlives it (tracemalloc): mostly the
+  connections the pool opened during the clients' connection burst (72–91 of them: their adapters and prepared
+  statements), and the loop's task set, grown to 1,000 entries. Closing the extra connections gave back 10 MB,
+  `malloc_trim` 9 MB more; with `PYTHONMALLOC=malloc` (an earlier round) 46 MB, still 55 MB above idle and slower.
+  What would lower it: fewer objects per open stream and per running run, a pool that does not grow for a burst of
+  short reads, or the runs in worker processes of their own."""
 
 
 def analysis(data: dict) -> str:
@@ -253,32 +262,33 @@ def analysis(data: dict) -> str:
   to PostgreSQL (durability `async`), and PostgreSQL shares the 2 cores with the server and the load generator.
   Ours reaches {_f(t32.get('rate'))} runs/s = {_ratio(t32.get('rate'), f5.get('rate'))} of that floor, spending
   {_f(t32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run against {_f(f5.get('cpu_ms_per_op'), '.1f')} for the floor, on one
-  core (one process: API and queue). py-spy at 32 clients (this round): the graph's run about a third (the
-  saver's grouped writes under a tenth of all), the HTTP request about a quarter (creating the run about half of
-  that: auth, thread and assistant reads, the run's transaction), the run's end (finish, free the thread, the
-  wake-ups) and the queue's loop about a tenth, psycopg's per-statement work about a fifth across all of these.
-  What moved it this round: the saver group-commits (the checkpoints, blobs and task writes every run hands in
-  while a statement is in flight go in the next one: the floor went from about 1.4× to {_ratio(f5.get('rate'), f5stock.get('rate'))}
-  the stock saver's, and our server's threaded rate rose by about a third in A/B runs), and its array parameters
-  are dumped binary (as text, psycopg escaped every quote of the checkpoints' JSON with a regular expression).
-  Earlier rounds removed the saver's global lock, a connection check per checkout, reading the final state back
-  after a run that went to its end, the webhook deliverer's idle spin, and a query per run for thread event
-  readers and for webhooks of runs that have none; and (this round, within the noise in A/B runs) a run on an
-  idle thread is queued in one statement instead of a transaction (BEGIN, lock, a look at the thread's runs,
-  the INSERT, COMMIT), and the claim tells when the next delayed run is due instead of a query after every claim
-  that found nothing. Ours now spends about the official server's CPU per run, durable (compare the CPU ms/op
-  columns: the official's rate moved ±30 % between full runs here, ours less), so 1.5× needs half the CPU per run
-  or a second core: what would move it is the runs in worker processes (split mode: the API process only takes
-  requests), the assistant read folded into the run's creation, and less of langgraph's per-step work.
+  core (one process: API and queue). py-spy at 32 clients (this round): the graph's run (langgraph's loop and the
+  nodes) over a third, the HTTP request about a fifth (creating the run about half of that), the saver's grouped
+  writes a tenth, the queue's loop and the run's end under a tenth, psycopg's per-statement work spread through all
+  of these. What moved it this round, from 9.3 to {_f(t32.get('cpu_ms_per_op'), '.1f')} ms of CPU per run: most of it, the
+  garbage collector settled at start (what is alive once the process has started is frozen out of collections,
+  and the youngest generation is collected every 50,000 allocations instead of 700: CPython's default thresholds
+  made it walk the young objects of every run in flight every few hundred allocations); a run's end in one
+  statement after its thread's lock (BEGIN, lock, end, COMMIT: two round trips fewer); and a run with nothing
+  ahead of it started by the statement that queues it when this process has a free slot (at 32 clients the slots
+  are full, so here it changes little: see the 1-client rows). Earlier rounds: the saver group-commits (the floor
+  is {_ratio(f5.get('rate'), f5stock.get('rate'))} the stock saver's) and dumps its arrays binary; no saver lock, no connection
+  check per checkout, no read of the final state after a run, no idle spin of the webhook deliverer, no query per
+  run for thread event readers or webhooks, a run on an idle thread queued in one statement. Ours now spends less
+  CPU per run than the official server ({_f(ot32.get('cpu_ms_per_op'), '.1f')} ms), durable, but 1.5× its rate (more than the
+  in-process floor in some runs) needs about a quarter less CPU per run than ours, or a second core: what would move it is the runs in worker processes (split mode: the API
+  process only takes requests), the assistant read folded into the run's creation, and less of langgraph's
+  per-step work (its loop, not ours, is now the largest part).
 - **Stateless runs, 3× official.** Stateless runs take no checkpoints (as the official server's), so the limit
   is CPU: ours spends {_f(s32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run against
-  {_f(o32.get('cpu_ms_per_op'), '.1f')} ms for the official one, plus PostgreSQL's share for the 4 statements that make a
-  run durable (assistant lookup, create, claim, finish); the bare graph costs about
+  {_f(o32.get('cpu_ms_per_op'), '.1f')} ms for the official one, plus PostgreSQL's share for the statements that make a
+  run durable (assistant lookup, create, claim when the slots were full at its creation, the end's transaction);
+  the bare graph costs about
   {_f(1000 / fnone['rate'] if fnone.get('rate') else None, '.1f')} ms. py-spy at 32 clients: request handling in
   FastAPI/pydantic about a quarter, psycopg round trips about a third, langgraph about a quarter.
-- **Latency at 1 client and the first SSE event.** Each is an HTTP request plus three queries before the run
-  starts (assistant, create, claim) and the worker's wake-up; on a quiet machine the stateless run's p50 is
-  about 9–12 ms and the first event about 8–11 ms; both move with the machine's load (see the load average above).
+- **Latency at 1 client and the first SSE event.** Each is an HTTP request plus two queries before the run
+  starts (the assistant; the run's creation, which also claims it for this process's free slot: no wake-up and no
+  claim query since this round); both move with the machine's load (see the load average above).
 - **Noise.** On this shared 2-core machine, two full runs a few minutes apart differed by up to ±30 % at 32
   clients, for both servers (compare the load average above); the CPU ms/op columns are steadier than rates.
 {agent_analysis(data)}
