@@ -85,17 +85,12 @@ async def test_a_run_with_nothing_ahead_of_it_is_claimed_by_its_creation_when_th
     that queues it: it executes here as soon as `create` returns (the queue's loop would need a wake-up and a claim
     query first), while the answer still shows it queued. A run behind another on its thread, a run created
     while the slots are full and a run created after the worker began to stop are only queued."""
-    from agent_server.config import load_settings
     from agent_server.graphs import default_assistant_id
-    from agent_server.runtime import Runtime
     from agent_server.services import SYSTEM, runs, threads
     from agent_server.worker.consumer import QueueWorker
-    from conftest import CONFIG
     from run_helpers import slow, wait_for
 
-    settings = load_settings(CONFIG)
-    settings.database_uri = uri = create_database(postgres_server)
-    rt = await Runtime.start(settings)
+    rt = await _runtime(postgres_server)
     worker = QueueWorker(rt, concurrency=2)
     slow_graph = default_assistant_id("slow")
 
@@ -103,13 +98,29 @@ async def test_a_run_with_nothing_ahead_of_it_is_claimed_by_its_creation_when_th
         return await rt.queue.one("SELECT status, attempt, lease_owner FROM run WHERE run_id = %s", (run_id,))
 
     try:
+        claims = []  # the queue's claims in flight: a run created during one is only queued (the next test)
+
+        async def counted(*args, _claim=rt.queue.claim_next):
+            claims.append(1)
+            try:
+                return await _claim(*args)
+            finally:
+                claims.pop()
+
+        async def queue_asleep():
+            await asyncio.sleep(0.05)
+            await wait_for(lambda: asyncio.sleep(0, not claims))
+
+        rt.queue.claim_next = counted
         await worker.start()
+        await queue_asleep()
         thread = (await threads.create(rt, SYSTEM, None, metadata={}, if_exists="raise", ttl=None, supersteps=None))["thread_id"]
         first = await runs.create(rt, SYSTEM, thread, slow_graph, {"input": {}, "config": slow(0.3)})
         assert first["run_id"] in worker.active and first["status"] == "pending"
         assert await row(first["run_id"]) == {"status": "running", "attempt": 1, "lease_owner": worker.worker_id}
         behind = await runs.create(rt, SYSTEM, thread, slow_graph, {"input": {}, "config": slow(0.01)})
         assert behind["run_id"] not in worker.active and (await row(behind["run_id"]))["status"] == "pending"
+        await queue_asleep()  # after the claim its wake-up caused (its thread is busy: none to take)
         stateless = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.3)})
         assert stateless["run_id"] in worker.active  # its own thread: nothing ahead of it
         full = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.01)})
@@ -122,10 +133,95 @@ async def test_a_run_with_nothing_ahead_of_it_is_claimed_by_its_creation_when_th
     finally:
         await worker.stop()
         await rt.close()
-        drop_database(postgres_server, uri)
+        drop_database(postgres_server, rt.settings.database_uri)
 
 
 async def _ended(rt, run_id) -> bool:
     """Ended well: a success, or gone (a stateless run goes with its thread when it ends, and only then)."""
     row = await rt.queue.one("SELECT status FROM run WHERE run_id = %s", (run_id,))
     return row is None or row["status"] == "success"
+
+
+async def _runtime(postgres_server):
+    from agent_server.config import load_settings
+    from agent_server.runtime import Runtime
+    from conftest import CONFIG
+
+    settings = load_settings(CONFIG)
+    settings.database_uri = create_database(postgres_server)
+    return await Runtime.start(settings)
+
+
+def _gated(call, after: bool = False):
+    """`call`, held at a gate (before the call, or once it returned) until the test opens it; `entered` is set on the way."""
+    entered, gate = asyncio.Event(), asyncio.Event()
+
+    async def held(*args, **kwargs):
+        if not after:
+            entered.set()
+            await gate.wait()
+        result = await call(*args, **kwargs)
+        if after:
+            entered.set()
+            await gate.wait()
+        return result
+
+    return held, entered, gate
+
+
+async def test_a_run_created_while_the_queue_claims_does_not_take_a_slot_the_claim_may_fill(postgres_server):
+    """A claim in flight may fill every free slot: a run created meanwhile is only queued, so the worker never
+    executes more runs than its concurrency."""
+    from agent_server.graphs import default_assistant_id
+    from agent_server.services import SYSTEM, runs
+    from agent_server.worker.consumer import QueueWorker
+    from run_helpers import slow, wait_for
+
+    rt = await _runtime(postgres_server)
+    worker = QueueWorker(rt, concurrency=1)
+    slow_graph = default_assistant_id("slow")
+    try:
+        waiting = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.2)})  # no worker yet
+        rt.queue.claim_next, entered, gate = _gated(rt.queue.claim_next)
+        await worker.start()
+        await asyncio.wait_for(entered.wait(), 10)  # the queue's first claim is in flight, one slot free
+        created = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.01)})
+        assert created["run_id"] not in worker.active
+        gate.set()
+        await wait_for(lambda: asyncio.sleep(0, waiting["run_id"] in worker.active))
+        assert list(worker.active) == [waiting["run_id"]]  # the oldest, and only it
+    finally:
+        await worker.stop()
+        await rt.close()
+        drop_database(postgres_server, rt.settings.database_uri)
+
+
+async def test_a_run_whose_creation_is_cancelled_after_it_committed_still_executes(postgres_server):
+    """The caller of a run's creation may be cancelled (a client gone, a shutdown) after the statement that queued and
+    claimed the run committed: the run is executed all the same, not left claimed by a worker that never runs it."""
+    from agent_server.graphs import default_assistant_id
+    from agent_server.services import SYSTEM, runs
+    from agent_server.worker.consumer import QueueWorker
+    from run_helpers import slow, wait_for
+
+    rt = await _runtime(postgres_server)
+    worker = QueueWorker(rt, concurrency=2)
+    try:
+        await worker.start()
+        rt.runs.create, entered, gate = _gated(rt.runs.create, after=True)
+        caller = asyncio.create_task(
+            runs.create(rt, SYSTEM, None, default_assistant_id("slow"), {"input": {}, "config": slow(0.01)}))
+        await asyncio.wait_for(entered.wait(), 10)  # committed, not yet returned
+        caller.cancel()
+        await asyncio.gather(caller, return_exceptions=True)
+        gate.set()
+        # a stateless run goes with its thread when it ends: none left, none running
+        await wait_for(lambda: _no_runs(rt), timeout=10)
+    finally:
+        await worker.stop()
+        await rt.close()
+        drop_database(postgres_server, rt.settings.database_uri)
+
+
+async def _no_runs(rt) -> bool:
+    return await rt.queue.all("SELECT run_id FROM run") == []

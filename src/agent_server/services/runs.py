@@ -154,15 +154,24 @@ async def create(
     # thread, or delayed, is only queued): no wake-up, no claim query, no wait for the queue's loop.
     local = rt.local_queue if not new.after_seconds else None
     start = local.reserve() if local else None
+    if start:  # shielded: a caller cancelled after the commit must not leave a claimed run that nothing executes
+        created = await asyncio.shield(_create_started(rt, local, new, start))
+    else:
+        created = await rt.runs.create(new)
+    if created.started is None:
+        await announce(rt, new, created)
+    return created.run
+
+
+async def _create_started(rt: Runtime, local, new: NewRun, start: dict) -> Created:
+    """Create the run, claimed for the slot `local` (this process's queue worker) reserved, and give the slot back
+    to it: with the run to execute, or empty (the run was only queued, or not created)."""
     created = None
     try:
         created = await rt.runs.create(new, start=start)
     finally:
-        if start:
-            await local.adopt(created and created.started)
-    if created.started is None:
-        await announce(rt, new, created)
-    return created.run
+        await local.adopt(created and created.started)
+    return created
 
 
 async def check_webhook(rt: Runtime, url: str | None) -> None:

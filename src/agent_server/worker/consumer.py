@@ -55,6 +55,7 @@ class QueueWorker:
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self._reserved = 0  # slots promised to runs being created in this process (reserve / adopt)
+        self._claiming = 0  # slots the claim in flight may fill
         self._behind = False  # the last claim took all it could: runs may be waiting in the queue
         self._context = contextvars.copy_context()  # runs start from it, not from a request's context (its log ids)
         self._renewed_at = time.monotonic()  # when this worker last renewed its leases
@@ -153,7 +154,11 @@ class QueueWorker:
         free = self.free_slots() - self._reserved
         claimed, due = [], None
         if free > 0:
-            claimed, due = await self.rt.queue.claim_next(self.worker_id, free, self.lease, list(self.active))
+            self._claiming = free
+            try:
+                claimed, due = await self.rt.queue.claim_next(self.worker_id, free, self.lease, list(self.active))
+            finally:
+                self._claiming = 0
             self._behind = len(claimed) == free
         for run in claimed:
             await self._start(run)
@@ -176,8 +181,8 @@ class QueueWorker:
         """A slot for a run being created in this process, so that its creation also claims it (one statement,
         no wake-up, no claim query): the lease to claim it with, or None when this worker is full or stopping.
         Every reservation is then given to `adopt`, started or not."""
-        if self._stopping or self._behind or self.free_slots() - self._reserved <= 0:
-            return None  # full, or others wait in the queue: not ahead of them
+        if self._stopping or self._behind or self.free_slots() - self._reserved - self._claiming <= 0:
+            return None  # full (or being filled by the claim in flight), or others wait in the queue: not ahead of them
         self._reserved += 1
         return {"worker": self.worker_id, "lease": self.lease}
 
@@ -186,6 +191,8 @@ class QueueWorker:
         self._reserved -= 1
         if run is not None:
             await self._start(run)
+        else:
+            self._wake.set()  # the slot is free again: runs in the queue may take it
 
     def free_slots(self) -> int:
         """How many more runs this worker takes now."""
