@@ -98,29 +98,13 @@ async def test_a_run_with_nothing_ahead_of_it_is_claimed_by_its_creation_when_th
         return await rt.queue.one("SELECT status, attempt, lease_owner FROM run WHERE run_id = %s", (run_id,))
 
     try:
-        claims = []  # the queue's claims in flight: a run created during one is only queued (the next test)
-
-        async def counted(*args, _claim=rt.queue.claim_next):
-            claims.append(1)
-            try:
-                return await _claim(*args)
-            finally:
-                claims.pop()
-
-        async def queue_asleep():
-            await asyncio.sleep(0.05)
-            await wait_for(lambda: asyncio.sleep(0, not claims))
-
-        rt.queue.claim_next = counted
         await worker.start()
-        await queue_asleep()
         thread = (await threads.create(rt, SYSTEM, None, metadata={}, if_exists="raise", ttl=None, supersteps=None))["thread_id"]
         first = await runs.create(rt, SYSTEM, thread, slow_graph, {"input": {}, "config": slow(0.3)})
         assert first["run_id"] in worker.active and first["status"] == "pending"
         assert await row(first["run_id"]) == {"status": "running", "attempt": 1, "lease_owner": worker.worker_id}
         behind = await runs.create(rt, SYSTEM, thread, slow_graph, {"input": {}, "config": slow(0.01)})
         assert behind["run_id"] not in worker.active and (await row(behind["run_id"]))["status"] == "pending"
-        await queue_asleep()  # after the claim its wake-up caused (its thread is busy: none to take)
         stateless = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.3)})
         assert stateless["run_id"] in worker.active  # its own thread: nothing ahead of it
         full = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.01)})
@@ -169,9 +153,10 @@ def _gated(call, after: bool = False):
     return held, entered, gate
 
 
-async def test_a_run_created_while_the_queue_claims_does_not_take_a_slot_the_claim_may_fill(postgres_server):
-    """A claim in flight may fill every free slot: a run created meanwhile is only queued, so the worker never
-    executes more runs than its concurrency."""
+async def test_a_worker_never_executes_more_runs_than_its_concurrency_when_a_creation_and_a_claim_race(postgres_server):
+    """A run created while the queue's claim is in flight takes the free slot at once; the claim may return a run
+    for that same slot: it goes straight back to the queue (not executed here beyond the concurrency), and runs
+    when the slot is free again."""
     from agent_server.graphs import default_assistant_id
     from agent_server.services import SYSTEM, runs
     from agent_server.worker.consumer import QueueWorker
@@ -180,17 +165,27 @@ async def test_a_run_created_while_the_queue_claims_does_not_take_a_slot_the_cla
     rt = await _runtime(postgres_server)
     worker = QueueWorker(rt, concurrency=1)
     slow_graph = default_assistant_id("slow")
+    most = 0
+
+    async def watch():
+        nonlocal most
+        while True:
+            most = max(most, len(worker.active))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
     try:
-        waiting = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.2)})  # no worker yet
+        waiting = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.01)})  # no worker yet
         rt.queue.claim_next, entered, gate = _gated(rt.queue.claim_next)
         await worker.start()
         await asyncio.wait_for(entered.wait(), 10)  # the queue's first claim is in flight, one slot free
-        created = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.01)})
-        assert created["run_id"] not in worker.active
-        gate.set()
-        await wait_for(lambda: asyncio.sleep(0, waiting["run_id"] in worker.active))
-        assert list(worker.active) == [waiting["run_id"]]  # the oldest, and only it
+        created = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.2)})
+        assert list(worker.active) == [created["run_id"]]
+        gate.set()  # the claim returns the waiting run: no slot left for it
+        await wait_for(lambda: _no_runs(rt), timeout=20)  # both ran to their end (a stateless run goes with its thread)
+        assert most == 1
     finally:
+        watcher.cancel()
         await worker.stop()
         await rt.close()
         drop_database(postgres_server, rt.settings.database_uri)

@@ -55,7 +55,6 @@ class QueueWorker:
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self._reserved = 0  # slots promised to runs being created in this process (reserve / adopt)
-        self._claiming = 0  # slots the claim in flight may fill
         self._behind = False  # the last claim took all it could: runs may be waiting in the queue
         self._context = contextvars.copy_context()  # runs start from it, not from a request's context (its log ids)
         self._renewed_at = time.monotonic()  # when this worker last renewed its leases
@@ -154,11 +153,7 @@ class QueueWorker:
         free = self.free_slots() - self._reserved
         claimed, due = [], None
         if free > 0:
-            self._claiming = free
-            try:
-                claimed, due = await self.rt.queue.claim_next(self.worker_id, free, self.lease, list(self.active))
-            finally:
-                self._claiming = 0
+            claimed, due = await self.rt.queue.claim_next(self.worker_id, free, self.lease, list(self.active))
             self._behind = len(claimed) == free
         for run in claimed:
             await self._start(run)
@@ -167,10 +162,13 @@ class QueueWorker:
         # sleep until woken, or the next delayed run is due
         await wait_set(self._wake, IDLE_POLL_SECONDS if due is None else min(IDLE_POLL_SECONDS, due + 0.01))
 
-    async def _start(self, run: dict) -> None:
-        """Execute a run this worker claimed."""
-        if self._stopping:  # stopped during the claim: give it straight back
+    async def _start(self, run: dict, reserved: bool = False) -> None:
+        """Execute a run this worker claimed (`reserved`: in a slot `reserve` kept for it)."""
+        if self._stopping or (not reserved and self.free_slots() - self._reserved <= 0):
+            # stopped during the claim, or its slot went meanwhile to a run created here (reserve): straight back
+            # to the queue (a graceful hand-back, not counted as a failure), for the next free slot
             await self.rt.queue.release(run)
+            self._wake.set()
             return
         control = RunControl()
         task = asyncio.create_task(self.execute(run, control), name=f"run-{run['run_id']}", context=self._context.copy())
@@ -181,8 +179,8 @@ class QueueWorker:
         """A slot for a run being created in this process, so that its creation also claims it (one statement,
         no wake-up, no claim query): the lease to claim it with, or None when this worker is full or stopping.
         Every reservation is then given to `adopt`, started or not."""
-        if self._stopping or self._behind or self.free_slots() - self._reserved - self._claiming <= 0:
-            return None  # full (or being filled by the claim in flight), or others wait in the queue: not ahead of them
+        if self._stopping or self._behind or self.free_slots() - self._reserved <= 0:
+            return None  # full, or others wait in the queue: not ahead of them
         self._reserved += 1
         return {"worker": self.worker_id, "lease": self.lease}
 
@@ -190,7 +188,7 @@ class QueueWorker:
         """Take a reserved slot back: with the run its creation claimed for this worker (then execute it), or None."""
         self._reserved -= 1
         if run is not None:
-            await self._start(run)
+            await self._start(run, reserved=True)
         else:
             self._wake.set()  # the slot is free again: runs in the queue may take it
 
