@@ -225,7 +225,7 @@ def agent_analysis(data: dict) -> str:
   the process spent about 2.2 s of the scenario's 17 in collections, 7 of them full ones of up to 375 ms that
   stopped every stream (measured with gc.callbacks); frozen at start and with a young generation of 50,000
   allocations it spends about 0.25 s, in some 9 young collections of up to 60 ms and one full one, and the p99
-  went from about 105–410 ms to about 95–120 ms (p50 5–8 ms) in repeated runs. py-spy over the token phase (an earlier round): publishing each stored event to
+  of repeated runs went from about 105–410 ms to about 95–220 ms (this run: {_f(st.get('delay_p99_ms'))} ms). py-spy over the token phase (an earlier round): publishing each stored event to
   its followers and the SSE write per event per client about a third, langchain's callbacks per token and our
   run stream a quarter, the grouped INSERTs under a tenth. The runs' tokens land close together (the runs start within a second or so of
   each other, at one pace), so a burst can be {st.get('runs', 0)} stored events and {st.get('clients', 0):,} SSE writes for one core: the p99 is
@@ -265,7 +265,9 @@ def analysis(data: dict) -> str:
   core (one process: API and queue). py-spy at 32 clients (this round): the graph's run (langgraph's loop and the
   nodes) over a third, the HTTP request about a fifth (creating the run about half of that), the saver's grouped
   writes a tenth, the queue's loop and the run's end under a tenth, psycopg's per-statement work spread through all
-  of these. What moved it this round, from 9.3 to {_f(t32.get('cpu_ms_per_op'), '.1f')} ms of CPU per run: most of it, the
+  of these. What moved it this round (a full run earlier the same day, on a quieter machine: 141.2 runs/s, 1.14×
+  official, CPU per run from 9.3 to 6.4 ms; this machine's speed moved by up to 2× between full runs, for both
+  servers and for the floor): most of it, the
   garbage collector settled at start (what is alive once the process has started is frozen out of collections,
   and the youngest generation is collected every 50,000 allocations instead of 700: CPython's default thresholds
   made it walk the young objects of every run in flight every few hundred allocations); a run's end in one
