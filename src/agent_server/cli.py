@@ -145,11 +145,16 @@ async def _worker(settings: Settings, executors: list[str] | None = None, local_
             task.cancel()
         log.info("worker %s stopping", worker.worker_id)
         await worker.stop(drain_seconds=settings.drain_timeout_secs)
+        log.info("worker %s stopped; closing its connections", worker.worker_id)
         return 1 if worker.failed.is_set() else 0
     finally:
         if local is not None:
             await local.stop()
-        await rt.close()
+        try:  # bounded as the queue's stop is: a connection stuck on its way out must not hold the process
+            await asyncio.wait_for(rt.close(), 15)
+            log.info("closed")
+        except TimeoutError:
+            log.error("closing the database pool and broker took over 15s; exiting without waiting further")
 
 
 async def _executor(settings: Settings, host: str, port: int, slots: int) -> int:

@@ -220,3 +220,33 @@ async def test_a_run_whose_creation_is_cancelled_after_it_committed_still_execut
 
 async def _no_runs(rt) -> bool:
     return await rt.queue.all("SELECT run_id FROM run") == []
+
+
+async def test_a_queue_task_stuck_on_its_way_out_does_not_hold_the_workers_stop(postgres_server, caplog, monkeypatch):
+    """A task of the queue that does not end when cancelled (a network call that never returns) is left behind after
+    STOP_SECONDS, named in the log: the process still stops (a deploy must not hang on it)."""
+    from agent_server.worker import consumer
+    from agent_server.worker.consumer import QueueWorker
+
+    monkeypatch.setattr(consumer, "STOP_SECONDS", 1.0)
+    rt = await _runtime(postgres_server)
+    worker = QueueWorker(rt)
+    released = asyncio.Event()
+
+    async def deaf():
+        while not released.is_set():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                continue  # as a call stuck in a library would: cancelled, and still there
+
+    try:
+        await worker.start()
+        worker._tasks.append(asyncio.create_task(deaf(), name="queue-deaf"))
+        await asyncio.wait_for(worker.stop(), 5)
+        assert "queue task queue-deaf did not stop within 1s" in caplog.text
+    finally:
+        released.set()
+        worker._tasks[-1].cancel()
+        await rt.close()
+        drop_database(postgres_server, rt.settings.database_uri)

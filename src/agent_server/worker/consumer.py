@@ -25,6 +25,7 @@ from .executor import RunControl, execute
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 2.0  # a safety net only: new runs wake the loop through the broker
+STOP_SECONDS = 10.0  # how long the queue's own tasks get to stop once cancelled
 RESUMABLE_EVENTS_SECONDS = 600.0  # how long a resumable run's events can be replayed
 THREAD_EVENTS_SECONDS = 3600.0  # how long thread event streams can replay a run's events
 ORPHAN_SWEEP_SECONDS = 600.0  # how often checkpoints left by deleted threads are collected
@@ -97,7 +98,10 @@ class QueueWorker:
             await asyncio.wait([a.task for a in self.active.values()], timeout=10)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:  # bounded: a task stuck on its way out (a network call) must not hold the process
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_SECONDS)
+            for task in stuck:
+                log.error("queue task %s did not stop within %.0fs; leaving it", task.get_name(), STOP_SECONDS)
         observability.track_worker(self, running=False)
 
     def cancel(self, run_id: uuid.UUID, action: str) -> bool:
