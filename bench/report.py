@@ -225,7 +225,9 @@ def agent_analysis(data: dict) -> str:
   the process spent about 2.2 s of the scenario's 17 in collections, 7 of them full ones of up to 375 ms that
   stopped every stream (measured with gc.callbacks); frozen at start and with a young generation of 50,000
   allocations it spends about 0.25 s, in some 9 young collections of up to 60 ms and one full one, and the p99
-  of repeated runs went from about 105–410 ms to about 95–220 ms (this run: {_f(st.get('delay_p99_ms'))} ms). py-spy over the token phase (an earlier round): publishing each stored event to
+  of repeated runs went from about 105–410 ms to about 40–220 ms (this run: {_f(st.get('delay_p99_ms'))} ms); the load
+  generator's own collections (CPython's default thresholds: pauses of up to 90 ms, measured with gc.callbacks) are
+  part of what a client sees, as its readers share the machine. py-spy over the token phase (an earlier round): publishing each stored event to
   its followers and the SSE write per event per client about a third, langchain's callbacks per token and our
   run stream a quarter, the grouped INSERTs under a tenth. The runs' tokens land close together (the runs start within a second or so of
   each other, at one pace), so a burst can be {st.get('runs', 0)} stored events and {st.get('clients', 0):,} SSE writes for one core: the p99 is
