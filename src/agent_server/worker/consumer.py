@@ -154,7 +154,7 @@ class QueueWorker:
 
     async def _claim_and_wait(self) -> None:
         self._wake.clear()  # before claiming: a wake-up during the claim must not be lost
-        free = self.free_slots() - self._reserved
+        free = self._open_slots()
         claimed, due = [], None
         if free > 0:
             claimed, due = await self.rt.queue.claim_next(self.worker_id, free, self.lease, list(self.active))
@@ -168,7 +168,7 @@ class QueueWorker:
 
     async def _start(self, run: dict, reserved: bool = False) -> None:
         """Execute a run this worker claimed (`reserved`: in a slot `reserve` kept for it)."""
-        if self._stopping or (not reserved and self.free_slots() - self._reserved <= 0):
+        if self._stopping or (not reserved and self._open_slots() <= 0):
             # stopped during the claim, or its slot went meanwhile to a run created here (reserve): straight back
             # to the queue (a graceful hand-back, not counted as a failure), for the next free slot
             await self.rt.queue.release(run)
@@ -183,7 +183,7 @@ class QueueWorker:
         """A slot for a run being created in this process, so that its creation also claims it (one statement,
         no wake-up, no claim query): the lease to claim it with, or None when this worker is full or stopping.
         Every reservation is then given to `adopt`, started or not."""
-        if self._stopping or self._behind or self.free_slots() - self._reserved <= 0:
+        if self._stopping or self._behind or self._open_slots() <= 0:
             return None  # full, or others wait in the queue: not ahead of them
         self._reserved += 1
         return {"worker": self.worker_id, "lease": self.lease}
@@ -199,6 +199,10 @@ class QueueWorker:
     def free_slots(self) -> int:
         """How many more runs this worker takes now."""
         return self.concurrency - len(self.active)
+
+    def _open_slots(self) -> int:
+        """Free slots not promised to a run being created here (reserve)."""
+        return self.free_slots() - self._reserved
 
     def execute(self, run: dict, control: RunControl):
         """The step that executes a claimed run to its end and records it: here, in this process (an
