@@ -17,6 +17,7 @@ from .config import Settings, load_settings
 from .errors import ConfigError
 
 log = logging.getLogger("agent_server")
+CLOSE_SECONDS = 15.0  # how long a process's pool, broker (and embedded database) get to close when it stops
 
 
 def settle_gc() -> None:
@@ -82,7 +83,17 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
         await Server(config).serve()
         return 1 if getattr(app.state, "failed", False) else 0
     finally:
-        await rt.close()
+        await _close(rt)
+
+
+async def _close(rt) -> None:
+    """A server process's last step, bounded as the queue's stop is: a connection stuck on its way out must not
+    hold the process."""
+    try:
+        await asyncio.wait_for(rt.close(), CLOSE_SECONDS)
+        log.info("closed")
+    except TimeoutError:
+        log.error("closing the database pool and broker took over %.0fs; exiting without waiting further", CLOSE_SECONDS)
 
 
 async def _worker(settings: Settings, executors: list[str] | None = None, local_executors: int = 0) -> int:
@@ -150,11 +161,7 @@ async def _worker(settings: Settings, executors: list[str] | None = None, local_
     finally:
         if local is not None:
             await local.stop()
-        try:  # bounded as the queue's stop is: a connection stuck on its way out must not hold the process
-            await asyncio.wait_for(rt.close(), 15)
-            log.info("closed")
-        except TimeoutError:
-            log.error("closing the database pool and broker took over 15s; exiting without waiting further")
+        await _close(rt)
 
 
 async def _executor(settings: Settings, host: str, port: int, slots: int) -> int:
