@@ -250,3 +250,77 @@ async def test_a_queue_task_stuck_on_its_way_out_does_not_hold_the_workers_stop(
         worker._tasks[-1].cancel()
         await rt.close()
         drop_database(postgres_server, rt.settings.database_uri)
+
+
+async def test_a_run_claimed_by_a_creation_whose_answer_was_lost_is_handed_back_at_once(postgres_server, caplog):
+    """The statement that queues and claims a run may commit while its answer is lost (the connection drops): the
+    caller sees the error, and the run, claimed for this worker but executed by nothing here, goes back to the queue
+    at once and runs, instead of waiting out its lease (a minute here) for the sweep."""
+    import psycopg
+    import pytest
+
+    from agent_server.graphs import default_assistant_id
+    from agent_server.services import SYSTEM, runs
+    from agent_server.worker.consumer import QueueWorker
+    from run_helpers import slow, wait_for
+
+    rt = await _runtime(postgres_server)
+    rt.settings.lease_secs = 60
+    worker = QueueWorker(rt, concurrency=2)
+    create = rt.runs.create
+
+    async def committed_but_lost(new, conn=None, start=None):
+        await create(new, conn, start)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    try:
+        await worker.start()
+        rt.runs.create = committed_but_lost
+        with pytest.raises(psycopg.OperationalError):
+            await runs.create(rt, SYSTEM, None, default_assistant_id("slow"), {"input": {}, "config": slow(0.01)})
+        rt.runs.create = create
+        # a stateless run goes with its thread when it ends: none left means it ran
+        await wait_for(lambda: _no_runs(rt), timeout=10)
+        assert "its creation failed after claiming it; handed back to the queue" in caplog.text
+    finally:
+        await worker.stop()
+        await rt.close()
+        drop_database(postgres_server, rt.settings.database_uri)
+
+
+async def test_a_run_created_while_others_wait_in_the_queue_does_not_start_ahead_of_them(postgres_server):
+    """When the queue's last claim filled every free slot, runs may still be waiting: a run created when a slot
+    frees, before the queue's next claim, is only queued (behind them), not claimed by its creation ahead of them."""
+    from agent_server.graphs import default_assistant_id
+    from agent_server.services import SYSTEM, runs
+    from agent_server.worker.consumer import QueueWorker
+    from run_helpers import slow, wait_for
+
+    rt = await _runtime(postgres_server)
+    worker = QueueWorker(rt, concurrency=1)
+    slow_graph = default_assistant_id("slow")
+
+    async def running():
+        return len(worker.active)
+
+    async def idle():
+        return not worker.active
+
+    try:
+        for _ in range(3):
+            await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.2)})
+        await worker.start()
+        await wait_for(running)  # the first claim took the one free slot; two still wait
+        rt.queue.claim_next, entered, gate = _gated(rt.queue.claim_next)
+        await wait_for(idle)  # the first run ended: its slot is free, the next claim held at the gate
+        await asyncio.wait_for(entered.wait(), 10)
+        late = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.01)})
+        assert late["run_id"] not in worker.active
+        row = await rt.queue.one("SELECT status FROM run WHERE run_id = %s", (late["run_id"],))
+        assert row["status"] == "pending"
+        gate.set()
+        await wait_for(lambda: _no_runs(rt), timeout=20)  # all of them ran (a stateless run goes with its thread)
+    finally:
+        await worker.stop()
+        await rt.close()
+        drop_database(postgres_server, rt.settings.database_uri)

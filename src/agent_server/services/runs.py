@@ -8,6 +8,7 @@ import time
 from typing import Any, AsyncIterator, Awaitable, Callable
 from uuid import UUID, uuid4
 
+import psycopg
 from langgraph.checkpoint.base.id import uuid6
 
 from ..broker import (
@@ -165,12 +166,17 @@ async def create(
 
 async def _create_started(rt: Runtime, local, new: NewRun, start: dict) -> Created:
     """Create the run, claimed for the slot `local` (this process's queue worker) reserved, and give the slot back
-    to it: with the run to execute, or empty (the run was only queued, or not created)."""
-    created = None
+    to it: with the run to execute, or empty (the run was only queued, or not created). When the database failed
+    on the way (the statement may have committed, its answer lost), the worker hands back whatever this creation
+    claimed, so that the run waits for no lease to expire."""
+    created, unsure = None, None
     try:
         created = await rt.runs.create(new, start=start)
+    except psycopg.Error:
+        unsure = new
+        raise
     finally:
-        await local.adopt(created and created.started)
+        await local.adopt(created and created.started, unsure=unsure)
     return created
 
 

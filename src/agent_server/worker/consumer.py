@@ -31,6 +31,7 @@ THREAD_EVENTS_SECONDS = 3600.0  # how long thread event streams can replay a run
 ORPHAN_SWEEP_SECONDS = 600.0  # how often checkpoints left by deleted threads are collected
 CRON_RETRY_SECONDS = 1.0  # after a failed round of cron firings (our database down)
 STORE_SWEEP_MINUTES = 5.0  # how often expired store items are deleted, unless store.ttl.sweep_interval_minutes
+UNSURE_RETRY_SECONDS = 1.0  # between attempts to hand back a run whose creation's answer was lost
 
 
 @dataclass
@@ -56,6 +57,7 @@ class QueueWorker:
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self._reserved = 0  # slots promised to runs being created in this process (reserve / adopt)
+        self._unsure: set[asyncio.Task] = set()  # hand-backs of claims whose creation failed (adopt)
         self._behind = False  # the last claim took all it could: runs may be waiting in the queue
         self._context = contextvars.copy_context()  # runs start from it, not from a request's context (its log ids)
         self._renewed_at = time.monotonic()  # when this worker last renewed its leases
@@ -98,8 +100,9 @@ class QueueWorker:
             await asyncio.wait([a.task for a in self.active.values()], timeout=10)
         for task in self._tasks:
             task.cancel()
-        if self._tasks:  # bounded: a task stuck on its way out (a network call) must not hold the process
-            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_SECONDS)
+        if tasks := [*self._tasks, *self._unsure]:  # hand-backs under way may finish (they stop retrying now)
+            # bounded: a task stuck on its way out (a network call) must not hold the process
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_SECONDS)
             for task in stuck:
                 log.error("queue task %s did not stop within %.0fs; leaving it", task.get_name(), STOP_SECONDS)
         observability.track_worker(self, running=False)
@@ -188,13 +191,35 @@ class QueueWorker:
         self._reserved += 1
         return {"worker": self.worker_id, "lease": self.lease}
 
-    async def adopt(self, run: dict | None) -> None:
-        """Take a reserved slot back: with the run its creation claimed for this worker (then execute it), or None."""
+    async def adopt(self, run: dict | None, unsure=None) -> None:
+        """Take a reserved slot back: with the run its creation claimed for this worker (then execute it), or None.
+        `unsure`: the run (a NewRun) of a creation whose answer the database failed to give: it may have been
+        claimed for this worker all the same, and nothing here executes it; it is handed back in the background."""
         self._reserved -= 1
         if run is not None:
             await self._start(run, reserved=True)
-        else:
-            self._wake.set()  # the slot is free again: runs in the queue may take it
+            return
+        self._wake.set()  # the slot is free again: runs in the queue may take it
+        if unsure is not None:
+            task = asyncio.create_task(self._hand_back_unsure(unsure.run_id, unsure.thread_id),
+                                       name=f"hand-back-{unsure.run_id}", context=self._context.copy())
+            self._unsure.add(task)
+            task.add_done_callback(self._unsure.discard)
+
+    async def _hand_back_unsure(self, run_id: uuid.UUID, thread_id: uuid.UUID) -> None:
+        """Give back to the queue a run its creation may have claimed for this worker (attempt 1, never executed
+        here), retrying while the database is away; past its lease, the sweep requeues it anyway."""
+        claim = {"run_id": run_id, "thread_id": thread_id, "lease_owner": self.worker_id, "attempt": 1}
+        deadline = time.monotonic() + self.lease
+        while not self._stopping and time.monotonic() < deadline:
+            try:
+                if await self.rt.queue.release(claim) is not None:
+                    log.warning("run %s: its creation failed after claiming it; handed back to the queue", run_id)
+                    self._wake.set()
+                return
+            except Exception as exc:
+                log.info("run %s: cannot hand back its unsure claim yet (%s); retrying", run_id, exc)
+                await asyncio.sleep(UNSURE_RETRY_SECONDS)
 
     def free_slots(self) -> int:
         """How many more runs this worker takes now."""
