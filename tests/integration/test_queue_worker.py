@@ -182,6 +182,12 @@ async def test_a_worker_never_executes_more_runs_than_its_concurrency_when_a_cre
         created = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.2)})
         assert list(worker.active) == [created["run_id"]]
         gate.set()  # the claim returns the waiting run: no slot left for it
+
+        async def started():
+            return worker.active.get(waiting["run_id"])
+
+        # it runs once the slot is free, as its first attempt (the claim that handed it back never executed it)
+        assert (await wait_for(started, timeout=20)).attempt == 1
         await wait_for(lambda: _no_runs(rt), timeout=20)  # both ran to their end (a stateless run goes with its thread)
         assert most == 1
     finally:

@@ -152,12 +152,13 @@ class QueueRepo(Repository):
             return await _free_thread(conn, run["thread_id"], run["run_id"], thread_status, error=error,
                                       values=values, interrupts=interrupts, first=(ended, params))
 
-    async def release(self, run: dict, *, retry: bool = False) -> RunStatus | None:
+    async def release(self, run: dict, *, retry: bool = False, unstarted: bool = False) -> RunStatus | None:
         """Give a run back to the queue; another worker resumes it from its last checkpoint.
 
         A graceful hand-back (shutdown) is free; `retry` (our database failed) counts as a failure
-        and waits a backoff; past MAX_FAILURES the run ends in error. Returns the run's new status,
-        None when this execution no longer held it."""
+        and waits a backoff; past MAX_FAILURES the run ends in error. `unstarted`: this claim never executed
+        the run, so the attempt it counted is taken back. Returns the run's new status, None when this
+        execution no longer held it."""
         async with self.pool.connection() as conn, conn.transaction():
             await lock_thread(conn, run["thread_id"])
             held = await self.one(f"SELECT cancel_action FROM run WHERE {HELD} FOR UPDATE", lease(run), conn)
@@ -168,12 +169,12 @@ class QueueRepo(Repository):
                 return RunStatus.INTERRUPTED
             row = await self.one(
                 f"""UPDATE run SET failures = failures + %(retry)s::int, updated_at = now(),
-                        lease_owner = NULL, lease_expires_at = NULL,
+                        lease_owner = NULL, lease_expires_at = NULL, attempt = attempt - %(unstarted)s::int,
                         status = CASE WHEN failures + %(retry)s::int >= {MAX_FAILURES} THEN 'error' ELSE 'pending' END,
                         available_at = now() + CASE WHEN %(retry)s THEN {BACKOFF}
                                                     ELSE interval '0' END
                     WHERE run_id = %(run)s RETURNING status, failures""",
-                {**lease(run), "retry": retry},
+                {**lease(run), "retry": retry, "unstarted": unstarted},
                 conn,
             )
             status = RunStatus(row["status"])

@@ -174,7 +174,7 @@ class QueueWorker:
         if self._stopping or (not reserved and self._open_slots() <= 0):
             # stopped during the claim, or its slot went meanwhile to a run created here (reserve): straight back
             # to the queue (a graceful hand-back, not counted as a failure), for the next free slot
-            await self.rt.queue.release(run)
+            await self.rt.queue.release(run, unstarted=True)
             self._wake.set()
             return
         control = RunControl()
@@ -213,7 +213,7 @@ class QueueWorker:
         deadline = time.monotonic() + self.lease
         while not self._stopping and time.monotonic() < deadline:
             try:
-                if await self.rt.queue.release(claim) is not None:
+                if await self.rt.queue.release(claim, unstarted=True) is not None:
                     log.warning("run %s: its creation failed after claiming it; handed back to the queue", run_id)
                     self._wake.set()
                 return
