@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import httpx
 
-from loadgen import CheckFailed, RawSSE, ServerProbe, _r, check, format_row, ok_json, pct, run_scenario, tag
+from loadgen import CheckFailed, RawSSE, ServerProbe, _r, check, format_row, no_collections, ok_json, pct, run_scenario, tag
 
 AGENT = {"tokens": 60, "token_gap": 0.003, "turns": 3}
 # Idle connections are dropped before the server's keep-alive timeout (5 s): reusing one the server is just
@@ -111,38 +111,39 @@ async def conversations(url: str, pid: int | None, clients: tuple[int, ...] = (1
     probe = ServerProbe(pid)
     seconds, warmup = window or ((3.0, 1.0) if quick else (12.0, 2.0))
     results = []
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=LIMITS) as client:
-        ok_json(await client.get("/ok"))
-        idle_rss = probe.rss()
-        probe.start()
-        for n in clients:
-            sink: dict[str, list[float]] = {"token_delay": [], "first_token": []}
+    with no_collections():
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=LIMITS) as client:
+            ok_json(await client.get("/ok"))
+            idle_rss = probe.rss()
+            probe.start()
+            for n in clients:
+                sink: dict[str, list[float]] = {"token_delay": [], "first_token": []}
 
-            async def op(c: httpx.AsyncClient, state: dict) -> dict[str, float]:
-                return await conversation_turn(c, state, sink)
+                async def op(c: httpx.AsyncClient, state: dict) -> dict[str, float]:
+                    return await conversation_turn(c, state, sink)
 
-            async def forget_warmup() -> None:
-                await asyncio.sleep(warmup)
-                for values in sink.values():
-                    values.clear()
+                async def forget_warmup() -> None:
+                    await asyncio.sleep(warmup)
+                    for values in sink.values():
+                        values.clear()
 
-            clearing = asyncio.create_task(forget_warmup())
-            # With many users a run lasts longer than the window (each server shares 2 cores among them): a
-            # window of several runs' length, so that a server finishing runs slowly still shows a rate.
-            window_s = seconds if quick or window or n < 100 else max(seconds, 30.0)
-            res = await run_scenario(client, probe, "agent conversations", n, op, setup=new_conversation(settings),
-                                     seconds=window_s, warmup=warmup)
-            await clearing
-            row = asdict(res)
-            row.update({
-                "first_token_p50_ms": _r(pct(sink["first_token"], 0.5)), "first_token_p99_ms": _r(pct(sink["first_token"], 0.99)),
-                "token_delay_p50_ms": _r(pct(sink["token_delay"], 0.5)), "token_delay_p99_ms": _r(pct(sink["token_delay"], 0.99)),
-                "tokens": len(sink["token_delay"]),
-            })
-            log(format_row(res) + f"\n    first token p50 {row['first_token_p50_ms']} p99 {row['first_token_p99_ms']} ms; "
-                f"added delay per token p50 {row['token_delay_p50_ms']} p99 {row['token_delay_p99_ms']} ms ({row['tokens']} tokens)")
-            results.append(row)
-        await probe.stop()
+                clearing = asyncio.create_task(forget_warmup())
+                # With many users a run lasts longer than the window (each server shares 2 cores among them): a
+                # window of several runs' length, so that a server finishing runs slowly still shows a rate.
+                window_s = seconds if quick or window or n < 100 else max(seconds, 30.0)
+                res = await run_scenario(client, probe, "agent conversations", n, op, setup=new_conversation(settings),
+                                         seconds=window_s, warmup=warmup)
+                await clearing
+                row = asdict(res)
+                row.update({
+                    "first_token_p50_ms": _r(pct(sink["first_token"], 0.5)), "first_token_p99_ms": _r(pct(sink["first_token"], 0.99)),
+                    "token_delay_p50_ms": _r(pct(sink["token_delay"], 0.5)), "token_delay_p99_ms": _r(pct(sink["token_delay"], 0.99)),
+                    "tokens": len(sink["token_delay"]),
+                })
+                log(format_row(res) + f"\n    first token p50 {row['first_token_p50_ms']} p99 {row['first_token_p99_ms']} ms; "
+                    f"added delay per token p50 {row['token_delay_p50_ms']} p99 {row['token_delay_p99_ms']} ms ({row['tokens']} tokens)")
+                results.append(row)
+            await probe.stop()
     return {"settings": settings, "idle_rss_mb": round(idle_rss / 2**20, 1) if pid else None,
             "peak_rss_mb": round(probe.peak_rss / 2**20, 1) if pid else None, "results": results}
 
@@ -156,40 +157,41 @@ async def many_streams(url: str, pid: int | None, runs: int = 250, joiners: int 
     delays: list[float] = []
     errors: list[str] = []
     connected: list[float] = []  # when each client's response began
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=LIMITS) as client:
-        ok_json(await client.get("/ok"))
-        idle_rss = probe.rss()
-        threads = await asyncio.gather(*(client.post("/threads", json={}) for _ in range(runs)))
-        body = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "hi"}]},
-                "stream_mode": ["messages-tuple"], "stream_resumable": True, "config": {"configurable": settings}}
-        probe.start()
-        t0 = time.monotonic()
-        created = await asyncio.gather(*(client.post(f"/threads/{ok_json(t)['thread_id']}/runs", json=body) for t in threads))
+    with no_collections():
+        async with httpx.AsyncClient(base_url=url, timeout=120, limits=LIMITS) as client:
+            ok_json(await client.get("/ok"))
+            idle_rss = probe.rss()
+            threads = await asyncio.gather(*(client.post("/threads", json={}) for _ in range(runs)))
+            body = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "hi"}]},
+                    "stream_mode": ["messages-tuple"], "stream_resumable": True, "config": {"configurable": settings}}
+            probe.start()
+            t0 = time.monotonic()
+            created = await asyncio.gather(*(client.post(f"/threads/{ok_json(t)['thread_id']}/runs", json=body) for t in threads))
 
-        async def follow(run: dict) -> None:
-            check_tokens = Tokens(tokens, 1)
-            try:
-                async with RawSSE(url, "GET", f"/threads/{run['thread_id']}/runs/{run['run_id']}/stream",
-                                  headers={"Last-Event-ID": "0"}) as r:
-                    check(r.status_code == 200, f"join_stream -> {r.status_code}")
-                    since = time.time()  # the server subscribes this client before it answers
-                    connected.append(since)
-                    async for name, data, received in r.events():
-                        check(name != "error", f"error event: {data[:200]}")
-                        if name == "messages":
-                            check_tokens.feed(data, received, since)
-                check_tokens.check_complete()
-                delays.extend(check_tokens.delays)
-            except (CheckFailed, httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
-                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            async def follow(run: dict) -> None:
+                check_tokens = Tokens(tokens, 1)
+                try:
+                    async with RawSSE(url, "GET", f"/threads/{run['thread_id']}/runs/{run['run_id']}/stream",
+                                      headers={"Last-Event-ID": "0"}) as r:
+                        check(r.status_code == 200, f"join_stream -> {r.status_code}")
+                        since = time.time()  # the server subscribes this client before it answers
+                        connected.append(since)
+                        async for name, data, received in r.events():
+                            check(name != "error", f"error event: {data[:200]}")
+                            if name == "messages":
+                                check_tokens.feed(data, received, since)
+                    check_tokens.check_complete()
+                    delays.extend(check_tokens.delays)
+                except (CheckFailed, httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
 
-        t_created = time.time()
-        followers = [asyncio.create_task(follow(ok_json(run))) for run in created for _ in range(joiners)]
-        await asyncio.sleep(start_delay * 0.8)
-        connected_rss = probe.rss()
-        await asyncio.gather(*followers)
-        seconds = time.monotonic() - t0
-        await probe.stop()
+            t_created = time.time()
+            followers = [asyncio.create_task(follow(ok_json(run))) for run in created for _ in range(joiners)]
+            await asyncio.sleep(start_delay * 0.8)
+            connected_rss = probe.rss()
+            await asyncio.gather(*followers)
+            seconds = time.monotonic() - t0
+            await probe.stop()
     await asyncio.sleep(settle)  # the clients have disconnected: memory should go back towards idle
     out = {
         "runs": runs, "joiners": joiners, "clients": runs * joiners, "settings": settings,
