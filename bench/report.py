@@ -147,7 +147,8 @@ def agent_section(data: dict) -> str:
         "messages and 6 checkpoints per run). Each user streams a run (`messages-tuple`, `updates`) on its own thread and "
         "sends the next message when it ends; every run is checked (every token, in order; the tool calls; the tool "
         "saw the whole history). Servers set to 100 concurrent runs (`N_JOBS_PER_WORKER=100`, official "
-        "`--n-jobs-per-worker 100`). Added delay per token: receive time minus the time the graph emitted it.",
+        "`--n-jobs-per-worker 100`). Added delay per token: receive time (when its bytes reach the client's socket "
+        "reader) minus the time the graph emitted it; the load generator does not collect garbage while it measures.",
         "",
         "| server | conversations | runs ok | errors | runs/s | first token p50 ms | p99 ms | added delay/token p50 ms "
         "| p99 ms | CPU ms/run | peak RSS MB |",
@@ -177,8 +178,8 @@ def streams_section(data: dict) -> str:
         f"each followed by {st['joiners']} `join_stream` clients (Last-Event-ID 0, so a late client misses nothing): "
         f"{st['clients']:,} SSE clients. {st['complete']:,} of {st['clients']:,} got every token in order "
         f"({st['errors']} errors). The clients took {_f(st.get('connect_all_s'))} s to connect (until each response began), "
-        f"{st.get('late_clients', '–')} of them after the first token. Delay from the graph emitting a token to a client "
-        f"receiving it, for the {st['events']:,} tokens emitted once their client was connected (earlier ones are replayed "
+        f"{st.get('late_clients', '–')} of them after the first token. Delay from the graph emitting a token to its bytes "
+        f"reaching a client's socket reader (the load generator does not collect garbage while it measures), for the {st['events']:,} tokens emitted once their client was connected (earlier ones are replayed "
         f"from storage, not published live): p50 {_f(st['delay_p50_ms'])} ms, p99 {_f(st['delay_p99_ms'])} ms, max {_f(st['delay_max_ms'])} ms; "
         f"{st['seconds']} s in all. API process RSS: idle {_f(st['idle_rss_mb'])} MB, all clients connected "
         f"{_f(st['connected_rss_mb'])} MB, peak {_f(st['peak_rss_mb'])} MB, 5 s after they disconnected {_f(st['after_rss_mb'])} MB."
@@ -195,9 +196,10 @@ def agent_analysis(data: dict) -> str:
   each token one SSE event: at 100 conversations that is over 30,000 events a second asked of 2 cores shared with
   PostgreSQL and the load generator, so the server is CPU-bound and tokens queue: ours spends
   {_f(a100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run ({_f(o100.get('cpu_ms_per_op'), '.1f')} ms the official one) and the
-  added delay is the queueing. This round's settled garbage collector took the p99 from about 240 ms to
-  {_f(a100.get('token_delay_p99_ms'))} ms and the rate up by about a quarter (CPython's default thresholds walked the young
-  objects of 100 runs in flight every few hundred allocations). py-spy at 16 conversations (an earlier round): langgraph's loop with our run stream about
+  added delay is the queueing. The settled garbage collector (last round) took the p99 from about 240 ms to
+  75 ms and the rate up by about a quarter (CPython's default thresholds walked the young objects of 100 runs in
+  flight every few hundred allocations); the load generator's arrival stamps (this round) put it at
+  {_f(a100.get('token_delay_p99_ms'))} ms. py-spy at 16 conversations (an earlier round): langgraph's loop with our run stream about
   28 %, the fake model and langchain's callback chain per token about 20 % (graph code: the official server pays
   it too), the checkpoint saver about 13 % (since cut: its writes are group-committed across runs, and its array
   parameters, a third of its time then, are dumped binary instead of escaped as text), the SSE writes about 9 %,
@@ -205,47 +207,45 @@ def agent_analysis(data: dict) -> str:
   conversation is per run: every checkpoint writes the whole `messages` list again, and the run's end writes the
   thread's values. What would move it: split mode (runs in worker processes, the API only relaying), and a saver
   that writes only a list channel's new items. Time to first token at 1 conversation
-  ({_f(a1.get('first_token_p50_ms'))} ms p50; 10.6–13 ms p50 in A/B runs on a quieter machine), timed inside the server
-  (25 runs in a row on one thread, up to 150 messages): from the request to the graph's start 2–4 ms (the
-  assistant read and the run's checks 0.5–1.4 ms, the statement that queues and claims the run 1–2 ms, the start
-  0.3 ms; the wake-up and the claim query are gone since this round), then 7–12 ms from the graph's start to its
-  first token, which is graph code: the same graph invoked in-process on our saver, without the server, takes
-  5.6–11 ms (p50 about 7 ms) to its first token, the checkpoint's read (one query) and the history's
-  deserialization (about 7 µs per message, 1 ms at 120) a third of it, langgraph's loop and the model's callbacks
-  the rest. What would move it: less of langgraph's start-up per run; deserialized history kept per thread between
-  runs (blobs are immutable per version, but graph code may mutate what it is handed: a copy per run costs most of
-  what it would save).
+  ({_f(a1.get('first_token_p50_ms'))} ms p50; 9.6–10.4 ms p50 in runs of the scenario alone this round), timed inside the
+  server this round (runs in a row on one thread, up to 150 messages): from the request reaching the run service
+  to the run created and claimed 1.5–2.8 ms (two round trips: the assistant's read, the statement that queues and
+  claims the run), the graph's start 0.2 ms later, the checkpoint's read 1.4–2.3 ms (one query; deserializing the
+  history is most of it, about 7 µs per message), then 2–3.5 ms of langgraph's loop and the model's callbacks to
+  the first token; the HTTP request and the SSE response around it about 2 ms. The same graph invoked in-process
+  on our saver, without the server, takes 3.6–9.8 ms (median 5–6 ms) to its first token. What would move it: less
+  of langgraph's start-up per run; deserialized history kept per thread between runs (blobs are immutable per
+  version, but graph code may mutate what it is handed: a copy per run costs most of what it would save).
 - **Many open streams.** {st.get('clients', 0):,} SSE clients on one process: every token is stored (the runs
-  are resumable) and written to {st.get('joiners', 4)} sockets, and the tokens of {st.get('runs', 0)} runs land
-  together, 4 times a second, on 2 cores shared with PostgreSQL and the load generator's readers. What moved the
-  delay this round: resumable events used to be one INSERT per token, awaited by the run (at 1,000 tokens a second
-  that alone saturated the process: p50 about 2 s); they are now stored by a writer task, in groups across every
-  run of the process (one statement per round trip), and the load generator reads its streams without an HTTP
-  library (httpx took more CPU than the server). This round: with CPython's default garbage-collector thresholds
-  the process spent about 2.2 s of the scenario's 17 in collections, 7 of them full ones of up to 375 ms that
-  stopped every stream (measured with gc.callbacks); frozen at start and with a young generation of 50,000
-  allocations it spends about 0.25 s, in some 9 young collections of up to 60 ms and one full one, and the p99
-  of repeated runs went from about 105–410 ms to about 40–220 ms (this run: {_f(st.get('delay_p99_ms'))} ms); the load
-  generator's own collections (CPython's default thresholds: pauses of up to 90 ms, measured with gc.callbacks) are
-  part of what a client sees, as its readers share the machine. py-spy over the token phase (an earlier round): publishing each stored event to
-  its followers and the SSE write per event per client about a third, langchain's callbacks per token and our
-  run stream a quarter, the grouped INSERTs under a tenth. The runs' tokens land close together (the runs start within a second or so of
-  each other, at one pace), so a burst can be {st.get('runs', 0)} stored events and {st.get('clients', 0):,} SSE writes for one core: the p99 is
-  about the length of a burst (events ready together already go to a stream in one write). What would move it:
-  the runs in worker processes (split mode), the API process only relaying, and readers on another machine. The clients' connection burst
+  are resumable) and written to {st.get('joiners', 4)} sockets, {st.get('runs', 0)} runs at 4 tokens a second each, on
+  2 cores shared with PostgreSQL and the load generator's readers. Earlier rounds: resumable events went from one
+  awaited INSERT per token to a writer task grouping every run's events (p50 from about 2 s to a few ms), and the
+  settled garbage collector took the p99 from 105–410 ms to 40–220 ms. This round the load generator stamps bytes
+  as they reach its socket reader and does not collect garbage while it measures (before, its own pauses of up to
+  90 ms and the parsing of the other readers were timed as the server's); repeated runs of the scenario alone
+  gave p99 37–73 ms (this run: {_f(st.get('delay_p99_ms'))} ms). Where the rest goes, measured by hand this round:
+  timed at the server's socket write, the p99 was 34 ms against 49 ms at the clients in the same run, so most of
+  it is the server's. A monitor of the event loop saw it busy for stretches of 10–28 ms (a long ready queue, no
+  single slow callback) and about 8 young collections of 20–25 ms in the token phase. py-spy over the token
+  phase: storing the events about a third of the process's CPU, because the groups are small (about 400
+  statements a second, most carrying under 10 events: the runs' tokens come evenly spread, and a group goes as
+  soon as the last one is written); the socket writes about 15 %; the graph and langchain's callbacks per token
+  about a quarter. Tried and not kept, as both stayed within the run-to-run spread: a 1–2 ms wait before each
+  group to make it larger, and young-generation thresholds of 5,000, 10,000 and 20,000 (shorter young pauses, but
+  second-generation ones of 40–140 ms). What would move it: the runs in worker processes (split mode), the API
+  process only relaying, and readers on another machine. The clients' connection burst
   ({_f(st.get('connect_all_s'))} s for {st.get('clients', 0):,} `join_stream` requests, two queries each) ends before
   the first token, so it is not in the delays. RSS after the clients leave ({_f(st.get('after_rss_mb'))} MB) stays
   near the peak, and a second wave of 1,000 clients on the same process brought it no higher (measured by hand:
   195 → 201 → 198 MB): a high-water mark, not a ratchet. Measured inside the process (sys._debugmallocstats,
-  tracemalloc, this round): after a small first wave (10 runs) and then the 1,000 clients, live allocations are
-  0.6 MB above what they were between the waves, but CPython's object allocator holds 121 arenas of 1 MB instead
-  of 59, some 40 MB of them in wholly unused pools: an arena goes back to the system only when every block in it
-  is free, and a few blocks that outlive the burst pin each one. What outlives it (tracemalloc): mostly the
-  connections the pool opened during the clients' connection burst (72–91 of them: their adapters and prepared
-  statements), and the loop's task set, grown to 1,000 entries. Closing the extra connections gave back 10 MB,
-  `malloc_trim` 9 MB more; with `PYTHONMALLOC=malloc` (an earlier round) 46 MB, still 55 MB above idle and slower.
-  What would lower it: fewer objects per open stream and per running run, a pool that does not grow for a burst of
-  short reads, or the runs in worker processes of their own."""
+  tracemalloc, an earlier round): after a small first wave (10 runs) and then the 1,000 clients, live allocations
+  are 0.6 MB above what they were between the waves, but CPython's object allocator holds 121 arenas of 1 MB
+  instead of 59, some 40 MB of them in wholly unused pools: an arena goes back to the system only when every
+  block in it is free, and a few blocks that outlive the burst pin each one. The pool's extra connections are
+  not what holds it: with the pool capped at 20 or 40 connections (this round) RSS after was 198 MB, as
+  without. `malloc_trim` gave back 9 MB; `PYTHONMALLOC=malloc` (an earlier round) 46 MB, still 55 MB above idle
+  and slower. What would lower it: fewer objects per open stream and per running run, or the runs in worker
+  processes of their own (at the peak the process holds 250 runs in flight as well as the 1,000 streams)."""
 
 
 def analysis(data: dict) -> str:
@@ -264,12 +264,13 @@ def analysis(data: dict) -> str:
   to PostgreSQL (durability `async`), and PostgreSQL shares the 2 cores with the server and the load generator.
   Ours reaches {_f(t32.get('rate'))} runs/s = {_ratio(t32.get('rate'), f5.get('rate'))} of that floor, spending
   {_f(t32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run against {_f(f5.get('cpu_ms_per_op'), '.1f')} for the floor, on one
-  core (one process: API and queue). py-spy at 32 clients (this round): the graph's run (langgraph's loop and the
+  core (one process: API and queue). py-spy at 32 clients (last round): the graph's run (langgraph's loop and the
   nodes) over a third, the HTTP request about a fifth (creating the run about half of that), the saver's grouped
   writes a tenth, the queue's loop and the run's end under a tenth, psycopg's per-statement work spread through all
-  of these. What moved it this round (a full run earlier the same day, on a quieter machine: 141.2 runs/s, 1.14×
-  official, CPU per run from 9.3 to 6.4 ms; this machine's speed moved by up to 2× between full runs, for both
-  servers and for the floor): most of it, the
+  of these. The ratio moves with the machine more than with our code: the last round's full run had the official
+  server at 79.2 runs/s (ours 1.11×), this one at {_f(ot32.get('rate'), '.1f')} with its CPU per run down by a third as
+  well; this machine's speed moves by up to 2× between full runs, for both servers and for the floor. What moved
+  ours last round (CPU per run from 9.3 to 6.4 ms): most of it, the
   garbage collector settled at start (what is alive once the process has started is frozen out of collections,
   and the youngest generation is collected every 50,000 allocations instead of 700: CPython's default thresholds
   made it walk the young objects of every run in flight every few hundred allocations); a run's end in one
@@ -292,7 +293,7 @@ def analysis(data: dict) -> str:
   FastAPI/pydantic about a quarter, psycopg round trips about a third, langgraph about a quarter.
 - **Latency at 1 client and the first SSE event.** Each is an HTTP request plus two queries before the run
   starts (the assistant; the run's creation, which also claims it for this process's free slot: no wake-up and no
-  claim query since this round); both move with the machine's load (see the load average above).
+  claim query since last round); both move with the machine's load (see the load average above).
 - **Noise.** On this shared 2-core machine, two full runs a few minutes apart differed by up to ±30 % at 32
   clients, for both servers (compare the load average above); the CPU ms/op columns are steadier than rates.
 {agent_analysis(data)}
