@@ -198,8 +198,8 @@ def agent_analysis(data: dict) -> str:
   {_f(a100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run ({_f(o100.get('cpu_ms_per_op'), '.1f')} ms the official one) and the
   added delay is the queueing. The settled garbage collector (last round) took the p99 from about 240 ms to
   75 ms and the rate up by about a quarter (CPython's default thresholds walked the young objects of 100 runs in
-  flight every few hundred allocations); the load generator's arrival stamps (this round) put it at
-  {_f(a100.get('token_delay_p99_ms'))} ms. py-spy at 16 conversations (an earlier round): langgraph's loop with our run stream about
+  flight every few hundred allocations); measured as this round measures (bytes stamped on arrival, no
+  collections in the load generator) and on this run's machine, it is {_f(a100.get('token_delay_p99_ms'))} ms. py-spy at 16 conversations (an earlier round): langgraph's loop with our run stream about
   28 %, the fake model and langchain's callback chain per token about 20 % (graph code: the official server pays
   it too), the checkpoint saver about 13 % (since cut: its writes are group-committed across runs, and its array
   parameters, a third of its time then, are dumped binary instead of escaped as text), the SSE writes about 9 %,
