@@ -204,3 +204,20 @@ async def test_split_mode_events_reach_the_client_through_the_broker(cluster):
         first = _read(http, thread_id, {"channels": ["updates", "lifecycle"]}, lambda events: len(events) == 3)
         rest = _read(http, thread_id, {"channels": ["updates", "lifecycle"], "since": first[-1]["seq"]}, _root_end)
     assert [e["params"].get("node") for e in first + rest if e["method"] == "updates"] == [f"step{i}" for i in range(1, 6)]
+
+
+async def test_a_run_executing_when_a_stream_opens_appears_in_it_from_then_on(client, http):
+    """A run claimed while nobody followed its thread starts logging once a stream opens: the reader sees it
+    running, its steps from then on, and its end (not nothing until the next run)."""
+    thread_id = (await client.threads.create())["thread_id"]
+    run = await client.runs.create(thread_id, "slow", input={}, stream_mode=["updates"], config={"configurable": {"delay": 0.4}})
+    for _ in range(100):
+        if (await client.runs.get(thread_id, run["run_id"]))["status"] == "running":
+            break
+        await asyncio.sleep(0.05)
+    events = await asyncio.wait_for(asyncio.to_thread(_read, http, thread_id, {"channels": ALL}, _root_end), 30)
+    assert events[0]["params"]["data"] == {"event": "running", "graph_name": "slow"}
+    steps = [e["params"]["node"] for e in events if e["method"] == "updates"]
+    assert steps and steps == [f"step{i}" for i in range(6 - len(steps), 6)]  # the last ones, in order
+    assert events[-1]["params"]["data"] == {"event": "completed", "graph_name": "slow"}
+    assert (await client.runs.join(thread_id, run["run_id"]))["steps"][-1] == "step5"

@@ -11,12 +11,14 @@ from agent_server.status import RunStatus
 from agent_server.storage import database
 from agent_server.storage.queue import MAX_FAILURES, QueueRepo
 from agent_server.storage.runs import NewRun, RunRepo
+from agent_server.storage.thread_events import ThreadEventRepo
 from conftest import create_database, drop_database
 
 
 class Repos:
     def __init__(self, pool, uri: str) -> None:
         self.runs, self.queue, self.uri = RunRepo(pool), QueueRepo(pool), uri
+        self.thread_events = ThreadEventRepo(pool)
 
     async def sql(self, statement: str, params=None) -> list[dict]:
         return await self.runs.all(statement, params)
@@ -100,7 +102,10 @@ async def test_a_stale_execution_can_neither_finish_release_nor_renew_the_newer_
     assert (await repos.runs.get(run_id))["status"] == "running"  # the new execution is untouched, its thread too
     assert await repos.sql("SELECT status, active_run_id, \"values\" FROM thread WHERE thread_id = %s", (thread_id,)) == [
         {"status": "busy", "active_run_id": run_id, "values": None}]
-    assert await repos.queue.heartbeat("w1", {run_id: new["attempt"]}, 30) == {run_id: None}
+    assert await repos.queue.heartbeat("w1", {run_id: new["attempt"]}, 30) == {run_id: (None, False)}
+    # someone follows the thread now: watching names the run executing on it, and its heartbeat says so
+    assert await repos.thread_events.watch(thread_id) == [run_id]
+    assert await repos.queue.heartbeat("w1", {run_id: new["attempt"]}, 30) == {run_id: (None, True)}
     assert await _finish(repos.queue, new)
     assert (await repos.runs.get(run_id))["status"] == "success"
 

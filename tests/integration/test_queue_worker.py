@@ -330,3 +330,33 @@ async def test_a_run_created_while_others_wait_in_the_queue_does_not_start_ahead
         await worker.stop()
         await rt.close()
         drop_database(postgres_server, rt.settings.database_uri)
+
+
+async def test_a_run_whose_thread_becomes_followed_logs_its_events_after_the_next_heartbeat(postgres_server):
+    """The broker's word to a worker that a running run's thread is now followed can be lost (a Redis blip): the
+    heartbeat says so too, and the run logs its events for thread event streams from then on."""
+    from agent_server.graphs import default_assistant_id
+    from agent_server.serde import loads
+    from agent_server.services import SYSTEM, runs, threads
+    from agent_server.worker.consumer import QueueWorker
+    from run_helpers import slow, wait_for
+
+    rt = await _runtime(postgres_server)
+    rt.settings.lease_secs = 1.2  # a heartbeat every 0.2 s
+    worker = QueueWorker(rt, concurrency=2)
+    try:
+        await worker.start()
+        thread = (await threads.create(rt, SYSTEM, None, metadata={}, if_exists="raise", ttl=None, supersteps=None))["thread_id"]
+        run = await runs.create(rt, SYSTEM, thread, default_assistant_id("slow"),
+                                {"input": {}, "config": slow(0.3), "stream_mode": ["updates"]})
+        assert run["run_id"] in worker.active
+        assert await rt.thread_events.watch(thread) == [run["run_id"]]  # followed now; no word through the broker
+        await wait_for(lambda: _ended(rt, run["run_id"]), timeout=20)
+        logged = [loads(row["event"]) for row in await rt.thread_events.after(thread, 0)]
+        assert logged[0]["params"]["data"]["event"] == "running"
+        assert any(e["method"] == "updates" for e in logged)
+        assert logged[-1]["params"]["data"]["event"] == "completed"
+    finally:
+        await worker.stop()
+        await rt.close()
+        drop_database(postgres_server, rt.settings.database_uri)

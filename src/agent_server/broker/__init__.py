@@ -11,7 +11,8 @@ from .memory import MemoryBroker
 
 WAKE = "wake"  # a run was enqueued: idle workers should claim
 WEBHOOKS_DUE = b"webhooks"  # a WAKE payload: runs it cancelled have webhooks to deliver too
-CANCEL = "cancel"  # payload: b"<run_id> <action>"
+CANCEL = "cancel"  # payload: b"<run_id> <action>": a cancel action, or WATCH
+WATCH = "watch"  # a CANCEL action: someone began following the run's thread, it logs its events from now on
 
 
 def run_channel(run_id) -> str:
@@ -51,7 +52,7 @@ async def open_broker(redis_uri: str | None) -> Broker:
     return await RedisBroker.connect(redis_uri)
 
 
-__all__ = ["Broker", "Subscription", "MemoryBroker", "open_broker", "run_channel", "thread_channel", "WAKE", "WEBHOOKS_DUE", "CANCEL",
+__all__ = ["Broker", "Subscription", "MemoryBroker", "open_broker", "run_channel", "thread_channel", "WAKE", "WEBHOOKS_DUE", "CANCEL", "WATCH",
     "RUN_STARTED", "STATE_UPDATED", "thread_message", "read_thread_message", "thread_events_channel"]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator
 from uuid import UUID, uuid4
 
-from ..broker import thread_events_channel, unpack
+from ..broker import CANCEL, WATCH, thread_events_channel, unpack
 from ..errors import AgentServerError, Invalid, NotFound
 from ..runtime import Runtime
 from ..serde import dumps, loads
@@ -94,8 +94,15 @@ async def events(rt: Runtime, ctx: Context, thread_id: UUID, flt: Filter) -> Asy
     """The thread's events after `flt.since` that match the filter, as (method, JSON, seq): those stored, then
     new ones as they come, until the client leaves. Empty names are heartbeats."""
     await thread_service.get(rt, ctx, thread_id)  # threads/read; 404 for a thread that is not (yet) there
-    await rt.thread_events.watch(thread_id)  # the thread's runs log their events from now on
+    await watch(rt, thread_id)
     return _events(rt, thread_id, flt)
+
+
+async def watch(rt: Runtime, thread_id: UUID) -> None:
+    """A client follows this thread's events: its runs log them from now on, a run executing already included (its
+    worker is told through the broker; its heartbeat would tell it within a few seconds anyway)."""
+    for run_id in await rt.thread_events.watch(thread_id):
+        await rt.broker.publish(CANCEL, f"{run_id} {WATCH}".encode())
 
 
 WATCH_AGAIN_SECONDS = 600.0  # an open stream marks its thread again this often (marks are pruned after an hour)
@@ -125,7 +132,7 @@ async def _events(rt: Runtime, thread_id: UUID, flt: Filter) -> AsyncIterator[tu
                 yield "", b"", ""  # idle: a heartbeat, then a look at the log for anything the broker lost
                 if time.monotonic() - watched_at > WATCH_AGAIN_SECONDS:
                     watched_at = time.monotonic()
-                    await rt.thread_events.watch(thread_id)
+                    await watch(rt, thread_id)
                 pending = stored()
                 continue
             _, seq, data = unpack(message)
@@ -178,7 +185,7 @@ async def command(rt: Runtime, ctx: Context, thread_id: UUID, command: dict) -> 
         if handler is None:
             raise ProtocolError("unknown_command", f"Unknown protocol command: {method}")
         result = await handler(rt, ctx, thread_id, _params(command))
-        await rt.thread_events.watch(thread_id)  # a client of this thread's events: its runs log them from now on
+        await watch(rt, thread_id)  # a client of this thread's events
     except ProtocolError as exc:
         return {"type": "error", "id": command_id, "error": exc.code, "message": exc.message}
     except NotFound as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from uuid import UUID
 
 from ..status import CANCEL_ACTIONS, RunStatus, cancel_error
@@ -35,6 +36,12 @@ def gave_up(failures: int) -> dict:
         "error": "RunFailedRepeatedly",
         "message": f"the run was cut off {failures} times (its worker was lost or its database unavailable); giving up",
     }
+
+
+class Held(NamedTuple):
+    """What a heartbeat says of an execution its worker still holds."""
+    cancel: str | None  # the cancel asked of the run (interrupt, rollback), if any
+    watched: bool  # someone follows its thread's event stream: its events are to be logged
 
 
 @dataclass
@@ -97,11 +104,11 @@ class QueueRepo(Repository):
             del run["next_in"]
         return claimed, next(row["next_in"] for row in rows if row["run_id"] is None)
 
-    async def heartbeat(self, worker_id: str, attempts: dict[UUID, int], lease_seconds: float) -> dict[UUID, str | None]:
+    async def heartbeat(self, worker_id: str, attempts: dict[UUID, int], lease_seconds: float) -> dict[UUID, Held]:
         """Renew the leases of these executions (run id → attempt); returns, for each one this worker
-        still holds, the cancel asked of it (or None)."""
+        still holds, the cancel asked of it (or None) and whether someone follows its thread's events."""
         rows = await self.all(
-            """WITH mine AS (
+            f"""WITH mine AS (
                    SELECT run.run_id FROM run
                    JOIN unnest(%(ids)s::uuid[], %(attempts)s::int[]) AS l(run_id, attempt) USING (run_id)
                    WHERE run.attempt = l.attempt AND run.lease_owner = %(worker)s AND run.status = 'running'
@@ -109,10 +116,10 @@ class QueueRepo(Repository):
                )
                UPDATE run SET lease_expires_at = now() + %(lease)s * interval '1 second'
                FROM mine WHERE run.run_id = mine.run_id
-               RETURNING run.run_id, run.cancel_action""",
+               RETURNING run.run_id, run.cancel_action, {watched("run")} AS watched""",
             {"ids": list(attempts), "attempts": list(attempts.values()), "worker": worker_id, "lease": lease_seconds},
         )
-        return {r["run_id"]: r["cancel_action"] for r in rows}
+        return {r["run_id"]: Held(r["cancel_action"], r["watched"]) for r in rows}
 
     async def finish(
         self,

@@ -38,13 +38,18 @@ class ThreadEventRepo(Repository):
     async def last_seq(self, thread_id: UUID) -> int:
         return await self.scalar("SELECT coalesce(max(seq), 0) FROM thread_event WHERE thread_id = %s", (thread_id,))
 
-    async def watch(self, thread_id: UUID) -> None:
-        """Someone follows this thread's event stream: its runs log their events from now on."""
-        await self.execute(
-            """INSERT INTO thread_event_reader (thread_id) VALUES (%s)
-               ON CONFLICT (thread_id) DO UPDATE SET seen_at = now()""",
-            (thread_id,),
+    async def watch(self, thread_id: UUID) -> list[UUID]:
+        """Someone follows this thread's event stream: its runs log their events from now on. Returns the runs
+        executing on it already (they were claimed unfollowed: their workers are to be told)."""
+        rows = await self.all(
+            """WITH marked AS (
+                   INSERT INTO thread_event_reader (thread_id) VALUES (%(thread)s)
+                   ON CONFLICT (thread_id) DO UPDATE SET seen_at = now()
+               )
+               SELECT run_id FROM run WHERE thread_id = %(thread)s AND status = 'running'""",
+            {"thread": thread_id},
         )
+        return [r["run_id"] for r in rows]
 
     async def prune(self, older_than_seconds: float) -> None:
         for table, column in (("thread_event", "created_at"), ("thread_event_reader", "seen_at")):

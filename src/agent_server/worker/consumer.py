@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .. import observability
 from ..aio import wait_set
-from ..broker import CANCEL, DONE, WAKE, WEBHOOKS_DUE, pack, run_channel
+from ..broker import CANCEL, DONE, WAKE, WATCH, WEBHOOKS_DUE, pack, run_channel
 from ..runtime import Runtime
 from ..serde import dumps
 from ..services.store import sweep_expired
@@ -117,6 +117,13 @@ class QueueWorker:
         active.task.cancel()
         return True
 
+    def watch(self, run_id: uuid.UUID) -> None:
+        """Someone began following the thread of a run this worker executes (it was claimed unfollowed): the run
+        logs its events for thread event streams from now on."""
+        active = self.active.get(run_id)
+        if active is not None:
+            active.control.watched = True
+
     def _on_core_task_done(self, task: asyncio.Task) -> None:
         if self._stopping or task.cancelled():
             return
@@ -141,7 +148,10 @@ class QueueWorker:
                     async for message in cancels:
                         try:
                             run_id, _, action = message.decode().partition(" ")
-                            self.cancel(uuid.UUID(run_id), action or "interrupt")
+                            if action == WATCH:
+                                self.watch(uuid.UUID(run_id))
+                            else:
+                                self.cancel(uuid.UUID(run_id), action or "interrupt")
                         except ValueError:
                             log.warning("ignored a malformed cancel message: %r", message[:100])
 
@@ -293,8 +303,11 @@ class QueueWorker:
                 active = self.active.get(run_id)
                 if active and active.attempt == attempt and self.cancel(run_id, "release"):
                     log.warning("run %s: lease lost, stopping it", run_id)
-            elif held[run_id]:
-                self.cancel(run_id, held[run_id])
+                continue
+            if held[run_id].cancel:
+                self.cancel(run_id, held[run_id].cancel)
+            if held[run_id].watched:  # a reader the broker's word missed (or lost): from the next event on
+                self.watch(run_id)
 
     def _stop_if_leases_lapsing(self) -> None:
         """Leases not renewed for most of their length may already be another worker's: stop those runs

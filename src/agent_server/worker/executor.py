@@ -70,6 +70,7 @@ class RunControl:
 
     reason: str | None = None  # why the task was cancelled: interrupt | rollback | release (the first reason wins)
     finishing: bool = False  # past the graph, recording the outcome: no cancelling any more
+    watched: bool = False  # someone began following the run's thread after it was claimed: log its events
 
 
 class _Publisher:
@@ -133,10 +134,11 @@ class _Publisher:
 class _ThreadLog:
     """A run's events for thread event streams, made of what the run streams: numbered in the thread's log, then
     announced to the API processes following the thread. Only for runs started through /threads/{id}/commands
-    and runs of threads someone follows (storage: thread_event_reader); other runs write nothing per event."""
+    and runs of threads someone follows (storage: thread_event_reader), from their claim, or from the moment
+    someone begins to follow (`control.watched`); other runs write nothing per event."""
 
-    def __init__(self, rt: Runtime, run: dict) -> None:
-        self.rt, self.run = rt, run
+    def __init__(self, rt: Runtime, run: dict, control: RunControl | None = None) -> None:
+        self.rt, self.run, self.control = rt, run, control
         self.stream: ProtocolStream | None = None
 
     async def add(self, events: list[dict], held: bool = True) -> None:
@@ -150,14 +152,18 @@ class _ThreadLog:
             await self.rt.broker.publish(channel, pack("event", data, str(seq)))
 
     async def started(self) -> None:
-        """Decided once per execution, when the run is claimed (the claim says whether the thread is followed)."""
+        """When the run is claimed (the claim says whether the thread is followed)."""
         run = self.run
         if run["kwargs"].get("protocol") or run.get("thread_watched"):
-            self.stream = ProtocolStream(run["kwargs"]["config"]["configurable"]["graph_id"])
-        if self.stream is not None:
-            await self.add(self.stream.started())
+            await self._open()
+
+    async def _open(self) -> None:
+        self.stream = ProtocolStream(self.run["kwargs"]["config"]["configurable"]["graph_id"])
+        await self.add(self.stream.started())
 
     async def feed(self, event: str, data: bytes) -> None:
+        if self.stream is None and self.control is not None and self.control.watched:
+            await self._open()  # followed since the claim: the run shows as running, then its events from here
         if self.stream is not None:
             await self.add(self.stream.feed(event, data))
 
@@ -171,9 +177,9 @@ class Emitter:
     """Where an execution's events go, in the process that holds the run: its followers (_Publisher) and the
     thread's event log. In distributed mode the executor sends them to the orchestrator, which calls this."""
 
-    def __init__(self, rt: Runtime, run: dict) -> None:
+    def __init__(self, rt: Runtime, run: dict, control: RunControl | None = None) -> None:
         self.rt, self.run = rt, run
-        self.publish, self.thread_log = _Publisher(rt, run), _ThreadLog(rt, run)
+        self.publish, self.thread_log = _Publisher(rt, run), _ThreadLog(rt, run, control)
 
     async def started(self) -> None:
         run_id, attempt = str(self.run["run_id"]), self.run["attempt"]
@@ -203,7 +209,7 @@ async def execute(rt: Runtime, run: dict, control: RunControl) -> None:
     """Run to the end and record how it ended, unless the run is handed back to the queue."""
     with observe_run(run) as end:  # every line logged in here carries the run's ids
         log.info("run %s on thread %s started (attempt %s)", run["run_id"], run["thread_id"], run["attempt"])
-        emit = Emitter(rt, run)
+        emit = Emitter(rt, run, control)
         end.status = await record(rt, run, await produce(rt, run, emit, control), emit)
 
 

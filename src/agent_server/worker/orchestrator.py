@@ -161,7 +161,7 @@ class Orchestrator(QueueWorker):
 
     async def _dispatch(self, link: ExecutorLink | None, run: dict, control: RunControl) -> None:
         with observe_run(run) as end:
-            emit = Emitter(self.rt, run)
+            emit = Emitter(self.rt, run, control)
             if link is None:  # its executor went away during the claim
                 ending = Ending(handed_back=True)
             else:
