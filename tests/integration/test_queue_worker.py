@@ -166,11 +166,13 @@ async def test_a_worker_never_executes_more_runs_than_its_concurrency_when_a_cre
     worker = QueueWorker(rt, concurrency=1)
     slow_graph = default_assistant_id("slow")
     most = 0
+    attempts = {}  # run id -> the attempt it executed as
 
     async def watch():
         nonlocal most
         while True:
             most = max(most, len(worker.active))
+            attempts.update((run_id, a.attempt) for run_id, a in worker.active.items())
             await asyncio.sleep(0)
 
     watcher = asyncio.create_task(watch())
@@ -182,14 +184,10 @@ async def test_a_worker_never_executes_more_runs_than_its_concurrency_when_a_cre
         created = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.2)})
         assert list(worker.active) == [created["run_id"]]
         gate.set()  # the claim returns the waiting run: no slot left for it
-
-        async def started():
-            return worker.active.get(waiting["run_id"])
-
-        # it runs once the slot is free, as its first attempt (the claim that handed it back never executed it)
-        assert (await wait_for(started, timeout=20)).attempt == 1
         await wait_for(lambda: _no_runs(rt), timeout=20)  # both ran to their end (a stateless run goes with its thread)
         assert most == 1
+        # the waiting run ran once the slot was free, as its first attempt (the claim that handed it back never ran it)
+        assert attempts[waiting["run_id"]] == 1
     finally:
         watcher.cancel()
         await worker.stop()
@@ -287,7 +285,7 @@ async def test_a_run_claimed_by_a_creation_whose_answer_was_lost_is_handed_back_
         rt.runs.create = create
         # a stateless run goes with its thread when it ends: none left means it ran
         await wait_for(lambda: _no_runs(rt), timeout=10)
-        assert "its creation failed after claiming it; handed back to the queue" in caplog.text
+        assert "its creation failed after claiming it; handed back (now pending)" in caplog.text
     finally:
         await worker.stop()
         await rt.close()
@@ -342,13 +340,13 @@ async def test_a_run_whose_thread_becomes_followed_logs_its_events_after_the_nex
     from run_helpers import slow, wait_for
 
     rt = await _runtime(postgres_server)
-    rt.settings.lease_secs = 1.2  # a heartbeat every 0.2 s
+    rt.settings.lease_secs = 3  # a heartbeat every 0.5 s
     worker = QueueWorker(rt, concurrency=2)
     try:
         await worker.start()
         thread = (await threads.create(rt, SYSTEM, None, metadata={}, if_exists="raise", ttl=None, supersteps=None))["thread_id"]
         run = await runs.create(rt, SYSTEM, thread, default_assistant_id("slow"),
-                                {"input": {}, "config": slow(0.3), "stream_mode": ["updates"]})
+                                {"input": {}, "config": slow(0.4), "stream_mode": ["updates"]})
         assert run["run_id"] in worker.active
         assert await rt.thread_events.watch(thread) == [run["run_id"]]  # followed now; no word through the broker
         await wait_for(lambda: _ended(rt, run["run_id"]), timeout=20)
@@ -356,6 +354,116 @@ async def test_a_run_whose_thread_becomes_followed_logs_its_events_after_the_nex
         assert logged[0]["params"]["data"]["event"] == "running"
         assert any(e["method"] == "updates" for e in logged)
         assert logged[-1]["params"]["data"]["event"] == "completed"
+    finally:
+        await worker.stop()
+        await rt.close()
+        drop_database(postgres_server, rt.settings.database_uri)
+
+
+async def test_a_hand_back_whose_answer_is_lost_too_never_releases_the_run_from_under_its_execution(postgres_server, caplog):
+    """The creation's answer is lost, and so is the first hand-back's (it committed: the run is queued again). The
+    worker retries the hand-back meanwhile, so it must not claim that run itself: the retry's fence (this worker,
+    attempt 1) would match its own new claim and release the run while it executes. The run executes once."""
+    import logging
+
+    import psycopg
+    import pytest
+
+    from agent_server.broker import WAKE
+    from agent_server.graphs import default_assistant_id
+    from agent_server.services import SYSTEM, runs
+    from agent_server.worker.consumer import QueueWorker
+    from run_helpers import slow, wait_for
+
+    caplog.set_level(logging.INFO, logger="agent_server")
+    rt = await _runtime(postgres_server)
+    worker = QueueWorker(rt, concurrency=2)
+    create, release = rt.runs.create, rt.queue.release
+    lost = []
+
+    async def committed_but_lost(new, conn=None, start=None):
+        await create(new, conn, start)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    async def first_release_lost(run, **kwargs):
+        status = await release(run, **kwargs)
+        if not lost:
+            lost.append(status)
+            await rt.broker.publish(WAKE, b"")  # a run queued elsewhere wakes the queue meanwhile
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return status
+
+    try:
+        await worker.start()
+        rt.runs.create, rt.queue.release = committed_but_lost, first_release_lost
+        with pytest.raises(psycopg.OperationalError):
+            await runs.create(rt, SYSTEM, None, default_assistant_id("slow"), {"input": {}, "config": slow(0.4)})
+        rt.runs.create = create
+        await wait_for(lambda: _no_runs(rt), timeout=20)  # it ran to its end (a stateless run goes with its thread)
+        assert lost == ["pending"]  # the first hand-back did put it back in the queue
+        assert caplog.text.count(" started (attempt ") == 1
+    finally:
+        await worker.stop()
+        await rt.close()
+        drop_database(postgres_server, rt.settings.database_uri)
+
+
+async def test_a_run_followed_while_in_a_node_that_streams_nothing_more_still_logs_its_end(postgres_server):
+    """Followed mid-node, then cancelled before the node streamed anything: the thread's log still shows the run
+    running and how it ended."""
+    from agent_server.graphs import default_assistant_id
+    from agent_server.serde import loads
+    from agent_server.services import SYSTEM, runs, thread_stream, threads
+    from agent_server.worker.consumer import QueueWorker
+    from run_helpers import slow, wait_for
+
+    rt = await _runtime(postgres_server)
+    worker = QueueWorker(rt, concurrency=2)
+    try:
+        await worker.start()
+        thread = (await threads.create(rt, SYSTEM, None, metadata={}, if_exists="raise", ttl=None, supersteps=None))["thread_id"]
+        run = await runs.create(rt, SYSTEM, thread, default_assistant_id("slow"),
+                                {"input": {}, "config": slow(5), "stream_mode": ["updates"]})
+        await thread_stream.watch(rt, thread)
+
+        async def told():
+            return worker.active[run["run_id"]].control.watched
+
+        await wait_for(told)
+        await runs.cancel_one(rt, SYSTEM, thread, run["run_id"], "interrupt", wait=True)
+
+        async def logged():  # the end is logged once recorded, after the run's followers heard it
+            rows = [loads(row["event"]) for row in await rt.thread_events.after(thread, 0)]
+            return len(rows) == 2 and [(e["method"], e["params"]["data"]["event"]) for e in rows]
+
+        assert await wait_for(logged) == [("lifecycle", "running"), ("lifecycle", "failed")]  # a cancel: failed
+    finally:
+        await worker.stop()
+        await rt.close()
+        drop_database(postgres_server, rt.settings.database_uri)
+
+
+async def test_a_cancel_message_with_an_action_it_does_not_know_cancels_nothing(postgres_server, caplog):
+    """A cancel message whose action this worker does not know (a newer process's, say) is ignored and said in the
+    log, not taken for an interrupt."""
+    import logging
+
+    from agent_server.broker import CANCEL
+    from agent_server.graphs import default_assistant_id
+    from agent_server.services import SYSTEM, runs
+    from agent_server.worker.consumer import QueueWorker
+    from run_helpers import slow, wait_for
+
+    caplog.set_level(logging.INFO, logger="agent_server")
+    rt = await _runtime(postgres_server)
+    worker = QueueWorker(rt, concurrency=2)
+    try:
+        await worker.start()
+        run = await runs.create(rt, SYSTEM, None, default_assistant_id("slow"), {"input": {}, "config": slow(0.1)})
+        await rt.broker.publish(CANCEL, f"{run['run_id']} pause".encode())
+        await wait_for(lambda: _no_runs(rt), timeout=20)  # ended well: a stateless run goes with its thread
+        assert "ignored a malformed cancel message" in caplog.text
+        assert f"run {run['run_id']} on thread {run['thread_id']} ended: success" in caplog.text
     finally:
         await worker.stop()
         await rt.close()

@@ -11,8 +11,8 @@ from .memory import MemoryBroker
 
 WAKE = "wake"  # a run was enqueued: idle workers should claim
 WEBHOOKS_DUE = b"webhooks"  # a WAKE payload: runs it cancelled have webhooks to deliver too
-CANCEL = "cancel"  # payload: b"<run_id> <action>": a cancel action, or WATCH
-WATCH = "watch"  # a CANCEL action: someone began following the run's thread, it logs its events from now on
+CANCEL = "cancel"  # payload: b"<run_id> <action>"
+WATCH = "watch"  # payload: b"<run_id>": someone began following the run's thread, it logs its events from now on
 
 
 def run_channel(run_id) -> str:

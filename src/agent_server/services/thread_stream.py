@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator
 from uuid import UUID, uuid4
 
-from ..broker import CANCEL, WATCH, thread_events_channel, unpack
+from ..broker import WATCH, thread_events_channel, unpack
 from ..errors import AgentServerError, Invalid, NotFound
 from ..runtime import Runtime
 from ..serde import dumps, loads
@@ -102,7 +102,7 @@ async def watch(rt: Runtime, thread_id: UUID) -> None:
     """A client follows this thread's events: its runs log them from now on, a run executing already included (its
     worker is told through the broker; its heartbeat would tell it within a few seconds anyway)."""
     for run_id in await rt.thread_events.watch(thread_id):
-        await rt.broker.publish(CANCEL, f"{run_id} {WATCH}".encode())
+        await rt.broker.publish(WATCH, str(run_id).encode())
 
 
 WATCH_AGAIN_SECONDS = 600.0  # an open stream marks its thread again this often (marks are pruned after an hour)

@@ -18,6 +18,8 @@ from ..serde import dumps
 from ..services.store import sweep_expired
 from ..services.crons import fire_due
 from ..services.threads import expire_threads
+from ..status import CANCEL_ACTIONS
+from ..storage.runs import NewRun
 from ..storage.webhooks import WebhookRepo
 from ..webhooks.delivery import Deliverer
 from .executor import RunControl, execute
@@ -58,6 +60,7 @@ class QueueWorker:
         self._stopping = False
         self._reserved = 0  # slots promised to runs being created in this process (reserve / adopt)
         self._unsure: set[asyncio.Task] = set()  # hand-backs of claims whose creation failed (adopt)
+        self._handing_back: set[uuid.UUID] = set()  # their runs: not claimed here meanwhile
         self._behind = False  # the last claim took all it could: runs may be waiting in the queue
         self._context = contextvars.copy_context()  # runs start from it, not from a request's context (its log ids)
         self._renewed_at = time.monotonic()  # when this worker last renewed its leases
@@ -135,7 +138,8 @@ class QueueWorker:
         while not self._stopping:
             # A process shutting down ends every subscription (so that API streams close): subscribe
             # again, the queue keeps working while it drains.
-            async with broker.subscribe(WAKE) as wakes, broker.subscribe(CANCEL) as cancels:
+            async with broker.subscribe(WAKE) as wakes, broker.subscribe(CANCEL) as cancels, \
+                    broker.subscribe(WATCH) as watches:
                 ready.set()
 
                 async def on_wake():
@@ -148,14 +152,21 @@ class QueueWorker:
                     async for message in cancels:
                         try:
                             run_id, _, action = message.decode().partition(" ")
-                            if action == WATCH:
-                                self.watch(uuid.UUID(run_id))
-                            else:
-                                self.cancel(uuid.UUID(run_id), action or "interrupt")
+                            action = action or "interrupt"
+                            if action not in CANCEL_ACTIONS:  # from a newer process, say: not a cancel we know
+                                raise ValueError(action)
+                            self.cancel(uuid.UUID(run_id), action)
                         except ValueError:
                             log.warning("ignored a malformed cancel message: %r", message[:100])
 
-                await asyncio.gather(on_wake(), on_cancel())
+                async def on_watch():
+                    async for message in watches:
+                        try:
+                            self.watch(uuid.UUID(message.decode()))
+                        except ValueError:
+                            log.warning("ignored a malformed watch message: %r", message[:100])
+
+                await asyncio.gather(on_wake(), on_cancel(), on_watch())
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -170,7 +181,10 @@ class QueueWorker:
         free = self._open_slots()
         claimed, due = [], None
         if free > 0:
-            claimed, due = await self.rt.queue.claim_next(self.worker_id, free, self.lease, list(self.active))
+            # not the runs executing here, nor those being handed back (a hand-back retried after a lost answer
+            # must not match a claim of the same run by this worker: its fence is this worker and attempt 1)
+            executing = [*self.active, *self._handing_back]
+            claimed, due = await self.rt.queue.claim_next(self.worker_id, free, self.lease, executing)
             self._behind = len(claimed) == free
         for run in claimed:
             await self._start(run)
@@ -184,7 +198,11 @@ class QueueWorker:
         if self._stopping or (not reserved and self._open_slots() <= 0):
             # stopped during the claim, or its slot went meanwhile to a run created here (reserve): straight back
             # to the queue (a graceful hand-back, not counted as a failure), for the next free slot
-            await self.rt.queue.release(run, unstarted=True)
+            try:
+                await self.rt.queue.release(run, unstarted=True)
+            except Exception as exc:  # the other runs of the claim still start; this one's lease expires
+                log.warning("run %s: could not hand it back (%s); the sweep requeues it when its lease expires",
+                            run["run_id"], exc)
             self._wake.set()
             return
         control = RunControl()
@@ -201,35 +219,43 @@ class QueueWorker:
         self._reserved += 1
         return {"worker": self.worker_id, "lease": self.lease}
 
-    async def adopt(self, run: dict | None, unsure=None) -> None:
+    async def adopt(self, run: dict | None, unsure: NewRun | None = None) -> None:
         """Take a reserved slot back: with the run its creation claimed for this worker (then execute it), or None.
-        `unsure`: the run (a NewRun) of a creation whose answer the database failed to give: it may have been
-        claimed for this worker all the same, and nothing here executes it; it is handed back in the background."""
+        `unsure`: the run of a creation whose answer the database failed to give: it may have been claimed for this
+        worker all the same, and nothing here executes it; it is handed back in the background."""
         self._reserved -= 1
         if run is not None:
             await self._start(run, reserved=True)
             return
         self._wake.set()  # the slot is free again: runs in the queue may take it
         if unsure is not None:
+            self._handing_back.add(unsure.run_id)
             task = asyncio.create_task(self._hand_back_unsure(unsure.run_id, unsure.thread_id),
                                        name=f"hand-back-{unsure.run_id}", context=self._context.copy())
             self._unsure.add(task)
             task.add_done_callback(self._unsure.discard)
 
     async def _hand_back_unsure(self, run_id: uuid.UUID, thread_id: uuid.UUID) -> None:
-        """Give back to the queue a run its creation may have claimed for this worker (attempt 1, never executed
-        here), retrying while the database is away; past its lease, the sweep requeues it anyway."""
+        """Give back to the queue a run its creation may have claimed for this worker, never executed here,
+        retrying while the database is away; past its lease, the sweep requeues it anyway."""
+        # a creation claims a run as its attempt 1 (storage/runs.py, create with `start`)
         claim = {"run_id": run_id, "thread_id": thread_id, "lease_owner": self.worker_id, "attempt": 1}
         deadline = time.monotonic() + self.lease
-        while not self._stopping and time.monotonic() < deadline:
-            try:
-                if await self.rt.queue.release(claim, unstarted=True) is not None:
-                    log.warning("run %s: its creation failed after claiming it; handed back to the queue", run_id)
+        try:
+            while not self._stopping and time.monotonic() < deadline:
+                try:
+                    status = await self.rt.queue.release(claim, unstarted=True)
+                except Exception as exc:
+                    log.info("run %s: cannot hand back its unsure claim yet (%s); retrying", run_id, exc)
+                    await asyncio.sleep(UNSURE_RETRY_SECONDS)
+                    continue
+                if status is not None:
+                    log.warning("run %s: its creation failed after claiming it; handed back (now %s)", run_id, status)
                     self._wake.set()
+                    self.deliverer.wake()  # ended instead (a cancel asked meanwhile): its webhook is due
                 return
-            except Exception as exc:
-                log.info("run %s: cannot hand back its unsure claim yet (%s); retrying", run_id, exc)
-                await asyncio.sleep(UNSURE_RETRY_SECONDS)
+        finally:
+            self._handing_back.discard(run_id)
 
     def free_slots(self) -> int:
         """How many more runs this worker takes now."""

@@ -157,18 +157,24 @@ class _ThreadLog:
         if run["kwargs"].get("protocol") or run.get("thread_watched"):
             await self._open()
 
-    async def _open(self) -> None:
+    async def _open(self, held: bool = True) -> None:
         self.stream = ProtocolStream(self.run["kwargs"]["config"]["configurable"]["graph_id"])
-        await self.add(self.stream.started())
+        await self.add(self.stream.started(), held=held)
+
+    def _followed_since(self) -> bool:
+        """Someone began following the thread after the claim, and nothing was logged yet."""
+        return self.stream is None and self.control is not None and self.control.watched
 
     async def feed(self, event: str, data: bytes) -> None:
-        if self.stream is None and self.control is not None and self.control.watched:
-            await self._open()  # followed since the claim: the run shows as running, then its events from here
+        if self._followed_since():
+            await self._open()  # the run shows as running, then its events from here
         if self.stream is not None:
             await self.add(self.stream.feed(event, data))
 
     async def finished(self, status: str, error: Any = None, interrupted: bool = False) -> None:
         """After the run's end is recorded (so not as the run's holder any more)."""
+        if self._followed_since():  # followed while in a node that streamed nothing more: running, then its end
+            await self._open(held=False)
         if self.stream is not None:
             await self.add(self.stream.finished(status, error, interrupted or bool(self.stream.asked)), held=False)
 
