@@ -182,7 +182,8 @@ async def _executor(settings: Settings, host: str, port: int, slots: int) -> int
     try:
         bound = await server.start(host, port)
         settle_gc()
-        log.info("executor %s listening on %s:%d with %d slots", server.executor_id, host, bound, slots)
+        log.info("executor %s listening on %s:%d with %d slots%s", server.executor_id, host, bound, slots,
+                 " (TLS)" if server.tls else "")
         await stop.wait()
         log.info("executor %s stopping", server.executor_id)
     finally:

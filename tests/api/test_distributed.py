@@ -16,13 +16,13 @@ from run_helpers import FINISHED, SLOW, STEPS, new_thread, run_status, slow
 SECRET = {"AGENT_SERVER_EXECUTOR_SECRET": "test-secret"}
 
 
-def add_executors(cluster, n: int, slots: int = 3) -> list[ServerProcess]:
+def add_executors(cluster, n: int, slots: int = 3, env: dict[str, str] | None = None) -> list[ServerProcess]:
     """`n` executor processes started at once, returned when all listen."""
     executors = []
     for _ in range(n):
         port = free_port()
         executor = ServerProcess(
-            env={**cluster.env, **SECRET}, command="executor",
+            env={**cluster.env, **SECRET, **(env or {})}, command="executor",
             args=["--host", "127.0.0.1", "--port", str(port), "--slots", str(slots)],
         )
         executor.address = f"127.0.0.1:{port}"
@@ -206,3 +206,59 @@ async def test_worker_with_executors_runs_an_orchestrator_and_its_executors_on_t
     result = await cluster.client.runs.wait(thread_id, SLOW, input={}, config=slow(0.01))
     assert result["steps"] == STEPS
     assert worker.stop() == 0
+
+
+def _certificate(directory) -> tuple[dict[str, str], str]:
+    """A self-signed certificate for 127.0.0.1 and its key as PEM files: (a TLS executor's env, the file its
+    orchestrators trust)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "agent-server test executor")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "executor.pem", directory / "executor.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return {"AGENT_SERVER_EXECUTOR_TLS_CERT": str(cert_file), "AGENT_SERVER_EXECUTOR_TLS_KEY": str(key_file)}, str(cert_file)
+
+
+async def test_executors_serve_tls_and_orchestrators_trusting_their_ca_run_through_them(cluster, tmp_path):
+    tls, ca = _certificate(tmp_path)
+    (executor,) = add_executors(cluster, 1, env=tls)
+    assert "(TLS)" in executor.output()
+    secret = (("x-agent-server-executor-secret", "test-secret"),)
+    async with grpc.aio.insecure_channel(executor.address) as channel:  # plaintext: no answer
+        try:
+            await channel.unary_unary("/agent_server.Executor/Status")(b"", metadata=secret, timeout=5)
+            raise AssertionError("a TLS executor answered a plaintext call")
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.UNAVAILABLE
+    add_orchestrator(cluster, [executor], AGENT_SERVER_EXECUTOR_TLS_CA=ca)
+    client = cluster.client
+    thread_id = await new_thread(client)
+    events = [p.event async for p in client.runs.stream(thread_id, SLOW, input={}, stream_mode="updates", config=slow(0.01))]
+    assert events == ["metadata", *["updates"] * 5]
+    assert started_on(executor) == 1
+
+
+def test_an_executor_given_a_certificate_without_its_key_refuses_to_start(cluster, tmp_path):
+    tls, _ = _certificate(tmp_path)
+    executor = ServerProcess(env={**cluster.env, **SECRET, "AGENT_SERVER_EXECUTOR_TLS_CERT": tls["AGENT_SERVER_EXECUTOR_TLS_CERT"]},
+                             command="executor", args=["--host", "127.0.0.1", "--port", str(free_port())])
+    cluster.workers.append(executor)
+    assert executor.proc.wait(60) != 0
+    assert "needs both AGENT_SERVER_EXECUTOR_TLS_CERT and AGENT_SERVER_EXECUTOR_TLS_KEY" in executor.output()

@@ -97,8 +97,11 @@ class ExecutorServer:
         self.executor_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.slots = [Slot(settings, graphs, i) for i in range(slots)]
         self.server: grpc.aio.Server | None = None
+        self.tls = False
 
     async def start(self, host: str, port: int) -> int:
+        credentials = wire.server_credentials()  # first: a misconfigured executor fails before it opens anything
+        self.tls = credentials is not None
         # Slots are threads: one burning the CPU holds the GIL a switch interval each time another asks for it
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         for slot in self.slots:  # one after the other: each checks the schema
@@ -108,7 +111,10 @@ class ExecutorServer:
             "Execute": grpc.stream_stream_rpc_method_handler(self.execute),
             "Status": grpc.unary_unary_rpc_method_handler(self.status),
         })])
-        bound = self.server.add_insecure_port(f"{host}:{port}")
+        if credentials is None:
+            bound = self.server.add_insecure_port(f"{host}:{port}")
+        else:
+            bound = self.server.add_secure_port(f"{host}:{port}", credentials)
         await self.server.start()
         return bound
 

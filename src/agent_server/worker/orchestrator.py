@@ -36,7 +36,7 @@ class ExecutorLink:
     def __init__(self, address: str, shared_secret: str, timeout: float, on_change) -> None:
         self.address, self.timeout, self.on_change = address, timeout, on_change
         self.metadata = wire.metadata(shared_secret)
-        self.channel = grpc.aio.insecure_channel(address, options=wire.OPTIONS)
+        self.channel = wire.channel(address)
         self.execute = self.channel.stream_stream(wire.EXECUTE)
         self.status = self.channel.unary_unary(wire.STATUS)
         self.slots = self.reported_busy = 0
