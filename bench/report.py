@@ -133,6 +133,34 @@ def agent_targets(data: dict) -> list[tuple[str, str, str, bool]]:
          st.get("peak_rss_mb") is not None and st["peak_rss_mb"] <= 300),
         ("open streams: RSS back to idle after they disconnect", "≤ idle + 10 MB",
          f"{'–' if back is None else format(back, '+.1f')} MB", back is not None and back <= 10),
+        *_split_stream_targets(data),
+    ]
+
+
+def _split_stream_targets(data: dict) -> list[tuple[str, str, str, bool]]:
+    """The same open streams on an API process that only relays (the runs in a worker process)."""
+    split = data.get("streams_split")
+    if not split:
+        return []
+    first, second = split["first"], split["second"]
+    p99 = first.get("delay_p99_ms")
+
+    def back(wave: dict) -> float | None:
+        return None if wave.get("after_rss_mb") is None else wave["after_rss_mb"] - wave["idle_rss_mb"]
+
+    cold, warm = back(first), back(second)
+    return [
+        ("split mode (API relays, runs in a worker): every event delivered in order", "0 lost",
+         f"{first.get('complete', 0) + second.get('complete', 0):,} of {first.get('clients', 0) + second.get('clients', 0):,} complete",
+         first.get("errors") == 0 and second.get("errors") == 0),
+        ("split mode: publish → client, p99 (first wave; second)", "≤ 50 ms",
+         f"{_f(p99)} ms; {_f(second.get('delay_p99_ms'))} ms", p99 is not None and p99 <= 50),
+        ("split mode: API process RSS", "≤ 300 MB", f"{_f(first.get('peak_rss_mb'))} MB",
+         first.get("peak_rss_mb") is not None and first["peak_rss_mb"] <= 300),
+        ("split mode: RSS back to idle after they disconnect (a fresh process)", "≤ idle + 10 MB",
+         f"{'–' if cold is None else format(cold, '+.1f')} MB", cold is not None and cold <= 10),
+        ("split mode: the same after a second wave (idle: where the first left it)", "≤ idle + 10 MB",
+         f"{'–' if warm is None else format(warm, '+.1f')} MB", warm is not None and warm <= 10),
     ]
 
 
@@ -171,9 +199,18 @@ def streams_section(data: dict) -> str:
     st = data.get("streams")
     if not st:
         return "Not run."
+    split = data.get("streams_split")
+    return _streams_text(st, f"One `agent-server dev` process (API and queue, `N_JOBS_PER_WORKER={st.get('jobs', '–')}`)") + (
+        "" if not split else "\n\n" + _streams_text(
+            split["first"], f"Split mode, first wave: an `agent-server serve --no-queue` process (whose figures these are) "
+            f"and one `agent-server worker` (`N_JOBS_PER_WORKER={split.get('jobs', '–')}`) that executes the runs, joined by "
+            "PostgreSQL and Redis") + "\n\n" + _streams_text(split["second"], "Split mode, second wave, on the same processes"))
+
+
+def _streams_text(st: dict, setup: str) -> str:
     cfg = st["settings"]
     return (
-        f"One `agent-server dev` process (API and queue, `N_JOBS_PER_WORKER={st.get('jobs', '–')}`): {st['runs']} runs at once "
+        f"{setup}: {st['runs']} runs at once "
         f"(resumable), each streaming {cfg['tokens']} tokens {cfg['token_gap'] * 1000:g} ms apart after {cfg['start_delay']:g} s, "
         f"each followed by {st['joiners']} `join_stream` clients (Last-Event-ID 0, so a late client misses nothing): "
         f"{st['clients']:,} SSE clients. {st['complete']:,} of {st['clients']:,} got every token in order "
@@ -232,8 +269,8 @@ def agent_analysis(data: dict) -> str:
   soon as the last one is written); the socket writes about 15 %; the graph and langchain's callbacks per token
   about a quarter. Tried and not kept, as both stayed within the run-to-run spread: a 1–2 ms wait before each
   group to make it larger, and young-generation thresholds of 5,000, 10,000 and 20,000 (shorter young pauses, but
-  second-generation ones of 40–140 ms). What would move it: the runs in worker processes (split mode), the API
-  process only relaying, and readers on another machine. The clients' connection burst
+  second-generation ones of 40–140 ms). What moves it: the runs in a worker process (split mode), the API
+  process only relaying{_split_streams_note(data)}; and readers on another machine. The clients' connection burst
   ({_f(st.get('connect_all_s'))} s for {st.get('clients', 0):,} `join_stream` requests, two queries each) ends before
   the first token, so it is not in the delays. RSS after the clients leave ({_f(st.get('after_rss_mb'))} MB) stays
   near the peak, and a second wave of 1,000 clients on the same process brought it no higher (measured by hand:
@@ -246,6 +283,20 @@ def agent_analysis(data: dict) -> str:
   without. `malloc_trim` gave back 9 MB; `PYTHONMALLOC=malloc` (an earlier round) 46 MB, still 55 MB above idle
   and slower. What would lower it: fewer objects per open stream and per running run, or the runs in worker
   processes of their own (at the peak the process holds 250 runs in flight as well as the 1,000 streams)."""
+
+
+def _split_stream_note(wave: dict) -> str:
+    return (f"p99 {_f(wave.get('delay_p99_ms'))} ms, RSS idle {_f(wave.get('idle_rss_mb'))} → peak "
+            f"{_f(wave.get('peak_rss_mb'))} → after {_f(wave.get('after_rss_mb'))} MB")
+
+
+def _split_streams_note(data: dict) -> str:
+    split = data.get("streams_split")
+    if not split:
+        return ""
+    return (f" (this run, API process: first wave {_split_stream_note(split['first'])}; second wave "
+            f"{_split_stream_note(split['second'])}: what the first wave leaves is a high-water mark the second "
+            "reuses, not a ratchet)")
 
 
 def analysis(data: dict) -> str:

@@ -10,7 +10,8 @@ and Redis (REDIS_URI, default redis://127.0.0.1:6379/0): an API process and 1 qu
 with no migrate step, then 2 workers, on CPU-burning runs; then chaos: API + 2 workers started together on an
 empty database, one killed mid-way through 30 threaded runs; then the agent-shaped conversations
 (bench/agent_bench.py) on ours (external PostgreSQL, then embedded) and the official server, and many open
-streams on ours (250 runs × 4 join_stream clients); then the deployment modes side by side (bench/modes.py:
+streams on ours (250 runs × 4 join_stream clients), on one process and then on an API process with the runs in
+a worker (two waves); then the deployment modes side by side (bench/modes.py:
 single host, split, distributed). Everything runs one at a time. Writes
 bench/results.json and bench/RESULTS.md.
 """
@@ -343,6 +344,26 @@ def bench_streams(dsn: str, quick: bool) -> dict:
     return {**out, "jobs": jobs}
 
 
+def bench_streams_split(dsn: str, quick: bool) -> dict:
+    """The same open streams on an API process that only relays (`serve --no-queue`): the runs execute in a `worker`
+    process, joined by PostgreSQL and Redis. Two waves: the second shows whether memory returns to where the
+    first left it (a warm process)."""
+    runs = 25 if quick else 250
+    port = free_port()
+    env = {"DATABASE_URI": dsn, "REDIS_URI": REDIS, "N_JOBS_PER_WORKER": str(runs + 50)}
+    api_cmd = [AGENT_SERVER, "serve", "--no-queue", "--config", str(AGENT_CONFIG), "--host", "127.0.0.1", "--port", str(port)]
+    with ExitStack() as stack:
+        api = stack.enter_context(server("streams API", api_cmd, port, env))
+        stack.enter_context(server("streams worker", [AGENT_SERVER, "worker", "--config", str(AGENT_CONFIG)], None, env,
+                                   ready_line="running up to"))
+        waves = []
+        for wave in ("first", "second"):
+            log(f"\n== many open streams, split mode (API + 1 worker), {wave} wave: {runs} runs × 4 join_stream clients  "
+                f"(load average {os.getloadavg()[0]:.2f})")
+            waves.append(asyncio.run(A.many_streams(f"http://127.0.0.1:{port}", api, runs=runs, log=log)))
+    return {"first": waves[0], "second": waves[1], "jobs": runs + 50}
+
+
 def run_modes(dsns: list[str], quick: bool) -> dict:
     """Single host vs split vs distributed mode (bench/modes.py), each on a database of `dsns`."""
     import modes  # it imports this module's helpers
@@ -374,9 +395,9 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         "load_average_at_start": round(os.getloadavg()[0], 2),
     }
-    with fresh_databases(["server", "floor", "split", "chaos", "bodies", "agent", "streams",
+    with fresh_databases(["server", "floor", "split", "chaos", "bodies", "agent", "streams", "streams_split",
                           "modes_single", "modes_split", "modes_distributed"]) as (
-        [server_db, floor_db, split_db, chaos_db, bodies_db, agent_db, streams_db, *modes_dbs], db_note
+        [server_db, floor_db, split_db, chaos_db, bodies_db, agent_db, streams_db, streams_split_db, *modes_dbs], db_note
     ):
         meta["database"] = db_note
         log(f"database: {db_note}")
@@ -392,10 +413,11 @@ def main() -> None:
         bodies = bench_big_bodies(bodies_db)
         agent = bench_agent(agent_db, args.quick)
         streams = bench_streams(streams_db, args.quick)
+        streams_split = bench_streams_split(streams_split_db, args.quick)
         modes = run_modes(modes_dbs, args.quick)
     meta["seconds"] = round(time.monotonic() - started)
     data = {"meta": meta, "ours": ours, "official": official, "floor": floor, "split": split, "chaos": chaos, "bodies": bodies,
-            "agent": agent, "streams": streams, "modes": modes}
+            "agent": agent, "streams": streams, "streams_split": streams_split, "modes": modes}
     (BENCH / "results.json").write_text(json.dumps(data, indent=2))
     from report import render
 
