@@ -122,7 +122,10 @@ def test_protocol_errors(http, server):
     assert error(rpc(http, "message/send", {"message": {"role": "user", "parts": []}})) == -32602
     assert error(rpc(http, "tasks/get", {"id": "nope"})) == -32001
     assert error(rpc(http, "tasks/get", {"id": f"{uuid.uuid4()}:{uuid.uuid4()}"})) == -32001
-    assert error(rpc(http, "tasks/resubscribe", {"id": "x"})) == -32601
+    assert error(rpc(http, "tasks/pushNotificationConfig/set", {"id": "x"})) == -32601
+    unknown_task = {"jsonrpc": "2.0", "id": 8, "method": "tasks/resubscribe", "params": {"id": "x"}}
+    answer = http.post(f"/a2a/{chat_id()}", json=unknown_task, headers={"Accept": "text/event-stream"}).json()
+    assert answer["id"] == 8 and error(answer) == -32001
     echo = str(__import__("agent_server.graphs", fromlist=["x"]).default_assistant_id("failing"))
     assert error(rpc(http, "message/send", text("hi"), assistant_id=echo)) == -32602  # no messages key
 
@@ -195,3 +198,30 @@ async def test_the_a2a_sdk_client_sends_streams_and_gets_tasks(server):
 
     task = await client.get_task(GetTaskRequest(id=updates[-1].status_update.task_id))
     assert task.context_id == sent.task.context_id and len(task.history) == 4
+
+
+def _resubscribe(http: httpx.Client, assistant_id: str, task_id: str) -> list[dict]:
+    body = {"jsonrpc": "2.0", "id": "r", "method": "tasks/resubscribe", "params": {"id": task_id}}
+    with http.stream("POST", f"/a2a/{assistant_id}", json=body, headers={"Accept": "text/event-stream"}) as answer:
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
+        return [json.loads(line[6:])["result"] for line in answer.iter_lines() if line.startswith("data: ")]
+
+
+def test_tasks_resubscribe_follows_a_running_task_to_its_end_and_answers_an_ended_one(http, server):
+    """A client that lost its message/stream resubscribes: the task as it stands, then its updates to the final
+    one; a task that has ended answers as it stands, then its final status."""
+    created = http.post("/assistants", json={"graph_id": "slow", "config": {"configurable": {"delay": 0.4}}})
+    slow = created.json()["assistant_id"]  # 5 steps of 0.4 s: still running when the client comes back
+    body = {"jsonrpc": "2.0", "id": 1, "method": "message/stream", "params": {"message": {
+        "role": "user", "messageId": "m", "parts": [{"kind": "data", "data": {}}]}}}
+    with http.stream("POST", f"/a2a/{slow}", json=body, headers={"Accept": "text/event-stream"}) as answer:
+        first = json.loads(next(line for line in answer.iter_lines() if line.startswith("data: "))[6:])["result"]
+    # that stream was dropped; the task goes on
+    again = _resubscribe(http, slow, first["id"])
+    assert again[0]["kind"] == "task" and again[0]["id"] == first["id"]
+    assert again[0]["status"]["state"] in ("submitted", "working")
+    assert again[-1]["kind"] == "status-update" and again[-1]["final"] is True
+    assert again[-1]["status"]["state"] == "completed" and again[-1]["taskId"] == first["id"]
+    ended = _resubscribe(http, slow, first["id"])
+    assert ended[0]["status"]["state"] == "completed"
+    assert ended[-1]["final"] is True and ended[-1]["status"]["state"] == "completed"

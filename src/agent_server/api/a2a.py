@@ -21,7 +21,7 @@ async def post(request: Request, assistant_id: str) -> Response:
         return JSONResponse(jsonrpc.error(None, exc))
     if not jsonrpc.is_request(message):
         return Response(status_code=202)
-    id_, streaming = message["id"], message["method"] == "message/stream"
+    id_, streaming = message["id"], message["method"] in a2a.STREAMING
     wanted = "text/event-stream" if streaming else "application/json"
     if not jsonrpc.accepts(request.headers.get("accept", ""), wanted):
         refused = jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, f"Not Acceptable: the Accept header must include {wanted}")
@@ -31,7 +31,8 @@ async def post(request: Request, assistant_id: str) -> Response:
         if not streaming:
             result = await a2a.handle(rt, ctx, assistant_id, message, lambda: _until_disconnected(request))
             return JSONResponse(jsonrpc.result(id_, result))
-        follower, updates = await a2a.stream(rt, ctx, assistant_id, message)
+        answer = a2a.stream if message["method"] == "message/stream" else a2a.resubscribe
+        follower, updates = await answer(rt, ctx, assistant_id, message)
     except jsonrpc.RpcError as exc:
         return JSONResponse(jsonrpc.error(id_, exc))
 

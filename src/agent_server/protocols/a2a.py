@@ -20,7 +20,8 @@ TASK_NOT_CANCELABLE = -32002
 UNSUPPORTED_OPERATION = -32004
 CONTENT_TYPE_NOT_SUPPORTED = -32005
 
-METHODS = ("message/send", "message/stream", "tasks/get", "tasks/cancel")
+METHODS = ("message/send", "message/stream", "tasks/get", "tasks/cancel", "tasks/resubscribe")
+STREAMING = ("message/stream", "tasks/resubscribe")  # answered as SSE (stream, resubscribe), not by handle
 STATES = {  # a run's status as a task's state; a run that stopped on an interrupt is "input-required"
     "pending": "submitted", "running": "working", "success": "completed", "interrupted": "canceled",
     "error": "failed", "timeout": "failed",
@@ -85,7 +86,7 @@ async def handle(
 ) -> dict:
     """The result of one request but message/stream (see stream); RpcError for an error object."""
     method, params = message["method"], params_of(message)
-    if method not in METHODS or method == "message/stream":
+    if method not in METHODS or method in STREAMING:
         raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method}")
     assistant, schema = await agent(rt, ctx, assistant_id)
     if method == "message/send":
@@ -102,6 +103,11 @@ async def handle(
             raise RpcError(TASK_NOT_CANCELABLE, "Task is not cancelable in its current state")
         await runs.cancel_one(rt, ctx, run["thread_id"], run["run_id"], "interrupt", wait=True)
         return _task(params["id"], context_id, "canceled", None, assistant, note="Task was canceled")
+    return await _current(rt, ctx, run, thread, params["id"], assistant)
+
+
+async def _current(rt: Runtime, ctx: Context, run: dict, thread: dict, task_id: str, assistant: dict) -> dict:
+    """The task as it stands (tasks/get)."""
     latest = (await runs.list_runs(rt, ctx, run["thread_id"], status=None, limit=1, offset=0))[0]["run_id"] == run["run_id"]
     state = STATES.get(run["status"], "submitted")
     if state == "completed" and latest and thread["status"] == "interrupted":
@@ -110,7 +116,7 @@ async def handle(
     values = thread.get("values") if latest else None
     if state == "input-required":
         values = {**(values or {}), "__interrupt__": [i for group in (thread.get("interrupts") or {}).values() for i in group]}
-    return _task(params["id"], context_id, state, values, assistant)
+    return _task(task_id, str(run["thread_id"]), state, values, assistant)
 
 
 class _Turn:
@@ -298,23 +304,41 @@ async def stream(
     turn = await _turn(rt, ctx, assistant, schema, params_of(message))
     payload = {**turn.payload, "stream_mode": ["messages-tuple", "values"]}
     run, follower = await _run(runs.stream(rt, ctx, turn.thread_id, assistant["assistant_id"], payload))
-    return follower, _updates(follower, turn, turn.task_id(run), assistant)
-
-
-async def _updates(follower: runs.RunFollower, turn: _Turn, task_id: str, assistant: dict) -> AsyncIterator[dict | None]:
-    context_id = turn.context_id
-    sent = turn.message
-    user = _message("user" if sent["role"] == "user" else "agent", "", task_id, context_id, sent["messageId"])
+    task_id, sent = turn.task_id(run), turn.message
+    user = _message("user" if sent["role"] == "user" else "agent", "", task_id, turn.context_id, sent["messageId"])
     user["parts"] = sent["parts"]
-    yield {"kind": "task", "id": task_id, "contextId": context_id, "history": [user],
-           "status": {"state": "submitted", "timestamp": _now()}}
+    submitted = {"kind": "task", "id": task_id, "contextId": turn.context_id, "history": [user],
+                 "status": {"state": "submitted", "timestamp": _now()}}
+    return follower, _updates(follower, submitted, assistant)
+
+
+async def resubscribe(
+    rt: Runtime, ctx: Context, assistant_id: str, message: dict
+) -> tuple[runs.RunFollower, AsyncIterator[dict | None]]:
+    """A tasks/resubscribe: the task as it stands, then its updates from now on, as message/stream sends them (a
+    task that has ended: as it stands, then its final status)."""
+    assistant, _ = await agent(rt, ctx, assistant_id)
+    params = params_of(message)
+    run, thread = await _resolve(rt, ctx, assistant, params)
+    current = await _current(rt, ctx, run, thread, params["id"], assistant)
+    # an end between that read and this subscription is in the database: events(check_first) finds it
+    follower = await runs.RunFollower(rt, run["run_id"]).__aenter__()
+    return follower, _updates(follower, current, assistant, check_first=True)
+
+
+async def _updates(follower: runs.RunFollower, first: dict, assistant: dict,
+                   check_first: bool = False) -> AsyncIterator[dict | None]:
+    """`first` (the task), then a status update per token of the agent's answer, the answer as an artifact and the
+    final status. `check_first`: the run may have ended before `follower` subscribed."""
+    task_id, context_id = first["id"], first["contextId"]
+    yield first
     texts: dict[str, str] = {}
 
     def update(state: str, final: bool, note: dict | None = None) -> dict:
         status = {"state": state, **({"message": note} if note else {}), "timestamp": _now()}
         return {"taskId": task_id, "contextId": context_id, "kind": "status-update", "status": status, "final": final}
 
-    async for event, data, _ in follower.events():
+    async for event, data, _ in follower.events(check_first=check_first):
         if not event:
             yield None
         elif event == "messages":
