@@ -86,7 +86,7 @@ async def test_a_run_with_nothing_ahead_of_it_is_claimed_by_its_creation_when_th
     query first), while the answer still shows it queued. A run behind another on its thread, a run created
     while the slots are full and a run created after the worker began to stop are only queued."""
     from agent_server.graphs import default_assistant_id
-    from agent_server.services import SYSTEM, runs, threads
+    from agent_server.services import SYSTEM, runs
     from agent_server.worker.consumer import QueueWorker
     from run_helpers import slow, wait_for
 
@@ -99,7 +99,7 @@ async def test_a_run_with_nothing_ahead_of_it_is_claimed_by_its_creation_when_th
 
     try:
         await worker.start()
-        thread = (await threads.create(rt, SYSTEM, None, metadata={}, if_exists="raise", ttl=None, supersteps=None))["thread_id"]
+        thread = await _new_thread(rt)
         first = await runs.create(rt, SYSTEM, thread, slow_graph, {"input": {}, "config": slow(0.3)})
         assert first["run_id"] in worker.active and first["status"] == "pending"
         assert await row(first["run_id"]) == {"status": "running", "attempt": 1, "lease_owner": worker.worker_id}
@@ -118,6 +118,12 @@ async def test_a_run_with_nothing_ahead_of_it_is_claimed_by_its_creation_when_th
         await worker.stop()
         await rt.close()
         drop_database(postgres_server, rt.settings.database_uri)
+
+
+async def _new_thread(rt):
+    from agent_server.services import SYSTEM, threads
+
+    return (await threads.create(rt, SYSTEM, None, metadata={}, if_exists="raise", ttl=None, supersteps=None))["thread_id"]
 
 
 async def _ended(rt, run_id) -> bool:
@@ -335,7 +341,7 @@ async def test_a_run_whose_thread_becomes_followed_logs_its_events_after_the_nex
     heartbeat says so too, and the run logs its events for thread event streams from then on."""
     from agent_server.graphs import default_assistant_id
     from agent_server.serde import loads
-    from agent_server.services import SYSTEM, runs, threads
+    from agent_server.services import SYSTEM, runs
     from agent_server.worker.consumer import QueueWorker
     from run_helpers import slow, wait_for
 
@@ -344,7 +350,7 @@ async def test_a_run_whose_thread_becomes_followed_logs_its_events_after_the_nex
     worker = QueueWorker(rt, concurrency=2)
     try:
         await worker.start()
-        thread = (await threads.create(rt, SYSTEM, None, metadata={}, if_exists="raise", ttl=None, supersteps=None))["thread_id"]
+        thread = await _new_thread(rt)
         run = await runs.create(rt, SYSTEM, thread, default_assistant_id("slow"),
                                 {"input": {}, "config": slow(0.4), "stream_mode": ["updates"]})
         assert run["run_id"] in worker.active
@@ -413,7 +419,7 @@ async def test_a_run_followed_while_in_a_node_that_streams_nothing_more_still_lo
     running and how it ended."""
     from agent_server.graphs import default_assistant_id
     from agent_server.serde import loads
-    from agent_server.services import SYSTEM, runs, thread_stream, threads
+    from agent_server.services import SYSTEM, runs, thread_stream
     from agent_server.worker.consumer import QueueWorker
     from run_helpers import slow, wait_for
 
@@ -421,7 +427,7 @@ async def test_a_run_followed_while_in_a_node_that_streams_nothing_more_still_lo
     worker = QueueWorker(rt, concurrency=2)
     try:
         await worker.start()
-        thread = (await threads.create(rt, SYSTEM, None, metadata={}, if_exists="raise", ttl=None, supersteps=None))["thread_id"]
+        thread = await _new_thread(rt)
         run = await runs.create(rt, SYSTEM, thread, default_assistant_id("slow"),
                                 {"input": {}, "config": slow(5), "stream_mode": ["updates"]})
         await thread_stream.watch(rt, thread)

@@ -31,8 +31,7 @@ async def post(request: Request, assistant_id: str) -> Response:
         if not streaming:
             result = await a2a.handle(rt, ctx, assistant_id, message, lambda: _until_disconnected(request))
             return JSONResponse(jsonrpc.result(id_, result))
-        answer = a2a.stream if message["method"] == "message/stream" else a2a.resubscribe
-        follower, updates = await answer(rt, ctx, assistant_id, message)
+        follower, updates = await a2a.STREAMING[message["method"]](rt, ctx, assistant_id, message)
     except jsonrpc.RpcError as exc:
         return JSONResponse(jsonrpc.error(id_, exc))
 

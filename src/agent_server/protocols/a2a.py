@@ -21,7 +21,6 @@ UNSUPPORTED_OPERATION = -32004
 CONTENT_TYPE_NOT_SUPPORTED = -32005
 
 METHODS = ("message/send", "message/stream", "tasks/get", "tasks/cancel", "tasks/resubscribe")
-STREAMING = ("message/stream", "tasks/resubscribe")  # answered as SSE (stream, resubscribe), not by handle
 STATES = {  # a run's status as a task's state; a run that stopped on an interrupt is "input-required"
     "pending": "submitted", "running": "working", "success": "completed", "interrupted": "canceled",
     "error": "failed", "timeout": "failed",
@@ -84,7 +83,7 @@ async def agent_card(rt: Runtime, ctx: Context, assistant_id: str, base_url: str
 async def handle(
     rt: Runtime, ctx: Context, assistant_id: str, message: dict, disconnected: Callable[[], Awaitable]
 ) -> dict:
-    """The result of one request but message/stream (see stream); RpcError for an error object."""
+    """The result of one request but the streaming ones (STREAMING); RpcError for an error object."""
     method, params = message["method"], params_of(message)
     if method not in METHODS or method in STREAMING:
         raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method}")
@@ -324,6 +323,10 @@ async def resubscribe(
     # an end between that read and this subscription is in the database: events(check_first) finds it
     follower = await runs.RunFollower(rt, run["run_id"]).__aenter__()
     return follower, _updates(follower, current, assistant, check_first=True)
+
+
+# the methods answered as SSE, not by handle: the (follower, updates) of each
+STREAMING = {"message/stream": stream, "tasks/resubscribe": resubscribe}
 
 
 async def _updates(follower: runs.RunFollower, first: dict, assistant: dict,

@@ -59,8 +59,8 @@ class QueueWorker:
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self._reserved = 0  # slots promised to runs being created in this process (reserve / adopt)
-        self._unsure: set[asyncio.Task] = set()  # hand-backs of claims whose creation failed (adopt)
-        self._handing_back: set[uuid.UUID] = set()  # their runs: not claimed here meanwhile
+        # hand-backs of claims whose creation failed (adopt), by run: those runs are not claimed here meanwhile
+        self._handing_back: dict[uuid.UUID, asyncio.Task] = {}
         self._behind = False  # the last claim took all it could: runs may be waiting in the queue
         self._context = contextvars.copy_context()  # runs start from it, not from a request's context (its log ids)
         self._renewed_at = time.monotonic()  # when this worker last renewed its leases
@@ -103,7 +103,7 @@ class QueueWorker:
             await asyncio.wait([a.task for a in self.active.values()], timeout=10)
         for task in self._tasks:
             task.cancel()
-        if tasks := [*self._tasks, *self._unsure]:  # hand-backs under way may finish (they stop retrying now)
+        if tasks := [*self._tasks, *self._handing_back.values()]:  # hand-backs under way may finish (no retry now)
             # bounded: a task stuck on its way out (a network call) must not hold the process
             _, stuck = await asyncio.wait(tasks, timeout=STOP_SECONDS)
             for task in stuck:
@@ -229,11 +229,9 @@ class QueueWorker:
             return
         self._wake.set()  # the slot is free again: runs in the queue may take it
         if unsure is not None:
-            self._handing_back.add(unsure.run_id)
-            task = asyncio.create_task(self._hand_back_unsure(unsure.run_id, unsure.thread_id),
-                                       name=f"hand-back-{unsure.run_id}", context=self._context.copy())
-            self._unsure.add(task)
-            task.add_done_callback(self._unsure.discard)
+            self._handing_back[unsure.run_id] = asyncio.create_task(
+                self._hand_back_unsure(unsure.run_id, unsure.thread_id), name=f"hand-back-{unsure.run_id}",
+                context=self._context.copy())
 
     async def _hand_back_unsure(self, run_id: uuid.UUID, thread_id: uuid.UUID) -> None:
         """Give back to the queue a run its creation may have claimed for this worker, never executed here,
@@ -255,7 +253,7 @@ class QueueWorker:
                     self.deliverer.wake()  # ended instead (a cancel asked meanwhile): its webhook is due
                 return
         finally:
-            self._handing_back.discard(run_id)
+            self._handing_back.pop(run_id, None)
 
     def free_slots(self) -> int:
         """How many more runs this worker takes now."""
