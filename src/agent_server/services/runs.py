@@ -20,6 +20,7 @@ from ..observability import trace_kwargs
 from ..runtime import Runtime
 from ..serde import dumps, loads
 from ..status import FINISHED
+from ..storage.assistants import StaleAssistant, seen
 from ..storage.runs import SELECTABLE, Created, NewRun
 from ..webhooks.policy import Refused
 from . import Context
@@ -150,7 +151,13 @@ async def create(
 ) -> dict:
     """Queue a run; `thread_id=None` makes a stateless run on a thread of its own."""
     await check_webhook(rt, payload.get("webhook"))
-    new = await prepare(rt, ctx, thread_id, assistant_id, payload, run_id)
+    try:  # from the assistant as this process last read it, if it is still the latest
+        return await _create(rt, await prepare(rt, ctx, thread_id, assistant_id, payload, run_id, cached=True))
+    except StaleAssistant:  # it changed since: read it again
+        return await _create(rt, await prepare(rt, ctx, thread_id, assistant_id, payload, run_id))
+
+
+async def _create(rt: Runtime, new: NewRun) -> dict:
     # With a free slot in this process's queue, the run is claimed as it is created (a run behind others on its
     # thread, or delayed, is only queued): no wake-up, no claim query, no wait for the queue's loop.
     local = rt.local_queue if not new.after_seconds else None
@@ -191,9 +198,11 @@ async def check_webhook(rt: Runtime, url: str | None) -> None:
 
 
 async def prepare(
-    rt: Runtime, ctx: Context, thread_id: UUID | None, assistant_id: UUID, payload: dict, run_id: UUID | None = None
+    rt: Runtime, ctx: Context, thread_id: UUID | None, assistant_id: UUID, payload: dict, run_id: UUID | None = None,
+    *, cached: bool = False,
 ) -> NewRun:
-    """The run to queue, checked by the rules every run follows, whoever queues it (the API, a cron firing)."""
+    """The run to queue, checked by the rules every run follows, whoever queues it (the API, a cron firing).
+    `cached`: from the assistant as this process last read it; the run's creation checks it is still the latest."""
     run_id = run_id or uuid6()
     payload = payload_defaults(payload)
     asked = {
@@ -208,7 +217,7 @@ async def prepare(
     if thread_id is not None and visible and await rt.threads.exists(thread_id):
         await rt.threads.get(thread_id, filter=visible)  # another caller's thread: not found
     try:
-        assistant = await rt.assistants.get(assistant_id)
+        assistant = await (rt.assistants.cached(assistant_id) if cached else rt.assistants.get(assistant_id))
     except NotFound:
         raise NotFound("Thread or assistant not found.") from None
     await check_interrupt_nodes(rt, assistant, payload)
@@ -239,6 +248,7 @@ async def prepare(
         ephemeral=temporary,
         owner=visible.metadata,  # a thread the run creates is the caller's: visible to them as theirs are
         ttl=None if temporary else rt.settings.default_thread_ttl,
+        assistant_seen=seen(assistant) if cached else None,
     )
 
 

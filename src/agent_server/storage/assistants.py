@@ -1,6 +1,7 @@
 """Assistants and their versions."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +14,21 @@ COLUMNS = [
 ]
 SORTABLE = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
 FILTERABLE = {"assistant_id", "graph_id"}  # columns a Filter may name, besides metadata
+CACHED = 1024  # assistants whose latest row a process keeps for the runs it creates
+
+# SQL: the assistant of %(assistant)s is still the one read as of %(assistant_version)s and %(assistant_updated_at)s
+# (every change sets a new updated_at; a deleted one matches nothing).
+UNCHANGED = """EXISTS (SELECT 1 FROM assistant WHERE assistant_id = %(assistant)s
+                   AND version = %(assistant_version)s AND updated_at = %(assistant_updated_at)s)"""
+
+
+class StaleAssistant(Exception):
+    """A run was to be created from a cached assistant that has changed since (UNCHANGED failed): read it again."""
+
+
+def seen(assistant: dict) -> dict:
+    """The parameters of UNCHANGED for this assistant row."""
+    return {"assistant_version": assistant["version"], "assistant_updated_at": assistant["updated_at"]}
 
 
 def _visible(filter: Filter, alias: str = "assistant") -> tuple[str, dict]:
@@ -20,6 +36,25 @@ def _visible(filter: Filter, alias: str = "assistant") -> tuple[str, dict]:
 
 
 class AssistantRepo(Repository):
+    def __init__(self, pool) -> None:
+        super().__init__(pool)
+        self._latest: OrderedDict[UUID, dict] = OrderedDict()
+
+    async def cached(self, assistant_id: UUID) -> dict:
+        """The assistant as this process last read it, saving a round trip per run: whoever creates a run from
+        it checks, in the statement that creates the run, that it is still the latest (UNCHANGED)."""
+        row = self._latest.get(assistant_id)
+        if row is None:
+            return await self.get(assistant_id)
+        self._latest.move_to_end(assistant_id)
+        return row
+
+    def _remember(self, row: dict) -> None:
+        self._latest[row["assistant_id"]] = row
+        self._latest.move_to_end(row["assistant_id"])
+        if len(self._latest) > CACHED:
+            self._latest.popitem(last=False)
+
     async def create(
         self,
         assistant_id: UUID,
@@ -68,12 +103,16 @@ class AssistantRepo(Repository):
             f"SELECT * FROM assistant WHERE assistant_id = %(id)s AND {visible}", {**params, "id": assistant_id}, conn
         )
         if row is None:
+            self._latest.pop(assistant_id, None)
             raise NotFound(f"Assistant {assistant_id} not found")
+        if conn is None:  # committed, as of now
+            self._remember(row)
         return row
 
     async def update(self, assistant_id: UUID, changes: dict[str, Any], filter: Filter = ANYONE) -> dict:
         """Every update is a new version that becomes the latest."""
         visible, params = _visible(filter)
+        self._latest.pop(assistant_id, None)
         async with self.pool.connection() as conn, conn.transaction():
             current = await self.one(
                 f"SELECT * FROM assistant WHERE assistant_id = %(id)s AND {visible} FOR UPDATE",
@@ -105,6 +144,7 @@ class AssistantRepo(Repository):
     async def delete(self, assistant_id: UUID, *, with_threads: bool = False, filter: Filter = ANYONE) -> list[UUID]:
         """Delete the assistant; with_threads: also return the ids of its threads, for the caller to delete."""
         visible, params = _visible(filter)
+        self._latest.pop(assistant_id, None)
         sql = f"DELETE FROM assistant WHERE assistant_id = %(id)s AND {visible} RETURNING 1"
         if await self.one(sql, {**params, "id": assistant_id}) is None:
             raise NotFound(f"Assistant with ID {assistant_id} not found")
@@ -173,6 +213,7 @@ class AssistantRepo(Repository):
 
     async def set_latest(self, assistant_id: UUID, version: int | None, filter: Filter = ANYONE) -> dict:
         await self.get(assistant_id, filter=filter)
+        self._latest.pop(assistant_id, None)
         row = await self.one(
             """UPDATE assistant a SET graph_id = v.graph_id, name = v.name, description = v.description,
                    config = v.config, context = v.context, metadata = v.metadata, version = v.version,

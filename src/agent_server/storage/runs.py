@@ -10,6 +10,7 @@ from psycopg import AsyncConnection
 from ..errors import Conflict, NotFound
 from ..status import CANCEL_ACTIONS, INFLIGHT, RunStatus, cancel_error
 from . import webhooks
+from .assistants import UNCHANGED, StaleAssistant
 from .base import ANYONE, Filter, Repository, jsonb
 from .threads import EXPIRES, ttl_params
 
@@ -45,6 +46,8 @@ class NewRun:
     ephemeral: bool = False  # a stateless run's own thread, deleted with the run
     owner: dict = field(default_factory=dict)  # metadata a thread this run creates gets (custom auth's filter)
     ttl: dict | None = None  # the TTL a thread this run creates gets (checkpointer.ttl's default)
+    # Made from a cached assistant (assistants.seen): created only if that is still the latest, else StaleAssistant
+    assistant_seen: dict | None = None
 
 
 @dataclass
@@ -110,7 +113,9 @@ class RunRepo(Repository):
             "run": new.run_id, "thread": new.thread_id, "assistant": new.assistant_id,
             "metadata": jsonb(new.metadata), "kwargs": jsonb(new.kwargs), "strategy": new.multitask_strategy,
             "after": new.after_seconds, "graph_id": new.graph_id, "owner": jsonb(new.owner), **(start or {}),
+            **(new.assistant_seen or {}),
         }
+        unchanged = UNCHANGED if new.assistant_seen else "true"
 
         def insert_run(claimed: bool) -> str:
             """The run, on the row of its thread's statement (`thread_row`): none, no run. `claimed`: claimed by
@@ -133,12 +138,15 @@ class RunRepo(Repository):
             row = await self.one(
                 f"""WITH thread_row AS (
                         INSERT INTO thread (thread_id, ephemeral, status, metadata, active_run_id)
-                        VALUES (%(thread)s, true, 'busy', {thread_metadata}, {"%(run)s" if start else "NULL"})
+                        SELECT %(thread)s, true, 'busy', {thread_metadata}, {"%(run)s" if start else "NULL"}
+                        WHERE {unchanged}
                         RETURNING thread_id)
                     {insert_run(bool(start))}""",
                 params,
                 conn,
             )
+            if row is None:
+                raise StaleAssistant(new.assistant_id)
             return _created(row, start)
         # The thread keeps the config of its last run's assistant (the run's own top-level keys, not its
         # configurable), as the official server does: state reads and updates build factory graphs with it.
@@ -157,7 +165,9 @@ class RunRepo(Repository):
             # pending or running, under the thread's row lock): nothing for the multitask strategy to decide,
             # so one statement. The UPDATE's row lock stands for lock_thread; a thread busy (or missing) meanwhile
             # is checked again on its latest row, and then takes the way below.
-            row = await self.one(queue_on_thread("AND status <> 'busy' AND active_run_id IS NULL", bool(start)), params)
+            row = await self.one(
+                queue_on_thread(f"AND status <> 'busy' AND active_run_id IS NULL AND {unchanged}", bool(start)), params
+            )
             if row is not None:
                 return _created(row, start)
         async with self.transaction(conn) as conn:
@@ -184,7 +194,9 @@ class RunRepo(Repository):
                 if strategy in ("interrupt", "rollback"):
                     cancelled = [r["run_id"] for r in inflight]
                     running = await self._cancel(conn, new.thread_id, cancelled, strategy)
-            row = await self.one(queue_on_thread(), params, conn)
+            row = await self.one(queue_on_thread(f"AND {unchanged}"), params, conn)
+            if row is None:  # undoes the cancellations above
+                raise StaleAssistant(new.assistant_id)
             return Created(row, cancelled, running)
 
     async def _cancel(self, conn, thread_id: UUID, run_ids: list[UUID], action: str) -> list[UUID]:
