@@ -279,8 +279,8 @@ async def test_a_run_claimed_by_a_creation_whose_answer_was_lost_is_handed_back_
     worker = QueueWorker(rt, concurrency=2)
     create = rt.runs.create
 
-    async def committed_but_lost(new, conn=None, start=None):
-        await create(new, conn, start)
+    async def committed_but_lost(new, conn=None, **kwargs):
+        await create(new, conn, **kwargs)
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
     try:
@@ -387,8 +387,8 @@ async def test_a_hand_back_whose_answer_is_lost_too_never_releases_the_run_from_
     create, release = rt.runs.create, rt.queue.release
     lost = []
 
-    async def committed_but_lost(new, conn=None, start=None):
-        await create(new, conn, start)
+    async def committed_but_lost(new, conn=None, **kwargs):
+        await create(new, conn, **kwargs)
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
     async def first_release_lost(run, **kwargs):

@@ -177,13 +177,17 @@ async def _create_started(rt: Runtime, local, new: NewRun, start: dict) -> Creat
     on the way (the statement may have committed, its answer lost), the worker hands back whatever this creation
     claimed, so that the run waits for no lease to expire."""
     created, unsure = None, None
+    # The thread's latest checkpoint, read in the same round trip, for the run's start (none to read on a thread of
+    # its own; a run from a given checkpoint reads that one)
+    from_given = new.kwargs["config"]["configurable"].get("checkpoint_id")
+    latest = None if new.ephemeral or from_given else rt.checkpoints.prefetch(new.thread_id)
     try:
-        created = await rt.runs.create(new, start=start)
+        created = await rt.runs.create(new, start=start, then=latest)
     except psycopg.Error:
         unsure = new
         raise
     finally:
-        await local.adopt(created and created.started, unsure=unsure)
+        await local.adopt(created and created.started, unsure=unsure, latest=latest)
     return created
 
 

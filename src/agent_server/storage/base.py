@@ -78,6 +78,19 @@ class Repository:
         rows = await self.all(sql, params, conn)
         return rows[0] if rows else None
 
+    async def one_then(self, sql: str, params: Any, then) -> dict | None:
+        """`one`, and `then`'s statement (its send(conn), then its receive()) pipelined after it: one round trip, and
+        one transaction (a pipeline's implicit one): if either fails, neither commits."""
+        if then is None:
+            return await self.one(sql, params)
+        async with self.pool.connection() as conn:
+            async with conn.pipeline():
+                cur = await conn.execute(sql, params)
+                await then.send(conn)
+            rows = await cur.fetchall()
+            await then.receive()
+        return rows[0] if rows else None
+
     async def scalar(self, sql: str, params: Any = None, conn: AsyncConnection | None = None) -> Any:
         row = await self.one(sql, params, conn)
         return next(iter(row.values())) if row else None

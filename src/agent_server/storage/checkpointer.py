@@ -24,6 +24,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.store.postgres.aio import AsyncPostgresStore
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from .group import GroupCommit
@@ -54,6 +55,27 @@ class _MarksStorageErrors:
                 yield cur
 
 
+class LatestCheckpoint:
+    """A thread's latest checkpoint, read in the round trip of the statement that claims a run on it: pipelined
+    after it, in its transaction, so that it sees what committed before the run was created. The run's start
+    takes it (PooledPostgresSaver.primed) instead of reading it again."""
+
+    def __init__(self, select_sql: str, thread_id) -> None:
+        self.sql = select_sql + "WHERE thread_id = %s AND checkpoint_ns = '' ORDER BY checkpoint_id DESC LIMIT 1"
+        self.thread_id = str(thread_id)
+        self.row: dict | None = None
+        self.received = False
+        self._cursor = None
+
+    async def send(self, conn) -> None:
+        self._cursor = conn.cursor(binary=True, row_factory=dict_row)
+        await self._cursor.execute(self.sql, (self.thread_id,))
+
+    async def receive(self) -> None:
+        self.row = await self._cursor.fetchone()
+        self.received, self._cursor = True, None
+
+
 class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
     """Our saver: langgraph's AsyncPostgresSaver on its own tables (same rows, so existing databases and the
     SQL of checkpoints.py stay valid), with the hot path rewritten.
@@ -62,14 +84,60 @@ class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
     every run of this process hands in while a statement is in flight go in the next one, so that under load a
     run's checkpoints cost a share of a round trip and of a commit, not one each. Each value is serialized once,
     on the event loop (no thread hop per call), JSON by orjson; the latest checkpoint is read with its blobs and
-    writes in one query (the library's). No lock: AsyncPostgresSaver's one lock per saver only makes every run's
-    reads and writes wait for each other's. The rest (list, delete, prune, copy, delta channels, setup) is the
+    writes in one query (the library's; for a run claimed as it is created, in the round trip of that claim:
+    `primed`). No lock: AsyncPostgresSaver's one lock per saver only makes every run's reads and writes wait for
+    each other's. The rest (list, delete, prune, copy, delta channels, setup) is the
     library's."""
 
     def __init__(self, pool: AsyncConnectionPool, serde=None) -> None:
         super().__init__(pool, serde=serde)  # serde: checkpointer.serde (persistence.make_serde), or the default
         self.lock = contextlib.nullcontext()
         self._group: GroupCommit[_Rows, None] = GroupCommit(self._store, size=_Rows.size)
+        self._primed: dict[str, LatestCheckpoint] = {}  # by run id: its thread's latest checkpoint, read with its claim
+
+    def latest(self, thread_id) -> "LatestCheckpoint":
+        return LatestCheckpoint(self.SELECT_SQL, thread_id)
+
+    @contextlib.contextmanager
+    def primed(self, run_id, latest: "LatestCheckpoint | None"):
+        """While a run executes: its first read of its thread's latest checkpoint (langgraph's loop starting) takes
+        `latest`, read in the round trip that claimed the run, instead of a query of its own."""
+        if latest is None or not latest.received:
+            yield
+            return
+        key = str(run_id)
+        self._primed[key] = latest
+        try:
+            yield
+        finally:
+            self._primed.pop(key, None)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        configurable = config["configurable"]
+        if self._primed and not configurable.get("checkpoint_id") and not configurable.get("checkpoint_ns"):
+            latest = self._primed.pop(str(configurable.get("run_id")), None)
+            if latest is not None and latest.thread_id == str(configurable["thread_id"]):
+                row, latest.row = latest.row, None  # held no longer than needed (a long history, maybe)
+                if row is None:
+                    return None
+                if row["checkpoint"]["v"] >= 4 or not row["parent_checkpoint_id"]:  # else: the library migrates it
+                    return await self._load_checkpoint_tuple(row)
+        return await super().aget_tuple(config)
+
+    async def _load_checkpoint_tuple(self, value: dict) -> CheckpointTuple:
+        """As the library's, but for its thread hop to load the pending writes: they are few at the latest
+        checkpoint (none after a run that ended), and a hop costs a read more than loading them here."""
+        thread_id, ns = value["thread_id"], value["checkpoint_ns"]
+        parent = value["parent_checkpoint_id"]
+        checkpoint = value["checkpoint"]
+        return CheckpointTuple(
+            {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": value["checkpoint_id"]}},
+            {**checkpoint, "channel_values": {
+                **(checkpoint.get("channel_values") or {}), **self._load_blobs(value["channel_values"])}},
+            value["metadata"],
+            {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": parent}} if parent else None,
+            self._load_writes(value["pending_writes"]),
+        )
 
     async def aput(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
                    new_versions: ChannelVersions) -> RunnableConfig:

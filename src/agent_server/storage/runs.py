@@ -102,13 +102,17 @@ async def settle_thread(conn, thread_id: UUID, outcome: str | None = None) -> No
 
 
 class RunRepo(Repository):
-    async def create(self, new: NewRun, conn: AsyncConnection | None = None, start: dict | None = None) -> Created:
+    async def create(
+        self, new: NewRun, conn: AsyncConnection | None = None, start: dict | None = None, then=None
+    ) -> Created:
         """Queue a run. The run row and the thread's status change commit together: in the transaction of
         `conn` when given (a cron firing queues its run where it claims the cron), as a savepoint of it.
 
         `start` (a lease: worker, lease seconds) asks for the run to be claimed by that worker in the same
         statement, as claim_next would, when nothing is ahead of it (a new or idle thread): then `started`
-        holds it as claimed, and the answer still shows it as queued (what the official server answers)."""
+        holds it as claimed, and the answer still shows it as queued (what the official server answers). `then`:
+        a read to pipeline after the statement that claims it (Repository.one_then), e.g. its thread's latest
+        checkpoint (checkpointer.LatestCheckpoint)."""
         params = {
             "run": new.run_id, "thread": new.thread_id, "assistant": new.assistant_id,
             "metadata": jsonb(new.metadata), "kwargs": jsonb(new.kwargs), "strategy": new.multitask_strategy,
@@ -165,8 +169,9 @@ class RunRepo(Repository):
             # pending or running, under the thread's row lock): nothing for the multitask strategy to decide,
             # so one statement. The UPDATE's row lock stands for lock_thread; a thread busy (or missing) meanwhile
             # is checked again on its latest row, and then takes the way below.
-            row = await self.one(
-                queue_on_thread(f"AND status <> 'busy' AND active_run_id IS NULL AND {unchanged}", bool(start)), params
+            row = await self.one_then(
+                queue_on_thread(f"AND status <> 'busy' AND active_run_id IS NULL AND {unchanged}", bool(start)), params,
+                then if start else None,
             )
             if row is not None:
                 return _created(row, start)

@@ -11,6 +11,7 @@ delete threads (the TTL sweep), the storage report, collecting orphans. One inte
 What each saver can do is found at start (`capabilities`), logged, and shown in /info."""
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from uuid import UUID
@@ -60,6 +61,14 @@ class SqlCheckpointOps:
     def require_rollback(self, what: str) -> None:
         pass
 
+    def prefetch(self, thread_id: UUID):
+        """A read of the thread's latest checkpoint, to pipeline after the claim of a run on it (for `primed`)."""
+        return self.saver.latest(thread_id) if self.saver is not None else None
+
+    def primed(self, run_id: UUID, latest):
+        """While the run executes, its start takes `latest` (prefetch's read) instead of a query."""
+        return self.saver.primed(run_id, latest) if self.saver is not None else contextlib.nullcontext()
+
     async def copy_thread(self, conn, old: UUID, new: UUID) -> None:
         await checkpoints.copy_thread(conn, old, new)
 
@@ -98,6 +107,12 @@ class SaverCheckpointOps:
             "storage_report": "estimate",
             "orphan_collection": False,
         }
+
+    def prefetch(self, thread_id: UUID) -> None:
+        return None  # the saver reads its own checkpoints
+
+    def primed(self, run_id: UUID, latest):
+        return contextlib.nullcontext()
 
     def require_rollback(self, what: str) -> None:
         """A rollback forgets the checkpoints of a run: a saver without adelete_for_runs cannot (422, at once,

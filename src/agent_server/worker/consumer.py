@@ -193,8 +193,9 @@ class QueueWorker:
         # sleep until woken, or the next delayed run is due
         await wait_set(self._wake, IDLE_POLL_SECONDS if due is None else min(IDLE_POLL_SECONDS, due + 0.01))
 
-    async def _start(self, run: dict, reserved: bool = False) -> None:
-        """Execute a run this worker claimed (`reserved`: in a slot `reserve` kept for it)."""
+    async def _start(self, run: dict, reserved: bool = False, latest=None) -> None:
+        """Execute a run this worker claimed (`reserved`: in a slot `reserve` kept for it; `latest`: its thread's
+        latest checkpoint, read with the claim)."""
         if self._stopping or (not reserved and self._open_slots() <= 0):
             # stopped during the claim, or its slot went meanwhile to a run created here (reserve): straight back
             # to the queue (a graceful hand-back, not counted as a failure), for the next free slot
@@ -205,7 +206,7 @@ class QueueWorker:
                             run["run_id"], exc)
             self._wake.set()
             return
-        control = RunControl()
+        control = RunControl(latest=latest)
         task = asyncio.create_task(self.execute(run, control), name=f"run-{run['run_id']}", context=self._context.copy())
         entry = self.active[run["run_id"]] = _Active(task, control, run["attempt"])
         task.add_done_callback(self._on_done(run, entry))
@@ -219,13 +220,14 @@ class QueueWorker:
         self._reserved += 1
         return {"worker": self.worker_id, "lease": self.lease}
 
-    async def adopt(self, run: dict | None, unsure: NewRun | None = None) -> None:
+    async def adopt(self, run: dict | None, unsure: NewRun | None = None, latest=None) -> None:
         """Take a reserved slot back: with the run its creation claimed for this worker (then execute it), or None.
         `unsure`: the run of a creation whose answer the database failed to give: it may have been claimed for this
-        worker all the same, and nothing here executes it; it is handed back in the background."""
+        worker all the same, and nothing here executes it; it is handed back in the background. `latest`: the
+        run's thread's latest checkpoint, read with its creation (storage/checkpointer.LatestCheckpoint)."""
         self._reserved -= 1
         if run is not None:
-            await self._start(run, reserved=True)
+            await self._start(run, reserved=True, latest=latest)
             return
         self._wake.set()  # the slot is free again: runs in the queue may take it
         if unsure is not None:

@@ -71,6 +71,7 @@ class RunControl:
     reason: str | None = None  # why the task was cancelled: interrupt | rollback | release (the first reason wins)
     finishing: bool = False  # past the graph, recording the outcome: no cancelling any more
     watched: bool = False  # someone began following the run's thread after it was claimed: log its events
+    latest: Any = None  # its thread's latest checkpoint, read with its claim (storage/checkpointer.LatestCheckpoint)
 
 
 class _Publisher:
@@ -286,9 +287,10 @@ async def _run_graph(rt: Runtime, run: dict, emit: Emitter, stream: RunStream, c
             }
             if kwargs.get("context"):
                 extra["context"] = kwargs["context"]
-            value = await _input_for_attempt(rt, graph, config, run)
-            async for event, data in stream.events(graph, value, config, **extra):
-                await emit(event, data)
+            with rt.checkpoints.primed(run_id, control.latest if checkpointer else None):
+                value = await _input_for_attempt(rt, graph, config, run)
+                async for event, data in stream.events(graph, value, config, **extra):
+                    await emit(event, data)
         return RunOutcome.success(), graph
     except asyncio.CancelledError:
         asyncio.current_task().uncancel()
