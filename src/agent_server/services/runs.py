@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable
 from uuid import UUID, uuid4
 
@@ -151,10 +152,11 @@ async def create(
 ) -> dict:
     """Queue a run; `thread_id=None` makes a stateless run on a thread of its own."""
     await check_webhook(rt, payload.get("webhook"))
+    asked = await _authorized(rt, ctx, thread_id, assistant_id, payload, run_id)
     try:  # from the assistant as this process last read it, if it is still the latest
-        return await _create(rt, await prepare(rt, ctx, thread_id, assistant_id, payload, run_id, cached=True))
+        return await _create(rt, await _new_run(rt, ctx, asked, cached=True))
     except StaleAssistant:  # it changed since: read it again
-        return await _create(rt, await prepare(rt, ctx, thread_id, assistant_id, payload, run_id))
+        return await _create(rt, await _new_run(rt, ctx, asked))
 
 
 async def _create(rt: Runtime, new: NewRun) -> dict:
@@ -202,11 +204,27 @@ async def check_webhook(rt: Runtime, url: str | None) -> None:
 
 
 async def prepare(
-    rt: Runtime, ctx: Context, thread_id: UUID | None, assistant_id: UUID, payload: dict, run_id: UUID | None = None,
-    *, cached: bool = False,
+    rt: Runtime, ctx: Context, thread_id: UUID | None, assistant_id: UUID, payload: dict, run_id: UUID | None = None
 ) -> NewRun:
-    """The run to queue, checked by the rules every run follows, whoever queues it (the API, a cron firing).
-    `cached`: from the assistant as this process last read it; the run's creation checks it is still the latest."""
+    """The run to queue, checked by the rules every run follows, whoever queues it (the API, a cron firing)."""
+    return await _new_run(rt, ctx, await _authorized(rt, ctx, thread_id, assistant_id, payload, run_id))
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """A run as asked for, once the caller's policy has seen it (and maybe stamped its metadata)."""
+
+    thread_id: UUID | None
+    assistant_id: UUID
+    run_id: UUID
+    payload: dict
+    owner: dict  # the metadata a thread the run creates gets: the caller's, visible to them as theirs are
+
+
+async def _authorized(
+    rt: Runtime, ctx: Context, thread_id: UUID | None, assistant_id: UUID, payload: dict, run_id: UUID | None
+) -> _Asked:
+    """Asked once per run, whatever follows (a policy may count, log or change what it is shown)."""
     run_id = run_id or uuid6()
     payload = payload_defaults(payload)
     asked = {
@@ -217,9 +235,15 @@ async def prepare(
     if payload.get("multitask_strategy") == "rollback":
         rt.checkpoints.require_rollback("multitask_strategy 'rollback'")
     visible = await ctx.authorize("threads", "create_run", asked)  # the policy may stamp the run's metadata
-    payload = {**payload, "metadata": asked["metadata"]}
     if thread_id is not None and visible and await rt.threads.exists(thread_id):
         await rt.threads.get(thread_id, filter=visible)  # another caller's thread: not found
+    return _Asked(thread_id, assistant_id, run_id, {**payload, "metadata": asked["metadata"]}, visible.metadata)
+
+
+async def _new_run(rt: Runtime, ctx: Context, asked: _Asked, cached: bool = False) -> NewRun:
+    """The run, from its assistant: `cached`, as this process last read it (its creation checks it is still the
+    latest: else StaleAssistant)."""
+    thread_id, assistant_id, run_id, payload = asked.thread_id, asked.assistant_id, asked.run_id, asked.payload
     try:
         assistant = await (rt.assistants.cached(assistant_id) if cached else rt.assistants.get(assistant_id))
     except NotFound:
@@ -250,7 +274,7 @@ async def prepare(
         after_seconds=payload.get("after_seconds") or 0,
         if_not_exists="create" if stateless else payload.get("if_not_exists") or "reject",
         ephemeral=temporary,
-        owner=visible.metadata,  # a thread the run creates is the caller's: visible to them as theirs are
+        owner=asked.owner,
         ttl=None if temporary else rt.settings.default_thread_ttl,
         assistant_seen=seen(assistant) if cached else None,
     )

@@ -1,6 +1,7 @@
 """Assistants and their versions."""
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from typing import Any
 from uuid import UUID
@@ -35,6 +36,12 @@ def _visible(filter: Filter, alias: str = "assistant") -> tuple[str, dict]:
     return filter.sql(alias, FILTERABLE)
 
 
+def _copy(row: dict) -> dict:
+    """A row whose JSON values the caller may change (a graph factory given its config, say) without changing
+    the cached one."""
+    return {**row, **{k: copy.deepcopy(row[k]) for k in ("config", "context", "metadata")}}
+
+
 class AssistantRepo(Repository):
     def __init__(self, pool) -> None:
         super().__init__(pool)
@@ -47,10 +54,10 @@ class AssistantRepo(Repository):
         if row is None:
             return await self.get(assistant_id)
         self._latest.move_to_end(assistant_id)
-        return row
+        return _copy(row)
 
     def _remember(self, row: dict) -> None:
-        self._latest[row["assistant_id"]] = row
+        self._latest[row["assistant_id"]] = _copy(row)
         self._latest.move_to_end(row["assistant_id"])
         if len(self._latest) > CACHED:
             self._latest.popitem(last=False)

@@ -78,15 +78,16 @@ class Repository:
         rows = await self.all(sql, params, conn)
         return rows[0] if rows else None
 
-    async def one_then(self, sql: str, params: Any, then) -> dict | None:
-        """`one`, and `then`'s statement (its send(conn), then its receive()) pipelined after it: one round trip, and
-        one transaction (a pipeline's implicit one): if either fails, neither commits."""
+    async def one_then(self, sql: str, params: Any, then, only_if: str = "true", args: tuple = ()) -> dict | None:
+        """`one`, and `then`'s read (its send(conn, only_if, args), then its receive(), which never raises) pipelined
+        after it: one round trip, and one transaction (a pipeline's implicit one), so the read sees the statement's
+        writes (`only_if`, SQL, may test them)."""
         if then is None:
             return await self.one(sql, params)
         async with self.pool.connection() as conn:
             async with conn.pipeline():
                 cur = await conn.execute(sql, params)
-                await then.send(conn)
+                await then.send(conn, only_if, args)
             rows = await cur.fetchall()
             await then.receive()
         return rows[0] if rows else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from .group import GroupCommit
 
+log = logging.getLogger(__name__)
 _OURS = "_agent_server_storage"
 
 
@@ -58,22 +60,34 @@ class _MarksStorageErrors:
 class LatestCheckpoint:
     """A thread's latest checkpoint, read in the round trip of the statement that claims a run on it: pipelined
     after it, in its transaction, so that it sees what committed before the run was created. The run's start
-    takes it (PooledPostgresSaver.primed) instead of reading it again."""
+    takes it (PooledPostgresSaver.primed) instead of reading it again. Only an aid: whatever goes wrong with it,
+    the run reads the checkpoint itself."""
 
     def __init__(self, select_sql: str, thread_id) -> None:
-        self.sql = select_sql + "WHERE thread_id = %s AND checkpoint_ns = '' ORDER BY checkpoint_id DESC LIMIT 1"
+        self.select_sql = select_sql
         self.thread_id = str(thread_id)
         self.row: dict | None = None
         self.received = False
         self._cursor = None
 
-    async def send(self, conn) -> None:
+    async def send(self, conn, only_if: str, args: tuple) -> None:
+        """Send the read (nothing is waited for), returning a row only if the SQL condition `only_if` holds
+        then: the statement before it claimed the run, say."""
         self._cursor = conn.cursor(binary=True, row_factory=dict_row)
-        await self._cursor.execute(self.sql, (self.thread_id,))
+        await self._cursor.execute(
+            f"{self.select_sql}WHERE thread_id = %s AND checkpoint_ns = '' AND {only_if}"
+            " ORDER BY checkpoint_id DESC LIMIT 1",
+            (self.thread_id, *args),
+        )
 
     async def receive(self) -> None:
-        self.row = await self._cursor.fetchone()
-        self.received, self._cursor = True, None
+        """Once the pipeline has synced; never raises: the statement before it has committed by then."""
+        try:
+            self.row = await self._cursor.fetchone()
+            self.received = True
+        except Exception as exc:  # a row that does not decode, say: the run's own read will say so
+            log.info("thread %s: its latest checkpoint, read with the run's claim, is not used: %r", self.thread_id, exc)
+        self._cursor = None
 
 
 class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
@@ -123,21 +137,6 @@ class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
                 if row["checkpoint"]["v"] >= 4 or not row["parent_checkpoint_id"]:  # else: the library migrates it
                     return await self._load_checkpoint_tuple(row)
         return await super().aget_tuple(config)
-
-    async def _load_checkpoint_tuple(self, value: dict) -> CheckpointTuple:
-        """As the library's, but for its thread hop to load the pending writes: they are few at the latest
-        checkpoint (none after a run that ended), and a hop costs a read more than loading them here."""
-        thread_id, ns = value["thread_id"], value["checkpoint_ns"]
-        parent = value["parent_checkpoint_id"]
-        checkpoint = value["checkpoint"]
-        return CheckpointTuple(
-            {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": value["checkpoint_id"]}},
-            {**checkpoint, "channel_values": {
-                **(checkpoint.get("channel_values") or {}), **self._load_blobs(value["channel_values"])}},
-            value["metadata"],
-            {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": parent}} if parent else None,
-            self._load_writes(value["pending_writes"]),
-        )
 
     async def aput(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
                    new_versions: ChannelVersions) -> RunnableConfig:

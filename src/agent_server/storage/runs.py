@@ -58,6 +58,9 @@ class Created:
     started: dict | None = None  # the run as claimed (queue.py claim_next's row), when `create` also started it
 
 
+CLAIMED = "EXISTS (SELECT 1 FROM run WHERE run_id = %s AND status = 'running')"  # by the statement before
+
+
 def watched(run: str) -> str:
     """SQL: whether anyone follows the thread of `run` (a table alias) on its event stream (worker/executor.py)."""
     return f"EXISTS (SELECT 1 FROM thread_event_reader r WHERE r.thread_id = {run}.thread_id)"
@@ -171,7 +174,7 @@ class RunRepo(Repository):
             # is checked again on its latest row, and then takes the way below.
             row = await self.one_then(
                 queue_on_thread(f"AND status <> 'busy' AND active_run_id IS NULL AND {unchanged}", bool(start)), params,
-                then if start else None,
+                then if start else None, CLAIMED, (new.run_id,),
             )
             if row is not None:
                 return _created(row, start)
@@ -195,6 +198,8 @@ class RunRepo(Repository):
             if inflight:
                 strategy = new.multitask_strategy
                 if strategy == "reject":
+                    if new.assistant_seen and not await self.scalar(f"SELECT {UNCHANGED}", params, conn):
+                        raise StaleAssistant(new.assistant_id)  # gone, say: that answer, not this one
                     raise Conflict("Thread is already running a task. Wait for it to finish or choose a different multitask strategy.")
                 if strategy in ("interrupt", "rollback"):
                     cancelled = [r["run_id"] for r in inflight]
