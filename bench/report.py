@@ -244,14 +244,18 @@ def agent_analysis(data: dict) -> str:
   conversation is per run: every checkpoint writes the whole `messages` list again, and the run's end writes the
   thread's values. What would move it: split mode (runs in worker processes, the API only relaying), and a saver
   that writes only a list channel's new items. Time to first token at 1 conversation
-  ({_f(a1.get('first_token_p50_ms'))} ms p50; 9.6–10.4 ms p50 in runs of the scenario alone this round), timed inside the
-  server this round (runs in a row on one thread, up to 150 messages): from the request reaching the run service
-  to the run created and claimed 1.5–2.8 ms (two round trips: the assistant's read, the statement that queues and
-  claims the run), the graph's start 0.2 ms later, the checkpoint's read 1.4–2.3 ms (one query; deserializing the
-  history is most of it, about 7 µs per message), then 2–3.5 ms of langgraph's loop and the model's callbacks to
-  the first token; the HTTP request and the SSE response around it about 2 ms. The same graph invoked in-process
+  ({_f(a1.get('first_token_p50_ms'))} ms p50; 9.4–10.6 ms p50 at the previous full run, on the same morning), timed inside the
+  server (runs in a row on one thread, up to 150 messages): from the request reaching the run service to the run
+  created and claimed one round trip (this round: the assistant as this process last read it, checked in the
+  statement; the thread's latest checkpoint read in the same round trip), 1.4 ms measured alone on this machine
+  this afternoon, half of it the commit's flush to disk, and 3–3.5 ms inside the server, where the previous run's
+  end shares the event loop; the graph's start 0.1 ms later, the checkpoint's deserialization about 1 ms (about
+  7 µs per message), then 3.5–4 ms of langgraph's loop and the model's callbacks to the first token, in which the
+  input checkpoint's serialization (the whole history again) takes the event loop too; the HTTP request and the
+  SSE response around it about 2 ms. The same graph invoked in-process
   on our saver, without the server, takes 3.6–9.8 ms (median 5–6 ms) to its first token. What would move it: less
-  of langgraph's start-up per run; deserialized history kept per thread between runs (blobs are immutable per
+  of langgraph's start-up per run; a saver that does not serialize the whole history at every checkpoint;
+  deserialized history kept per thread between runs (blobs are immutable per
   version, but graph code may mutate what it is handed: a copy per run costs most of what it would save).
 - **Many open streams.** {st.get('clients', 0):,} SSE clients on one process: every token is stored (the runs
   are resumable) and written to {st.get('joiners', 4)} sockets, {st.get('runs', 0)} runs at 4 tokens a second each, on
@@ -333,18 +337,19 @@ def analysis(data: dict) -> str:
   run for thread event readers or webhooks, a run on an idle thread queued in one statement. Ours now spends less
   CPU per run than the official server ({_f(ot32.get('cpu_ms_per_op'), '.1f')} ms), durable, but 1.5× its rate (more than the
   in-process floor in some runs) needs about a quarter less CPU per run than ours, or a second core: what would move it is the runs in worker processes (split mode: the API
-  process only takes requests), the assistant read folded into the run's creation, and less of langgraph's
-  per-step work (its loop, not ours, is now the largest part).
+  process only takes requests), and less of langgraph's per-step work (its loop, not ours, is now the largest
+  part). This round: no assistant read per run (see above: 87.6 → 101.3 runs/s side by side).
 - **Stateless runs, 3× official.** Stateless runs take no checkpoints (as the official server's), so the limit
   is CPU: ours spends {_f(s32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run against
   {_f(o32.get('cpu_ms_per_op'), '.1f')} ms for the official one, plus PostgreSQL's share for the statements that make a
-  run durable (assistant lookup, create, claim when the slots were full at its creation, the end's transaction);
+  run durable (create, claim when the slots were full at its creation, the end's transaction);
   the bare graph costs about
   {_f(1000 / fnone['rate'] if fnone.get('rate') else None, '.1f')} ms. py-spy at 32 clients: request handling in
   FastAPI/pydantic about a quarter, psycopg round trips about a third, langgraph about a quarter.
-- **Latency at 1 client and the first SSE event.** Each is an HTTP request plus two queries before the run
-  starts (the assistant; the run's creation, which also claims it for this process's free slot: no wake-up and no
-  claim query since last round); both move with the machine's load (see the load average above).
+- **Latency at 1 client and the first SSE event.** Each is an HTTP request plus one query before the run
+  starts (the run's creation, which also claims it for this process's free slot: no wake-up and no claim query;
+  since this round no read of the assistant either); both move with the machine's load and the disk's flush time
+  (see "This round" above).
 - **Noise.** On this shared 2-core machine, two full runs a few minutes apart differed by up to ±30 % at 32
   clients, for both servers (compare the load average above); the CPU ms/op columns are steadier than rates.
 {agent_analysis(data)}
@@ -469,6 +474,35 @@ def modes_section(data: dict) -> str:
     return "\n".join(out)
 
 
+# Measured by hand on 2026-12-02 (afternoon), beside the full run of that time: the code before this round (5da27ed)
+# and the code after it, servers started alternately on the same machine (bench scenarios, scratch drivers).
+THIS_ROUND = """\
+This machine was slower on the day of this run than at the previous full run (5bd5ede, the same morning), most of
+all on latency and commits: on the same code path stateless echo at 1 client took 11.7 ms p50 here against 5.9
+then, the in-process floor's echo with checkpoints 58–102 runs/s at 1 client across the afternoon against 153.5,
+a plain durable INSERT 0.44–1.1 ms (its flush to disk); the official server spent 13.4 ms of CPU per threaded run
+against 7.8. The targets that moved since that run (first token; the streams' p99, on one process and in split
+mode; threaded 5-step against the official server) moved with the machine, not with the code. The code before
+this round against the code after it, started alternately on the same machine within the same hour:
+
+| scenario | before (5da27ed) | after | runs of each |
+|---|--:|--:|--:|
+| agent, 1 conversation: first token p50, median of runs | 15.6 ms | 14.3 ms | 4 |
+| threaded 5-step, 32 clients: runs/s, median | 87.6 | 101.3 | 3 |
+| threaded 5-step, 32 clients: server CPU per run, median | 10.6 ms | 9.1 ms | 3 |
+| threaded 5-step, 1 client: runs/s, median | 35.9 | 40.0 | 3 |
+| stateless echo, 32 clients: runs/s, median (higher after in 4 of 4 pairs of the second series) | 197.2 | 210.0 | 4 |
+| stateless echo, 32 clients: server CPU per run, median | 4.46 ms | 4.24 ms | 4 |
+| 1,000 open streams, one process: publish → client p99 | 149–185 ms | 71–132 ms | 2 |
+
+What changed: a run is made from the assistant as this process last read it (no read per run; the statement that
+creates the run checks it is still the latest, by version and updated_at, else the assistant is read again and
+the run made from that); and a run claimed by the statement that creates it gets its thread's latest checkpoint
+read in the same round trip (pipelined after the claim, in its transaction), which the run's start takes instead
+of a query of its own. Timed inside the server at 1 conversation, the request reaching the run service to the
+checkpoint loaded went from about 7.4–8.1 ms to 5.2–6.2 ms in the same hour."""
+
+
 def loaded_warning(meta: dict) -> str:
     cores = int(meta["machine"].split()[0])
     if meta["load_average_at_start"] <= cores:
@@ -496,6 +530,10 @@ shared (load average above the core count), rates and latencies mostly measure c
 ## Targets (ours)
 
 {targets(data)}
+
+## This round: what changed, measured side by side
+
+{THIS_ROUND}
 
 ## Where the time goes (targets not met)
 
