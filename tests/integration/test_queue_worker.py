@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from conftest import create_database, drop_database
 
@@ -46,25 +47,16 @@ async def test_a_queue_task_that_dies_marks_the_worker_failed_and_says_so(postgr
 async def test_a_worker_that_cannot_renew_its_leases_stops_its_runs_before_others_take_them(postgres_server, caplog):
     import psycopg
 
-    from agent_server.config import load_settings
     from agent_server.graphs import default_assistant_id
-    from agent_server.runtime import Runtime
     from agent_server.services import SYSTEM, runs
-    from agent_server.worker.consumer import QueueWorker
-    from conftest import CONFIG
     from run_helpers import slow
 
-    settings = load_settings(CONFIG)
-    settings.database_uri = uri = create_database(postgres_server)
-    settings.lease_secs = 1.5
-    rt = await Runtime.start(settings)
-    worker = QueueWorker(rt)
-    try:
+    async with _queue(postgres_server, lease_secs=1.5) as (rt, worker):
         await worker.start()
         run = await runs.create(rt, SYSTEM, None, default_assistant_id("slow"), {"input": {}, "config": slow(2)})
         while run["run_id"] not in worker.active:
             await asyncio.sleep(0.05)
-        async with await psycopg.AsyncConnection.connect(uri) as blocker:
+        async with await psycopg.AsyncConnection.connect(rt.settings.database_uri) as blocker:
             # The run's row held by another session: the worker's renewals cannot get through.
             await blocker.execute("BEGIN")
             await blocker.execute("SELECT 1 FROM run WHERE run_id = %s FOR UPDATE", (run["run_id"],))
@@ -74,10 +66,6 @@ async def test_a_worker_that_cannot_renew_its_leases_stops_its_runs_before_other
                 await asyncio.sleep(0.1)
             await blocker.execute("ROLLBACK")
         assert worker.active.get(run["run_id"]) is None or worker.active[run["run_id"]].control.reason == "release"
-    finally:
-        await worker.stop()
-        await rt.close()
-        drop_database(postgres_server, uri)
 
 
 async def test_a_run_with_nothing_ahead_of_it_is_claimed_by_its_creation_when_this_process_has_a_free_slot(postgres_server):
@@ -87,17 +75,14 @@ async def test_a_run_with_nothing_ahead_of_it_is_claimed_by_its_creation_when_th
     while the slots are full and a run created after the worker began to stop are only queued."""
     from agent_server.graphs import default_assistant_id
     from agent_server.services import SYSTEM, runs
-    from agent_server.worker.consumer import QueueWorker
     from run_helpers import slow, wait_for
 
-    rt = await _runtime(postgres_server)
-    worker = QueueWorker(rt, concurrency=2)
-    slow_graph = default_assistant_id("slow")
+    async with _queue(postgres_server, concurrency=2) as (rt, worker):
+        slow_graph = default_assistant_id("slow")
 
-    async def row(run_id):
-        return await rt.queue.one("SELECT status, attempt, lease_owner FROM run WHERE run_id = %s", (run_id,))
+        async def row(run_id):
+            return await rt.queue.one("SELECT status, attempt, lease_owner FROM run WHERE run_id = %s", (run_id,))
 
-    try:
         await worker.start()
         thread = await _new_thread(rt)
         first = await runs.create(rt, SYSTEM, thread, slow_graph, {"input": {}, "config": slow(0.3)})
@@ -114,10 +99,6 @@ async def test_a_run_with_nothing_ahead_of_it_is_claimed_by_its_creation_when_th
         await worker.stop()
         after = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.01)})
         assert (await row(after["run_id"]))["status"] == "pending"
-    finally:
-        await worker.stop()
-        await rt.close()
-        drop_database(postgres_server, rt.settings.database_uri)
 
 
 async def _new_thread(rt):
@@ -132,14 +113,31 @@ async def _ended(rt, run_id) -> bool:
     return row is None or row["status"] == "success"
 
 
-async def _runtime(postgres_server):
+async def _runtime(postgres_server, lease_secs: float | None = None):
     from agent_server.config import load_settings
     from agent_server.runtime import Runtime
     from conftest import CONFIG
 
     settings = load_settings(CONFIG)
     settings.database_uri = create_database(postgres_server)
+    if lease_secs is not None:
+        settings.lease_secs = lease_secs
     return await Runtime.start(settings)
+
+
+@contextlib.asynccontextmanager
+async def _queue(postgres_server, lease_secs: float | None = None, **worker_options):
+    """A runtime on a fresh database and its queue worker (not started yet); stopped, closed and dropped after."""
+    from agent_server.worker.consumer import QueueWorker
+
+    rt = await _runtime(postgres_server, lease_secs)
+    worker = QueueWorker(rt, **worker_options)
+    try:
+        yield rt, worker
+    finally:
+        await worker.stop()
+        await rt.close()
+        drop_database(postgres_server, rt.settings.database_uri)
 
 
 def _gated(call, after: bool = False):
@@ -165,40 +163,35 @@ async def test_a_worker_never_executes_more_runs_than_its_concurrency_when_a_cre
     when the slot is free again."""
     from agent_server.graphs import default_assistant_id
     from agent_server.services import SYSTEM, runs
-    from agent_server.worker.consumer import QueueWorker
     from run_helpers import slow, wait_for
 
-    rt = await _runtime(postgres_server)
-    worker = QueueWorker(rt, concurrency=1)
     slow_graph = default_assistant_id("slow")
     most = 0
     attempts = {}  # run id -> the attempt it executed as
 
-    async def watch():
-        nonlocal most
-        while True:
-            most = max(most, len(worker.active))
-            attempts.update((run_id, a.attempt) for run_id, a in worker.active.items())
-            await asyncio.sleep(0)
+    async with _queue(postgres_server, concurrency=1) as (rt, worker):
+        async def watch():
+            nonlocal most
+            while True:
+                most = max(most, len(worker.active))
+                attempts.update((run_id, a.attempt) for run_id, a in worker.active.items())
+                await asyncio.sleep(0)
 
-    watcher = asyncio.create_task(watch())
-    try:
-        waiting = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.01)})  # no worker yet
-        rt.queue.claim_next, entered, gate = _gated(rt.queue.claim_next)
-        await worker.start()
-        await asyncio.wait_for(entered.wait(), 10)  # the queue's first claim is in flight, one slot free
-        created = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.2)})
-        assert list(worker.active) == [created["run_id"]]
-        gate.set()  # the claim returns the waiting run: no slot left for it
-        await wait_for(lambda: _no_runs(rt), timeout=20)  # both ran to their end (a stateless run goes with its thread)
-        assert most == 1
-        # the waiting run ran once the slot was free, as its first attempt (the claim that handed it back never ran it)
-        assert attempts[waiting["run_id"]] == 1
-    finally:
-        watcher.cancel()
-        await worker.stop()
-        await rt.close()
-        drop_database(postgres_server, rt.settings.database_uri)
+        watcher = asyncio.create_task(watch())
+        try:
+            waiting = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.01)})  # no worker yet
+            rt.queue.claim_next, entered, gate = _gated(rt.queue.claim_next)
+            await worker.start()
+            await asyncio.wait_for(entered.wait(), 10)  # the queue's first claim is in flight, one slot free
+            created = await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.2)})
+            assert list(worker.active) == [created["run_id"]]
+            gate.set()  # the claim returns the waiting run: no slot left for it
+            await wait_for(lambda: _no_runs(rt), timeout=20)  # both ran to their end (a stateless run goes with its thread)
+            assert most == 1
+            # the waiting run ran once the slot was free, as its first attempt (the claim that handed it back never ran it)
+            assert attempts[waiting["run_id"]] == 1
+        finally:
+            watcher.cancel()
 
 
 async def test_a_run_whose_creation_is_cancelled_after_it_committed_still_executes(postgres_server):
@@ -206,12 +199,9 @@ async def test_a_run_whose_creation_is_cancelled_after_it_committed_still_execut
     claimed the run committed: the run is executed all the same, not left claimed by a worker that never runs it."""
     from agent_server.graphs import default_assistant_id
     from agent_server.services import SYSTEM, runs
-    from agent_server.worker.consumer import QueueWorker
     from run_helpers import slow, wait_for
 
-    rt = await _runtime(postgres_server)
-    worker = QueueWorker(rt, concurrency=2)
-    try:
+    async with _queue(postgres_server, concurrency=2) as (rt, worker):
         await worker.start()
         rt.runs.create, entered, gate = _gated(rt.runs.create, after=True)
         caller = asyncio.create_task(
@@ -222,10 +212,6 @@ async def test_a_run_whose_creation_is_cancelled_after_it_committed_still_execut
         gate.set()
         # a stateless run goes with its thread when it ends: none left, none running
         await wait_for(lambda: _no_runs(rt), timeout=10)
-    finally:
-        await worker.stop()
-        await rt.close()
-        drop_database(postgres_server, rt.settings.database_uri)
 
 
 async def _no_runs(rt) -> bool:
@@ -271,19 +257,15 @@ async def test_a_run_claimed_by_a_creation_whose_answer_was_lost_is_handed_back_
 
     from agent_server.graphs import default_assistant_id
     from agent_server.services import SYSTEM, runs
-    from agent_server.worker.consumer import QueueWorker
     from run_helpers import slow, wait_for
 
-    rt = await _runtime(postgres_server)
-    rt.settings.lease_secs = 60
-    worker = QueueWorker(rt, concurrency=2)
-    create = rt.runs.create
+    async with _queue(postgres_server, concurrency=2, lease_secs=60) as (rt, worker):
+        create = rt.runs.create
 
-    async def committed_but_lost(new, conn=None, **kwargs):
-        await create(new, conn, **kwargs)
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
+        async def committed_but_lost(new, conn=None, **kwargs):
+            await create(new, conn, **kwargs)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
 
-    try:
         await worker.start()
         rt.runs.create = committed_but_lost
         with pytest.raises(psycopg.OperationalError):
@@ -292,10 +274,6 @@ async def test_a_run_claimed_by_a_creation_whose_answer_was_lost_is_handed_back_
         # a stateless run goes with its thread when it ends: none left means it ran
         await wait_for(lambda: _no_runs(rt), timeout=10)
         assert "its creation failed after claiming it; handed back (now pending)" in caplog.text
-    finally:
-        await worker.stop()
-        await rt.close()
-        drop_database(postgres_server, rt.settings.database_uri)
 
 
 async def test_a_run_created_while_others_wait_in_the_queue_does_not_start_ahead_of_them(postgres_server):
@@ -303,20 +281,17 @@ async def test_a_run_created_while_others_wait_in_the_queue_does_not_start_ahead
     frees, before the queue's next claim, is only queued (behind them), not claimed by its creation ahead of them."""
     from agent_server.graphs import default_assistant_id
     from agent_server.services import SYSTEM, runs
-    from agent_server.worker.consumer import QueueWorker
     from run_helpers import slow, wait_for
 
-    rt = await _runtime(postgres_server)
-    worker = QueueWorker(rt, concurrency=1)
-    slow_graph = default_assistant_id("slow")
+    async with _queue(postgres_server, concurrency=1) as (rt, worker):
+        slow_graph = default_assistant_id("slow")
 
-    async def running():
-        return len(worker.active)
+        async def running():
+            return len(worker.active)
 
-    async def idle():
-        return not worker.active
+        async def idle():
+            return not worker.active
 
-    try:
         for _ in range(3):
             await runs.create(rt, SYSTEM, None, slow_graph, {"input": {}, "config": slow(0.2)})
         await worker.start()
@@ -330,10 +305,6 @@ async def test_a_run_created_while_others_wait_in_the_queue_does_not_start_ahead
         assert row["status"] == "pending"
         gate.set()
         await wait_for(lambda: _no_runs(rt), timeout=20)  # all of them ran (a stateless run goes with its thread)
-    finally:
-        await worker.stop()
-        await rt.close()
-        drop_database(postgres_server, rt.settings.database_uri)
 
 
 async def test_a_run_whose_thread_becomes_followed_logs_its_events_after_the_next_heartbeat(postgres_server):
@@ -342,13 +313,9 @@ async def test_a_run_whose_thread_becomes_followed_logs_its_events_after_the_nex
     from agent_server.graphs import default_assistant_id
     from agent_server.serde import loads
     from agent_server.services import SYSTEM, runs
-    from agent_server.worker.consumer import QueueWorker
     from run_helpers import slow, wait_for
 
-    rt = await _runtime(postgres_server)
-    rt.settings.lease_secs = 3  # a heartbeat every 0.5 s
-    worker = QueueWorker(rt, concurrency=2)
-    try:
+    async with _queue(postgres_server, concurrency=2, lease_secs=3) as (rt, worker):  # a heartbeat every 0.5 s
         await worker.start()
         thread = await _new_thread(rt)
         run = await runs.create(rt, SYSTEM, thread, default_assistant_id("slow"),
@@ -360,10 +327,6 @@ async def test_a_run_whose_thread_becomes_followed_logs_its_events_after_the_nex
         assert logged[0]["params"]["data"]["event"] == "running"
         assert any(e["method"] == "updates" for e in logged)
         assert logged[-1]["params"]["data"]["event"] == "completed"
-    finally:
-        await worker.stop()
-        await rt.close()
-        drop_database(postgres_server, rt.settings.database_uri)
 
 
 async def test_a_hand_back_whose_answer_is_lost_too_never_releases_the_run_from_under_its_execution(postgres_server, caplog):
@@ -378,28 +341,25 @@ async def test_a_hand_back_whose_answer_is_lost_too_never_releases_the_run_from_
     from agent_server.broker import WAKE
     from agent_server.graphs import default_assistant_id
     from agent_server.services import SYSTEM, runs
-    from agent_server.worker.consumer import QueueWorker
     from run_helpers import slow, wait_for
 
     caplog.set_level(logging.INFO, logger="agent_server")
-    rt = await _runtime(postgres_server)
-    worker = QueueWorker(rt, concurrency=2)
-    create, release = rt.runs.create, rt.queue.release
-    lost = []
+    async with _queue(postgres_server, concurrency=2) as (rt, worker):
+        create, release = rt.runs.create, rt.queue.release
+        lost = []
 
-    async def committed_but_lost(new, conn=None, **kwargs):
-        await create(new, conn, **kwargs)
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
-
-    async def first_release_lost(run, **kwargs):
-        status = await release(run, **kwargs)
-        if not lost:
-            lost.append(status)
-            await rt.broker.publish(WAKE, b"")  # a run queued elsewhere wakes the queue meanwhile
+        async def committed_but_lost(new, conn=None, **kwargs):
+            await create(new, conn, **kwargs)
             raise psycopg.OperationalError("server closed the connection unexpectedly")
-        return status
 
-    try:
+        async def first_release_lost(run, **kwargs):
+            status = await release(run, **kwargs)
+            if not lost:
+                lost.append(status)
+                await rt.broker.publish(WAKE, b"")  # a run queued elsewhere wakes the queue meanwhile
+                raise psycopg.OperationalError("server closed the connection unexpectedly")
+            return status
+
         await worker.start()
         rt.runs.create, rt.queue.release = committed_but_lost, first_release_lost
         with pytest.raises(psycopg.OperationalError):
@@ -408,10 +368,6 @@ async def test_a_hand_back_whose_answer_is_lost_too_never_releases_the_run_from_
         await wait_for(lambda: _no_runs(rt), timeout=20)  # it ran to its end (a stateless run goes with its thread)
         assert lost == ["pending"]  # the first hand-back did put it back in the queue
         assert caplog.text.count(" started (attempt ") == 1
-    finally:
-        await worker.stop()
-        await rt.close()
-        drop_database(postgres_server, rt.settings.database_uri)
 
 
 async def test_a_run_followed_while_in_a_node_that_streams_nothing_more_still_logs_its_end(postgres_server):
@@ -420,12 +376,9 @@ async def test_a_run_followed_while_in_a_node_that_streams_nothing_more_still_lo
     from agent_server.graphs import default_assistant_id
     from agent_server.serde import loads
     from agent_server.services import SYSTEM, runs, thread_stream
-    from agent_server.worker.consumer import QueueWorker
     from run_helpers import slow, wait_for
 
-    rt = await _runtime(postgres_server)
-    worker = QueueWorker(rt, concurrency=2)
-    try:
+    async with _queue(postgres_server, concurrency=2) as (rt, worker):
         await worker.start()
         thread = await _new_thread(rt)
         run = await runs.create(rt, SYSTEM, thread, default_assistant_id("slow"),
@@ -443,10 +396,6 @@ async def test_a_run_followed_while_in_a_node_that_streams_nothing_more_still_lo
             return len(rows) == 2 and [(e["method"], e["params"]["data"]["event"]) for e in rows]
 
         assert await wait_for(logged) == [("lifecycle", "running"), ("lifecycle", "failed")]  # a cancel: failed
-    finally:
-        await worker.stop()
-        await rt.close()
-        drop_database(postgres_server, rt.settings.database_uri)
 
 
 async def test_a_cancel_message_with_an_action_it_does_not_know_cancels_nothing(postgres_server, caplog):
@@ -457,20 +406,13 @@ async def test_a_cancel_message_with_an_action_it_does_not_know_cancels_nothing(
     from agent_server.broker import CANCEL
     from agent_server.graphs import default_assistant_id
     from agent_server.services import SYSTEM, runs
-    from agent_server.worker.consumer import QueueWorker
     from run_helpers import slow, wait_for
 
     caplog.set_level(logging.INFO, logger="agent_server")
-    rt = await _runtime(postgres_server)
-    worker = QueueWorker(rt, concurrency=2)
-    try:
+    async with _queue(postgres_server, concurrency=2) as (rt, worker):
         await worker.start()
         run = await runs.create(rt, SYSTEM, None, default_assistant_id("slow"), {"input": {}, "config": slow(0.1)})
         await rt.broker.publish(CANCEL, f"{run['run_id']} pause".encode())
         await wait_for(lambda: _no_runs(rt), timeout=20)  # ended well: a stateless run goes with its thread
         assert "ignored a malformed cancel message" in caplog.text
         assert f"run {run['run_id']} on thread {run['thread_id']} ended: success" in caplog.text
-    finally:
-        await worker.stop()
-        await rt.close()
-        drop_database(postgres_server, rt.settings.database_uri)
