@@ -22,7 +22,7 @@ import asyncio
 import json
 import time
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import httpx
 
@@ -69,38 +69,96 @@ def new_conversation(settings: dict) -> Callable[[httpx.AsyncClient], Any]:
     return setup
 
 
+def user_message() -> dict:
+    return {"messages": [{"role": "user", "content": tag()}]}
+
+
+class TurnCheck:
+    """Checks one conversation turn from its events (name, JSON data, receive time) as a client gets them: each
+    model turn's tokens complete and in order, the steps, and the tool seeing the thread's whole history."""
+
+    def __init__(self, state: dict) -> None:
+        self.state, self.settings = state, state["settings"]
+        self.prev, state["messages"] = state["messages"], None  # unknown until this run answers correctly
+        self.tokens = Tokens(self.settings["tokens"], self.settings["turns"])
+        self.nodes: list[str] = []
+        self.seen: list[str] = []
+
+    def feed(self, name: str, data: str | bytes, received: float) -> None:
+        check(name != "error", f"error event: {data[:200]}")
+        self.seen.append(name)
+        if name == "messages":
+            self.tokens.feed(data, received)
+        elif name == "updates":
+            for node, update in json.loads(data).items():
+                self.nodes.append(node)
+                if node == "tools" and self.prev is not None:
+                    # the tool read the thread's history from the checkpoints: all of it, in order
+                    saw = int(update["messages"][0]["content"].rsplit("(", 1)[1].split()[0])
+                    expected = self.prev + 2 + 2 * (self.nodes.count("tools") - 1)
+                    check(saw == expected, f"the tool saw {saw} messages, {expected} expected")
+
+    def finish(self, started: float, sink: dict[str, list[float]], about: str = "") -> dict[str, float]:
+        """After the last event: the run is complete; its timings go to `sink`. `about`: what else to tell on failure."""
+        self.tokens.check_complete(f" ({about}events {self.seen[:12]})")
+        turns = self.settings["turns"]
+        check(self.nodes == ["model", "tools"] * (turns - 1) + ["model"], f"steps {self.nodes}")
+        self.state["messages"] = None if self.prev is None else self.prev + 2 * turns
+        sink["token_delay"] += self.tokens.delays
+        sink["first_token"].append((self.tokens.first - started) * 1000)
+        return {"first_token": (self.tokens.first - started) * 1000}
+
+
 async def conversation_turn(client: httpx.AsyncClient, state: dict, sink: dict[str, list[float]]) -> dict[str, float]:
     """One user message on the user's thread, streamed to its end and checked."""
-    settings = state["settings"]
-    prev, state["messages"] = state["messages"], None  # unknown until this run answers correctly
-    body = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": tag()}]},
-            "stream_mode": ["messages-tuple", "updates"], "config": {"configurable": settings}}
-    tokens = Tokens(settings["tokens"], settings["turns"])
-    nodes: list[str] = []
-    seen: list[str] = []
+    turn = TurnCheck(state)
+    body = {"assistant_id": "agent", "input": user_message(), "stream_mode": ["messages-tuple", "updates"],
+            "config": {"configurable": state["settings"]}}
     t0 = time.time()
     async with RawSSE(str(client.base_url), "POST", f"/threads/{state['thread_id']}/runs/stream", body) as r:
         check(r.status_code == 200, f"stream -> {r.status_code}")
         async for name, data, received in r.events():
-            check(name != "error", f"error event: {data[:200]}")
-            seen.append(name)
-            if name == "messages":
-                tokens.feed(data, received)
-            elif name == "updates":
-                for node, update in json.loads(data).items():
-                    nodes.append(node)
-                    if node == "tools" and prev is not None:
-                        # the tool read the thread's history from the checkpoints: all of it, in order
-                        saw = int(update["messages"][0]["content"].rsplit("(", 1)[1].split()[0])
-                        expected = prev + 2 + 2 * (nodes.count("tools") - 1)
-                        check(saw == expected, f"the tool saw {saw} messages, {expected} expected")
-    tokens.check_complete(f" ({r.response_headers.get('content-location')}, events {seen[:12]})")
-    turns = settings["turns"]
-    check(nodes == ["model", "tools"] * (turns - 1) + ["model"], f"steps {nodes}")
-    state["messages"] = None if prev is None else prev + 2 * turns
-    sink["token_delay"] += tokens.delays
-    sink["first_token"].append((tokens.first - t0) * 1000)
-    return {"first_token": (tokens.first - t0) * 1000}
+            turn.feed(name, data, received)
+    return turn.finish(t0, sink, f"{r.response_headers.get('content-location')}, ")
+
+
+Turn = Callable[[Any, dict, dict[str, list[float]]], Awaitable[dict[str, float]]]
+
+
+def window_for(n: int, quick: bool, window: tuple[float, float] | None = None) -> tuple[float, float]:
+    """(seconds measured, warm-up seconds) at `n` conversations; `window`: instead of the defaults."""
+    seconds, warmup = window or ((3.0, 1.0) if quick else (12.0, 2.0))
+    # With many users a run lasts longer than the window (each server shares 2 cores among them): a window of
+    # several runs' length, so that a server finishing runs slowly still shows a rate.
+    return (seconds if quick or window or n < 100 else max(seconds, 30.0)), warmup
+
+
+async def measure_conversations(client: Any, probe: ServerProbe, name: str, n: int, turn: Turn, setup: Callable,
+                                seconds: float, warmup: float, log: Callable[[str], None] = print) -> dict:
+    """`n` users taking `turn` after `turn` for `seconds` after `warmup`: the scenario's row, with the first token
+    and the added delay per token."""
+    sink: dict[str, list[float]] = {"token_delay": [], "first_token": []}
+
+    async def op(c: Any, state: dict) -> dict[str, float]:
+        return await turn(c, state, sink)
+
+    async def forget_warmup() -> None:
+        await asyncio.sleep(warmup)
+        for values in sink.values():
+            values.clear()
+
+    clearing = asyncio.create_task(forget_warmup())
+    res = await run_scenario(client, probe, name, n, op, setup=setup, seconds=seconds, warmup=warmup)
+    await clearing
+    row = asdict(res)
+    row.update({
+        "first_token_p50_ms": _r(pct(sink["first_token"], 0.5)), "first_token_p99_ms": _r(pct(sink["first_token"], 0.99)),
+        "token_delay_p50_ms": _r(pct(sink["token_delay"], 0.5)), "token_delay_p99_ms": _r(pct(sink["token_delay"], 0.99)),
+        "tokens": len(sink["token_delay"]),
+    })
+    log(format_row(res) + f"\n    first token p50 {row['first_token_p50_ms']} p99 {row['first_token_p99_ms']} ms; "
+        f"added delay per token p50 {row['token_delay_p50_ms']} p99 {row['token_delay_p99_ms']} ms ({row['tokens']} tokens)")
+    return row
 
 
 async def conversations(url: str, pid: int | None, clients: tuple[int, ...] = (1, 16, 100), quick: bool = False,
@@ -109,7 +167,6 @@ async def conversations(url: str, pid: int | None, clients: tuple[int, ...] = (1
     """`window`: (seconds measured, warm-up seconds) per scenario, instead of the defaults."""
     settings = {**AGENT, **(settings or {})}
     probe = ServerProbe(pid)
-    seconds, warmup = window or ((3.0, 1.0) if quick else (12.0, 2.0))
     results = []
     with no_collections():
         async with httpx.AsyncClient(base_url=url, timeout=60, limits=LIMITS) as client:
@@ -117,32 +174,8 @@ async def conversations(url: str, pid: int | None, clients: tuple[int, ...] = (1
             idle_rss = probe.rss()
             probe.start()
             for n in clients:
-                sink: dict[str, list[float]] = {"token_delay": [], "first_token": []}
-
-                async def op(c: httpx.AsyncClient, state: dict) -> dict[str, float]:
-                    return await conversation_turn(c, state, sink)
-
-                async def forget_warmup() -> None:
-                    await asyncio.sleep(warmup)
-                    for values in sink.values():
-                        values.clear()
-
-                clearing = asyncio.create_task(forget_warmup())
-                # With many users a run lasts longer than the window (each server shares 2 cores among them): a
-                # window of several runs' length, so that a server finishing runs slowly still shows a rate.
-                window_s = seconds if quick or window or n < 100 else max(seconds, 30.0)
-                res = await run_scenario(client, probe, "agent conversations", n, op, setup=new_conversation(settings),
-                                         seconds=window_s, warmup=warmup)
-                await clearing
-                row = asdict(res)
-                row.update({
-                    "first_token_p50_ms": _r(pct(sink["first_token"], 0.5)), "first_token_p99_ms": _r(pct(sink["first_token"], 0.99)),
-                    "token_delay_p50_ms": _r(pct(sink["token_delay"], 0.5)), "token_delay_p99_ms": _r(pct(sink["token_delay"], 0.99)),
-                    "tokens": len(sink["token_delay"]),
-                })
-                log(format_row(res) + f"\n    first token p50 {row['first_token_p50_ms']} p99 {row['first_token_p99_ms']} ms; "
-                    f"added delay per token p50 {row['token_delay_p50_ms']} p99 {row['token_delay_p99_ms']} ms ({row['tokens']} tokens)")
-                results.append(row)
+                results.append(await measure_conversations(client, probe, "agent conversations", n, conversation_turn,
+                                                           new_conversation(settings), *window_for(n, quick, window), log))
             await probe.stop()
     return {"settings": settings, "idle_rss_mb": round(idle_rss / 2**20, 1) if pid else None,
             "peak_rss_mb": round(probe.peak_rss / 2**20, 1) if pid else None, "results": results}

@@ -9,6 +9,7 @@ from typing import Any
 Row = dict[str, Any]
 GROWTH_NOISE_MB = 2.0  # RSS moving less than this between two samples is allocator noise, not growth
 SAVER_FLOOR = "floor slow 5-step, async, our saver"
+AGENT_FLOOR = "floor (in-process, our saver, no server)"
 
 
 def _f(v: float | None, spec: str = ".1f") -> str:
@@ -182,7 +183,10 @@ def agent_section(data: dict) -> str:
         "| p99 ms | CPU ms/run | peak RSS MB |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    names = {"ours": "ours (external PostgreSQL)", "ours_embedded": "ours (embedded PostgreSQL)", "official": "official (in-memory)"}
+    names = {"ours": "ours (external PostgreSQL)", "ours_embedded": "ours (embedded PostgreSQL)", "official": "official (in-memory)",
+             "floor": AGENT_FLOOR}
+    if "floor" in agent:
+        out[0] += " " + _agent_floor_note(agent)
     for key, server in agent.items():
         for r in server["results"]:
             out.append(
@@ -192,7 +196,28 @@ def agent_section(data: dict) -> str:
             )
     samples = [f"- {names.get(k, k)}, {r['concurrency']}: `{e}`" for k, v in agent.items() for r in v["results"]
                for e in r.get("error_samples", [])]
-    return "\n".join(out + (["", "Errors (samples):", *samples] if samples else []))
+    return "\n".join(out + _against_floor(agent) + (["", "Errors (samples):", *samples] if samples else []))
+
+
+def _agent_floor_note(agent: dict) -> str:
+    return ("Floor rows (`bench/floor.py --agent`): the same graph, conversations and checks in one process "
+            "with no HTTP, queue or server: `graph.astream` (`messages`, `updates`, durability `async`) on our saver "
+            "over a pool of its own, each event serialized as our server serializes it; a token's delay runs to that "
+            f"serialization. Run on {agent['floor'].get('event_loop', '–')} as our server is, with the garbage collector "
+            "settled as our server settles it once started; its CPU and RSS are that process's (graph, saver, "
+            "serialization and the checks).")
+
+
+def _against_floor(agent: dict) -> list[str]:
+    """Ours (external PostgreSQL) over the floor, at each number of conversations both ran."""
+    ours, floor = (agent.get(k, {}).get("results", []) for k in ("ours", "floor"))
+    pairs = [(r, f) for r in ours if (f := find(floor, "agent", r["concurrency"]))]
+    if not pairs:
+        return []
+    return ["", "Ours (external PostgreSQL) against the floor, by conversations: " + "; ".join(
+        f"{r['concurrency']}: runs/s {_ratio(r['rate'], f['rate'])}, CPU ms/run "
+        f"{_ratio(r['cpu_ms_per_op'], f['cpu_ms_per_op'])}, added delay/token p99 {_f(r['token_delay_p99_ms'])} ms "
+        f"against {_f(f['token_delay_p99_ms'])}" for r, f in pairs) + "."]
 
 
 def streams_section(data: dict) -> str:

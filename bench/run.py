@@ -9,7 +9,8 @@ examples/langgraph.json), without the soak; runs the floor; then our split mode 
 and Redis (REDIS_URI, default redis://127.0.0.1:6379/0): an API process and 1 queue worker started at once
 with no migrate step, then 2 workers, on CPU-burning runs; then chaos: API + 2 workers started together on an
 empty database, one killed mid-way through 30 threaded runs; then the agent-shaped conversations
-(bench/agent_bench.py) on ours (external PostgreSQL, then embedded) and the official server, and many open
+(bench/agent_bench.py) on ours (external PostgreSQL, then embedded) and the official server, and their in-process
+floor (the same graph and checks, no server: bench/floor.py --agent, on a fresh database of its own), and many open
 streams on ours (250 runs × 4 join_stream clients), on one process and then on an API process with the runs in
 a worker (two waves); then the deployment modes side by side (bench/modes.py:
 single host, split, distributed). Everything runs one at a time. Writes
@@ -312,9 +313,10 @@ def official_cmd(config: Path, port: int, jobs: int | None = None) -> list[str]:
             str(config), str(port)]
 
 
-def bench_agent(dsn: str, quick: bool) -> dict:
+def bench_agent(dsn: str, floor_dsn: str, quick: bool) -> dict:
     """Agent-shaped conversations (bench/agent_bench.py) on ours with the external PostgreSQL (`dsn`), ours on its
-    embedded PostgreSQL (no DATABASE_URI), and the official server; each set to 100 concurrent runs."""
+    embedded PostgreSQL (no DATABASE_URI), and the official server, each set to 100 concurrent runs; then their
+    floor: the same conversations in-process on our saver, no server (on `floor_dsn`)."""
     clients = (1, 4) if quick else (1, 16, 100)
     out = {}
     with tempfile.TemporaryDirectory(prefix="bench-embedded-") as data_dir:
@@ -329,6 +331,8 @@ def bench_agent(dsn: str, quick: bool) -> dict:
             with server(f"{name} (agent)", cmd, port, env) as pid:
                 log(f"\n== agent-shaped conversations, {name}  (load average {os.getloadavg()[0]:.2f})\n{HEADER}")
                 out[name] = asyncio.run(A.conversations(f"http://127.0.0.1:{port}", pid, clients, quick, log=log))
+    out["floor"] = run_floor(floor_dsn, quick, "--agent", "--clients", ",".join(map(str, clients)),
+                             title="agent-shaped conversations, floor (in-process, our saver, no server)")
     return out
 
 
@@ -372,10 +376,12 @@ def run_modes(dsns: list[str], quick: bool) -> dict:
     return modes.bench_modes(dsns, quick)
 
 
-def run_floor(dsn: str, quick: bool) -> dict:
-    log(f"\n== floor  (load average {os.getloadavg()[0]:.2f})")
+def run_floor(dsn: str, quick: bool, *args: str, title: str = "floor") -> dict:
+    """bench/floor.py (with `args`) in a process of its own: its CPU and RSS are the floor's alone."""
+    log(f"\n== {title}  (load average {os.getloadavg()[0]:.2f})")
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = [sys.executable, str(BENCH / "floor.py"), "--dsn", dsn, "--json", out.name, *(["--quick"] if quick else [])]
+        cmd = [sys.executable, str(BENCH / "floor.py"), "--dsn", dsn, "--json", out.name, *(["--quick"] if quick else []),
+               *args]
         subprocess.run(cmd, check=True, cwd=BENCH)
         return json.loads(Path(out.name).read_text())
 
@@ -395,9 +401,10 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         "load_average_at_start": round(os.getloadavg()[0], 2),
     }
-    with fresh_databases(["server", "floor", "split", "chaos", "bodies", "agent", "streams", "streams_split",
+    with fresh_databases(["server", "floor", "split", "chaos", "bodies", "agent", "agent_floor", "streams", "streams_split",
                           "modes_single", "modes_split", "modes_distributed"]) as (
-        [server_db, floor_db, split_db, chaos_db, bodies_db, agent_db, streams_db, streams_split_db, *modes_dbs], db_note
+        [server_db, floor_db, split_db, chaos_db, bodies_db, agent_db, agent_floor_db, streams_db, streams_split_db,
+         *modes_dbs], db_note
     ):
         meta["database"] = db_note
         log(f"database: {db_note}")
@@ -411,7 +418,7 @@ def main() -> None:
         split = bench_split(split_db, args.quick)
         chaos = bench_chaos(chaos_db)
         bodies = bench_big_bodies(bodies_db)
-        agent = bench_agent(agent_db, args.quick)
+        agent = bench_agent(agent_db, agent_floor_db, args.quick)
         streams = bench_streams(streams_db, args.quick)
         streams_split = bench_streams_split(streams_split_db, args.quick)
         modes = run_modes(modes_dbs, args.quick)

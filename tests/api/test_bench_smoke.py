@@ -1,18 +1,20 @@
 """bench/ still runs (a short smoke, no timings asserted): the agent-shaped conversations and the many-streams
-scenario against our server, every run checked by the bench itself (tokens complete and in order, the history
-intact), and the report renders their figures."""
+scenario against our server, and the conversations' in-process floor, every run checked by the bench itself
+(tokens complete and in order, the history intact), and the report renders their figures."""
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ServerProcess, running
+from conftest import ServerProcess, fresh_database, running
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 import agent_bench  # noqa: E402
+import floor  # noqa: E402
 import report  # noqa: E402
 
 FAST = {"tokens": 5, "token_gap": 0.002, "turns": 3}
@@ -31,6 +33,29 @@ async def test_the_agent_conversations_run_and_every_run_is_correct(agent_server
     assert row["ok"] > 0 and row["tokens"] >= row["ok"] * 15
     assert row["first_token_p50_ms"] is not None and row["token_delay_p99_ms"] is not None
     assert "| ours (external PostgreSQL) | 2 |" in report.agent_section({"agent": {"ours": data}})
+
+
+@pytest.fixture
+def floor_database(postgres_server):
+    yield from fresh_database(postgres_server)
+
+
+@pytest.fixture
+def gc_restored():
+    """The floor settles the collector as a server process does (frozen, high thresholds): not this one's for good."""
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+async def test_the_agent_floor_checks_every_run(floor_database, gc_restored):
+    data = await floor.run_agent_floor(floor_database, clients=(2,), settings=FAST, window=(1.5, 0.5), log=lambda _: None)
+    row = data["results"][0]
+    assert row["errors"] == 0, row["error_samples"]
+    assert row["ok"] > 0 and row["tokens"] >= row["ok"] * 15
+    assert row["first_token_p50_ms"] is not None and row["cpu_ms_per_op"] is not None and data["peak_rss_mb"]
+    assert "| floor (in-process, our saver, no server) | 2 |" in report.agent_section({"agent": {"floor": data}})
 
 
 async def test_many_streams_deliver_every_token_to_every_follower(agent_server):
