@@ -1,7 +1,8 @@
-"""Redis pub/sub broker: one publishing client and one subscriber connection per process."""
+"""Redis pub/sub broker: one publishing connection and one subscriber connection per process."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from contextlib import asynccontextmanager
 
@@ -24,6 +25,8 @@ class RedisBroker(Broker):
         self._confirmed: dict[str, asyncio.Event] = {}
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task | None = None
+        self._outbox: list[tuple[str, bytes, asyncio.Future]] = []  # published, not yet sent
+        self._sender: asyncio.Task | None = None
 
     @classmethod
     async def connect(cls, uri: str) -> "RedisBroker":
@@ -39,11 +42,35 @@ class RedisBroker(Broker):
         return broker
 
     async def publish(self, channel: str, message: bytes) -> None:
-        # Best effort, like every signal here: the truth is in PostgreSQL, and waiters re-check it.
+        """Sent by one task on one connection, in order, with what else was published meanwhile in the same round
+        trip: a publish per caller would take a connection each, and past the client's pool (100 connections in
+        redis-py) fail at once, losing the message for every follower of that stream."""
+        loop = asyncio.get_running_loop()
+        sent = loop.create_future()
+        self._outbox.append((PREFIX + channel, message, sent))
+        if self._sender is None or self._sender.done() or self._sender.get_loop() is not loop:
+            # in no caller's task (a caller cancelled stops no one else's messages) nor its context (logs)
+            self._sender = loop.create_task(self._send(), context=contextvars.Context())
+        await asyncio.shield(sent)
+
+    async def _send(self) -> None:
         try:
-            await self.client.publish(PREFIX + channel, message)
-        except (RedisError, OSError) as exc:
-            log.warning("Redis publish on %s failed: %s", channel, exc)
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                try:
+                    pipe = self.client.pipeline(transaction=False)
+                    for key, message, _ in batch:
+                        pipe.publish(key, message)
+                    await pipe.execute()
+                except (RedisError, OSError) as exc:
+                    # Best effort, like every signal here: the truth is in PostgreSQL, and waiters re-check it.
+                    log.warning("Redis publish of %d message(s) on %s failed: %s", len(batch),
+                                ", ".join(sorted({key.removeprefix(PREFIX) for key, _, _ in batch})[:3]), exc)
+                finally:
+                    _resolve(batch)
+        finally:
+            _resolve(self._outbox)  # stopped with the loop: nobody is left waiting
+            self._outbox = []
 
     @asynccontextmanager
     async def subscribe(self, channel: str, limit: int | None = None):
@@ -110,6 +137,8 @@ class RedisBroker(Broker):
                 await self._unsubscribe_unused(channel)  # its last reader fell behind and was ended
 
     async def close(self) -> None:
+        if self._sender:
+            await asyncio.gather(self._sender, return_exceptions=True)  # what was published is sent
         if self._reader:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
@@ -117,3 +146,9 @@ class RedisBroker(Broker):
             await self.pubsub.aclose()
         finally:
             await self.client.aclose()
+
+
+def _resolve(batch: list[tuple[str, bytes, asyncio.Future]]) -> None:
+    for _, _, sent in batch:
+        if not sent.done():
+            sent.set_result(None)
