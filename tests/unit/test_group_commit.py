@@ -42,6 +42,25 @@ async def test_items_handed_in_while_writes_are_in_flight_go_together_in_the_nex
     assert store.groups == [[1, 2], [3, 4, "bad"]]
 
 
+async def test_with_more_statements_in_flight_an_item_goes_at_once_while_one_is_under_way():
+    store = Store()
+    group = GroupCommit(store, in_flight=2)
+    first = asyncio.create_task(group.submit(1))
+    while not store.groups:
+        await asyncio.sleep(0)
+    second = asyncio.create_task(group.submit(2))  # does not wait for the first statement
+    while len(store.groups) < 2:
+        await asyncio.sleep(0)
+    rest = [asyncio.create_task(group.submit(i)) for i in (3, 4)]  # two in flight: these wait, together
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert store.groups == [[1], [2]]
+    store.release.set()
+    assert await asyncio.gather(first, second, *rest) == [2, 4, 6, 8]
+    assert store.groups == [[1], [2], [3, 4]]
+    await group.flush()
+
+
 async def test_a_caller_cancelled_does_not_stop_the_others_write():
     store = Store()
     group = GroupCommit(store)
@@ -61,7 +80,8 @@ async def test_a_write_stopped_with_the_loop_fails_its_callers_as_a_database_gon
         await asyncio.sleep(0)
     waiting = asyncio.create_task(group.submit(3))  # for the next statement, which will never come
     await asyncio.sleep(0)
-    group._writer.cancel()  # what the loop's teardown does to the tasks left
+    for writer in group._writers:
+        writer.cancel()  # what the loop's teardown does to the tasks left
     for caller in (*callers, waiting):
         with pytest.raises(psycopg.OperationalError, match="stopped with the server"):
             await asyncio.wait_for(caller, 1)

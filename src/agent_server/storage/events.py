@@ -8,14 +8,16 @@ from .group import GroupCommit
 
 
 class RunEventRepo(Repository):
-    """Appends are committed in groups: the events every run of this process hands in while a write is in
+    """Appends are committed in groups: the events every run of this process hands in while writes are in
     flight go together in the next statement (a thousand streaming runs, a statement per round trip rather
-    than one per event)."""
+    than one per event). Up to 3 statements in flight: a run waits for less than a whole statement before its
+    own goes (a run's own events are never in two at once: its writer waits for each append), and it measured
+    lower delays to the streams' followers than one at a time (bench/RESULTS.md, many open streams)."""
 
     def __init__(self, pool) -> None:
         super().__init__(pool)
         self._group: GroupCommit[tuple[dict, list[tuple[int, str, bytes]]], bool] = GroupCommit(
-            self._store, size=lambda item: sum(len(data) + 100 for _, _, data in item[1]))
+            self._store, size=lambda item: sum(len(data) + 100 for _, _, data in item[1]), in_flight=3)
 
     async def append(self, run: dict, events: list[tuple[int, str, bytes]]) -> bool:
         """Store events (seq, event, data) of a claimed run's execution; False (nothing stored) when that

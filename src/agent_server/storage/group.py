@@ -15,31 +15,33 @@ Result = TypeVar("Result")
 
 class GroupCommit(Generic[Item, Result]):
     """`store(items)` writes a group in one statement and gives each item's result in order (an exception in
-    its place fails that item's caller alone); raising fails the whole group. One statement in flight at a
-    time, so groups commit in the order their items came (a second one in flight measured no faster).
+    its place fails that item's caller alone); raising fails the whole group. At most `in_flight` statements at
+    a time; with one (the default), groups commit in the order their items came (for the checkpoint saver, a
+    second one in flight measured no faster).
 
     `size(item)`: its bytes, roughly; a group stops at `max_size` (at least one item), so that runs with large
     states do not make one statement PostgreSQL refuses (a parameter of 1 GB) for all of them."""
 
     def __init__(self, store: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]],
-                 size: Callable[[Item], int] = lambda item: 0, max_size: int = 16 * 2**20) -> None:
-        self._store, self._size, self._max_size = store, size, max_size
+                 size: Callable[[Item], int] = lambda item: 0, max_size: int = 16 * 2**20, in_flight: int = 1) -> None:
+        self._store, self._size, self._max_size, self._in_flight = store, size, max_size, in_flight
         self._waiting: list[tuple[Item, asyncio.Future]] = []
-        self._flying: list[tuple[Item, asyncio.Future]] = []  # the group being written
-        self._writer: asyncio.Task | None = None
+        self._flying: list[list[tuple[Item, asyncio.Future]]] = []  # the groups being written
+        self._writers: set[asyncio.Task] = set()
 
     async def submit(self, item: Item) -> Result:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        if self._writer is not None and self._writer.get_loop() is not loop:
-            # a writer of another event loop (gone: tests, a restarted loop): its waiting items are its own
+        if any(writer.get_loop() is not loop for writer in self._writers):
+            # writers of another event loop (gone: tests, a restarted loop): their waiting items are their own
             self._waiting = [(i, d) for i, d in self._waiting if d.get_loop() is loop]
-            self._writer = None
+            self._writers = set()
         self._waiting.append((item, done))
-        if self._writer is None or self._writer.done():
+        self._writers = {writer for writer in self._writers if not writer.done()}
+        if len(self._writers) < self._in_flight:
             # not in a caller's task (cancelling one caller stops no one else's write), nor in its context
             # (the writer's log lines are no run's)
-            self._writer = loop.create_task(self._write(), context=contextvars.Context())
+            self._writers.add(loop.create_task(self._write(), context=contextvars.Context()))
         try:
             return await asyncio.shield(done)
         except asyncio.CancelledError:
@@ -49,7 +51,7 @@ class GroupCommit(Generic[Item, Result]):
     async def flush(self) -> None:
         """Wait until everything handed in so far is written (or has failed): a caller cancelled while its
         item was under way stopped waiting for it, but the write goes on."""
-        pending = [done for _, done in (*self._flying, *self._waiting)]
+        pending = [done for _, done in (*(entry for group in self._flying for entry in group), *self._waiting)]
         if pending:
             await asyncio.wait(pending)
 
@@ -65,7 +67,8 @@ class GroupCommit(Generic[Item, Result]):
 
     async def _write(self) -> None:
         while self._waiting:
-            group = self._flying = self._next_group()
+            group = self._next_group()
+            self._flying.append(group)
             try:
                 results = await self._store([item for item, _ in group])
             except Exception as exc:
@@ -79,7 +82,7 @@ class GroupCommit(Generic[Item, Result]):
                 self._waiting = []
                 raise
             finally:
-                self._flying = []
+                self._flying = [flying for flying in self._flying if flying is not group]
             for (_, done), result in zip(group, results):
                 if done.done():
                     continue
