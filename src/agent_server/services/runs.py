@@ -355,8 +355,12 @@ class RunFollower:
     ) -> AsyncIterator[tuple[str, bytes, str]]:
         """The run's (event, data, id) until it ends; empty names are heartbeats of an idle stream.
 
-        `replay_after`: first the stored events of a resumable run after that id, then live ones."""
-        seen = -1
+        `replay_after`: first the stored events of a resumable run after that id, then live ones.
+
+        A resumable run numbers its events one after another and stores each before publishing it: a number
+        skipped live is an event whose publish was lost on the way (Redis away for a moment), read from storage
+        before the one that came."""
+        seen = replay_after  # the id of the last event given; None: not known yet (following from now on)
         if replay_after is not None:
             for row in await self.rt.events.after(self.run_id, replay_after):
                 seen = row["seq"]
@@ -379,7 +383,16 @@ class RunFollower:
             if event == RECHECK:
                 if await self._ended_in_db():
                     return
-            elif not event_id or int(event_id) > seen:  # else already replayed from storage
+            elif not event_id:
+                yield event, data, event_id
+                continue
+            elif seen is None or int(event_id) > seen:  # else already replayed from storage
+                if seen is not None and int(event_id) > seen + 1:
+                    for row in await self.rt.events.after(self.run_id, seen):
+                        if row["seq"] >= int(event_id):
+                            break
+                        yield row["event"], bytes(row["data"]), str(row["seq"])
+                seen = int(event_id)
                 yield event, data, event_id
                 continue
             if not self.sub.ready:
