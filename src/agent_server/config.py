@@ -40,12 +40,19 @@ class Settings:
     redis_uri: str | None = None
     data_dir: Path = Path(".agent_server")
     n_jobs_per_worker: int = 10
+    postgres_pool_max_size: int | None = None  # connections one process opens at most; None: from n_jobs_per_worker
     bg_job_timeout_secs: float = 3600.0
     lease_secs: float = 30.0  # a worker that misses this long of heartbeats loses its runs to others
     drain_timeout_secs: float = 30.0  # on SIGTERM, how long a worker lets its runs finish
     max_body_bytes: int = 16 * 1024 * 1024  # a larger request body is answered 413 before it is read
     body_timeout_secs: float = 30.0  # a client silent this long mid-body is answered 408
     run_queue: bool = True
+
+    @property
+    def pool_max_size(self) -> int:
+        """PostgreSQL connections one process opens at most: LANGGRAPH_POSTGRES_POOL_MAX_SIZE (the official name;
+        keep the sum over processes under the database's max_connections), else two per run slot and ten more."""
+        return self.postgres_pool_max_size or max(10, self.n_jobs_per_worker * 2 + 10)
 
     @property
     def base_dir(self) -> Path:
@@ -380,6 +387,7 @@ def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
         redis_uri=os.environ.get("REDIS_URI") or None,
         data_dir=data_dir,
         n_jobs_per_worker=_env_number("N_JOBS_PER_WORKER", Settings.n_jobs_per_worker, int),
+        postgres_pool_max_size=_env_number("LANGGRAPH_POSTGRES_POOL_MAX_SIZE", None, int),
         bg_job_timeout_secs=_env_number("BG_JOB_TIMEOUT_SECS", Settings.bg_job_timeout_secs),
         lease_secs=_env_number("AGENT_SERVER_LEASE_SECS", Settings.lease_secs),
         drain_timeout_secs=_env_number("DRAIN_TIMEOUT_SECS", Settings.drain_timeout_secs),
@@ -390,6 +398,8 @@ def load_settings(config: str | os.PathLike, **overrides: Any) -> Settings:
         setattr(settings, key, value)
     if settings.n_jobs_per_worker < 1:
         raise ConfigError("N_JOBS_PER_WORKER must be at least 1")
+    if settings.postgres_pool_max_size is not None and settings.postgres_pool_max_size < 2:
+        raise ConfigError("LANGGRAPH_POSTGRES_POOL_MAX_SIZE must be at least 2 (the pool keeps 2 connections open)")
     if settings.max_body_bytes < 1:
         raise ConfigError("AGENT_SERVER_MAX_BODY_BYTES must be at least 1")
     if settings.body_timeout_secs <= 0:

@@ -60,9 +60,7 @@ class Runtime:
     async def start(cls, settings: Settings, graphs: GraphRegistry | None = None) -> "Runtime":
         graphs = graphs or GraphRegistry.load(settings.graphs, settings.base_dir, settings.dependencies)
         store_index = _store_index(settings)
-        pool = await database.connect(
-            settings.database_uri, settings.data_dir, max_size=max(10, settings.n_jobs_per_worker * 2 + 10)
-        )
+        pool = await database.connect(settings.database_uri, settings.data_dir, max_size=settings.pool_max_size)
         exits = contextlib.AsyncExitStack()
         try:
             await database.migrate(pool, store_index=store_index)

@@ -416,3 +416,22 @@ async def test_a_cancel_message_with_an_action_it_does_not_know_cancels_nothing(
         await wait_for(lambda: _no_runs(rt), timeout=20)  # ended well: a stateless run goes with its thread
         assert "ignored a malformed cancel message" in caplog.text
         assert f"run {run['run_id']} on thread {run['thread_id']} ended: success" in caplog.text
+
+
+async def test_a_process_opens_no_more_postgres_connections_than_langgraph_postgres_pool_max_size(postgres_server, monkeypatch):
+    monkeypatch.setenv("LANGGRAPH_POSTGRES_POOL_MAX_SIZE", "3")
+    rt = await _runtime(postgres_server)
+    try:
+        assert rt.pool.max_size == 3
+
+        async def hold():
+            async with rt.pool.connection() as conn:
+                await conn.execute("SELECT pg_sleep(0.3)")
+
+        await asyncio.gather(*(hold() for _ in range(6)))  # twice as many as it may open: they take turns
+        backends = await rt.queue.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert backends <= 2  # besides the one asking: at most 3 in all
+    finally:
+        await rt.close()
+        drop_database(postgres_server, rt.settings.database_uri)

@@ -77,3 +77,16 @@ def test_env_as_a_path_reads_the_dotenv_file_beside_the_config(tmp_path, monkeyp
     settings = load_settings(write_config(tmp_path, env="./settings.env"))
     assert settings.env == {name: "hello"} and os.environ[name] == "hello"
     monkeypatch.delenv(name)
+
+
+def test_the_postgres_pool_size_follows_the_run_slots_unless_set_by_its_official_variable(tmp_path, monkeypatch):
+    config = write_config(tmp_path)
+    monkeypatch.setenv("N_JOBS_PER_WORKER", "100")
+    monkeypatch.delenv("LANGGRAPH_POSTGRES_POOL_MAX_SIZE", raising=False)
+    assert load_settings(config).pool_max_size == 210
+    monkeypatch.setenv("LANGGRAPH_POSTGRES_POOL_MAX_SIZE", "40")
+    assert load_settings(config).pool_max_size == 40
+    for bad, says in (("1", "at least 2"), ("forty", "not a number")):
+        monkeypatch.setenv("LANGGRAPH_POSTGRES_POOL_MAX_SIZE", bad)
+        with pytest.raises(ConfigError, match=says):
+            load_settings(config)
