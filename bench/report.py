@@ -278,19 +278,19 @@ def agent_analysis(data: dict) -> str:
   conversation is per run: every checkpoint writes the whole `messages` list again, and the run's end writes the
   thread's values. What would move it: split mode (runs in worker processes, the API only relaying), and a saver
   that writes only a list channel's new items. Time to first token at 1 conversation
-  ({_f(a1.get('first_token_p50_ms'))} ms p50; 9.4–10.6 ms p50 at the previous full run, on the same morning), timed inside the
-  server (runs in a row on one thread, up to 150 messages): from the request reaching the run service to the run
-  created and claimed one round trip (this round: the assistant as this process last read it, checked in the
-  statement; the thread's latest checkpoint read in the same round trip), 1.4 ms measured alone on this machine
-  this afternoon, half of it the commit's flush to disk, and 3–3.5 ms inside the server, where the previous run's
-  end shares the event loop; the graph's start 0.1 ms later, the checkpoint's deserialization about 1 ms (about
-  7 µs per message), then 3.5–4 ms of langgraph's loop and the model's callbacks to the first token, in which the
-  input checkpoint's serialization (the whole history again) takes the event loop too; the HTTP request and the
-  SSE response around it about 2 ms. The same graph invoked in-process
-  on our saver, without the server, takes 3.6–9.8 ms (median 5–6 ms) to its first token. What would move it: less
-  of langgraph's start-up per run; a saver that does not serialize the whole history at every checkpoint;
-  deserialized history kept per thread between runs (blobs are immutable per
-  version, but graph code may mutate what it is handed: a copy per run costs most of what it would save).
+  ({_f(a1.get('first_token_p50_ms'))} ms p50 in this run; 9.4–10.6 ms at the full runs of a faster morning), timed by hand this
+  round inside the server on the same slow afternoon (32 runs in a row on one thread, medians from the request
+  reaching the app): the route 0.7 ms; the run created and claimed and its thread's latest checkpoint read, one
+  round trip with its commit's flush to disk, 4.0 ms (to 4.9); the history decoded 1.7 ms (up to about 190 messages,
+  6 more a run); langgraph's start, the input's checkpoints and the first task's writes, to the model's call at
+  12.1 ms, the creation's own answer and the SSE response's start sharing the event loop meanwhile; the model's
+  first token 4.1 ms after its call (16.2: langchain's callbacks and langgraph's stream handler); its frame
+  written 0.1 ms later. The client saw it at 20.6 ms p50: about 4 ms are outside the app (the load generator's
+  request and parsing, the sockets, uvicorn reading the request). The floor, without any of the server's part,
+  took {_f(f1.get('first_token_p50_ms'))} ms. What would move it: a faster commit (its flush is a third of the server's part
+  on this machine), less of langgraph's start-up per run, a history not decoded again at every run
+  (deserialized history kept per thread between runs: blobs are immutable per version, but graph code may
+  mutate what it is handed, and a copy per run costs most of what it would save).
 - **Many open streams.** {st.get('clients', 0):,} SSE clients on one process: every token is stored (the runs
   are resumable) and written to {st.get('joiners', 4)} sockets, {st.get('runs', 0)} runs at 4 tokens a second each, on
   2 cores shared with PostgreSQL and the load generator's readers. Earlier rounds: resumable events went from one
