@@ -362,9 +362,9 @@ class RunFollower:
         before the one that came."""
         seen = replay_after  # the id of the last event given; None: not known yet (following from now on)
         if replay_after is not None:
-            for row in await self.rt.events.after(self.run_id, replay_after):
-                seen = row["seq"]
-                yield row["event"], bytes(row["data"]), str(seen)
+            async for item in self._stored(replay_after):
+                seen = int(item[2])
+                yield item
         if check_first and await self._ended_in_db():
             return
         while True:
@@ -388,10 +388,8 @@ class RunFollower:
                 continue
             elif seen is None or int(event_id) > seen:  # else already replayed from storage
                 if seen is not None and int(event_id) > seen + 1:
-                    for row in await self.rt.events.after(self.run_id, seen):
-                        if row["seq"] >= int(event_id):
-                            break
-                        yield row["event"], bytes(row["data"]), str(row["seq"])
+                    async for item in self._stored(seen, before=int(event_id)):
+                        yield item
                 seen = int(event_id)
                 yield event, data, event_id
                 continue
@@ -399,6 +397,13 @@ class RunFollower:
                 # nothing to send, nothing waiting: a heartbeat, so that a caller that asked for this event
                 # because one was waiting (api/sse.py batches them) does not hold what it has until the next
                 yield "", b"", ""
+
+    async def _stored(self, after: int, before: int | None = None) -> AsyncIterator[tuple[str, bytes, str]]:
+        """The run's stored events numbered after `after` (and before `before`), as events() gives them."""
+        for row in await self.rt.events.after(self.run_id, after):
+            if before is not None and row["seq"] >= before:
+                return
+            yield row["event"], bytes(row["data"]), str(row["seq"])
 
     async def wait(self, check_first: bool = False) -> dict:
         async for _ in self.events(check_first):

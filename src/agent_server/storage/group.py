@@ -37,6 +37,8 @@ class GroupCommit(Generic[Item, Result]):
             self._waiting = [(i, d) for i, d in self._waiting if d.get_loop() is loop]
             self._writers = set()
         self._waiting.append((item, done))
+        # done() rather than a done-callback: a writer that has just left its loop is done at once, its callbacks
+        # only a loop turn later, and an item handed in between would wait for a writer that never comes
         self._writers = {writer for writer in self._writers if not writer.done()}
         if len(self._writers) < self._in_flight:
             # not in a caller's task (cancelling one caller stops no one else's write), nor in its context
