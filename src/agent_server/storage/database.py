@@ -66,9 +66,10 @@ async def _check_if_idle(conn: psycopg.AsyncConnection) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-async def _configure(conn: psycopg.AsyncConnection) -> None:
-    """Our JSON decoding on our connections only: other psycopg users in the process keep theirs."""
-    set_json_loads(loads, conn)
+# Our JSON decoding on our connections only (other psycopg users in the process keep theirs), in one adapters map
+# the connections start from: registering it on each connection copied the loaders per connection.
+ADAPTERS = psycopg.adapt.AdaptersMap(psycopg.adapters)
+set_json_loads(loads, ADAPTERS)
 
 
 async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
@@ -86,8 +87,7 @@ async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
         min_size=2,
         max_size=max_size,
         open=False,
-        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-        configure=_configure,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row, "context": ADAPTERS},
         check=_check_if_idle,
         reset=_note_returned,
         # libpq keeps a connection's buffers at the largest message it carried (a 16 MiB request body, say):
