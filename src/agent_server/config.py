@@ -51,8 +51,11 @@ class Settings:
     @property
     def pool_max_size(self) -> int:
         """PostgreSQL connections one process opens at most: LANGGRAPH_POSTGRES_POOL_MAX_SIZE (the official name;
-        keep the sum over processes under the database's max_connections), else two per run slot and ten more."""
-        return self.postgres_pool_max_size or max(10, self.n_jobs_per_worker * 2 + 10)
+        keep the sum over processes under the database's max_connections), else two per run slot of this process
+        and ten more. An API process without the queue (`serve --no-queue`) has no run slots: its requests hold a
+        connection for a statement or two, and ten serve a thousand streams' joins."""
+        slots = self.n_jobs_per_worker if self.run_queue else 0
+        return self.postgres_pool_max_size or slots * 2 + 10
 
     @property
     def base_dir(self) -> Path:

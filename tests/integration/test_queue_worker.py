@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
+import psycopg
+
+from agent_server.storage import database
 from conftest import create_database, drop_database
 
 
@@ -416,6 +420,21 @@ async def test_a_cancel_message_with_an_action_it_does_not_know_cancels_nothing(
         await wait_for(lambda: _no_runs(rt), timeout=20)  # ended well: a stateless run goes with its thread
         assert "ignored a malformed cancel message" in caplog.text
         assert f"run {run['run_id']} on thread {run['thread_id']} ended: success" in caplog.text
+
+
+async def test_a_pool_larger_than_the_database_accepts_is_logged_at_start_with_what_to_set(postgres_server, caplog):
+    async with await psycopg.AsyncConnection.connect(postgres_server) as conn:
+        allowed = (await (await conn.execute(database.ALLOWED_CONNECTIONS)).fetchone())[0]
+    for size in (allowed, allowed + 1):
+        caplog.clear()
+        await (await database.open_pool(postgres_server, max_size=size)).close()
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        if size == allowed:
+            assert warned == []
+        else:
+            (message,) = warned
+            assert f"up to {allowed + 1} PostgreSQL connections" in message and f"accepts {allowed} in all" in message
+            assert "LANGGRAPH_POSTGRES_POOL_MAX_SIZE" in message
 
 
 async def test_a_process_opens_no_more_postgres_connections_than_langgraph_postgres_pool_max_size(postgres_server, monkeypatch):

@@ -83,7 +83,10 @@ def test_the_postgres_pool_size_follows_the_run_slots_unless_set_by_its_official
     config = write_config(tmp_path)
     monkeypatch.setenv("N_JOBS_PER_WORKER", "100")
     monkeypatch.delenv("LANGGRAPH_POSTGRES_POOL_MAX_SIZE", raising=False)
-    assert load_settings(config).pool_max_size == 210
+    settings = load_settings(config)
+    assert settings.pool_max_size == 210
+    settings.run_queue = False  # `serve --no-queue`: no run slots of its own
+    assert settings.pool_max_size == 10
     monkeypatch.setenv("LANGGRAPH_POSTGRES_POOL_MAX_SIZE", "40")
     assert load_settings(config).pool_max_size == 40
     for bad, says in (("1", "at least 2"), ("forty", "not a number")):
