@@ -329,8 +329,8 @@ def agent_analysis(data: dict) -> str:
   block in it is free, and a few blocks that outlive the burst pin each one. The pool's extra connections are
   not what holds it: with the pool capped at 20 or 40 connections (this round) RSS after was 198 MB, as
   without. `malloc_trim` gave back 9 MB; `PYTHONMALLOC=malloc` (an earlier round) 46 MB, still 55 MB above idle
-  and slower. What would lower it: fewer objects per open stream and per running run, or the runs in worker
-  processes of their own (at the peak the process holds 250 runs in flight as well as the 1,000 streams)."""
+  and slower. What would lower it: fewer objects per open stream (most are the HTTP frameworks' per request:
+  see "This round") and per running run, or the runs in worker processes of their own (at the peak the process holds 250 runs in flight as well as the 1,000 streams)."""
 
 
 def _split_stream_note(wave: dict) -> str:
@@ -518,31 +518,35 @@ def modes_section(data: dict) -> str:
     return "\n".join(out)
 
 
-# Measured by hand on 2026-12-02 (afternoon), beside the full run of that time: the code before this round (5da27ed)
-# and the code after it, servers started alternately on the same machine (bench scenarios, scratch drivers).
+# Measured by hand on 2026-12-02/03 (night), beside the full run of that time: scratch drivers of the streams scenario
+# (bench/agent_bench.py's many_streams) with gc callbacks, tracemalloc snapshots and API processes started alternately.
 THIS_ROUND = """\
-This round adds the agent scenario's floor and fixes a loss of stream events found while measuring. The machine was
-slow again at this run: at 1 conversation the floor's first token came at 9.6 ms p50 here against 6.2–6.9 ms in
-two quiet runs of it by hand the same afternoon, and ours at 18.4 ms against 10.6–12.8 ms at the two previous
-full runs; compare rows of this run with each other, not with earlier runs. Our CPU per run at 32 clients rose
-with it (stateless 6.26 ms, threaded 10.47 ms, against 3.64 and 7.80 at the previous full run), and with it the
-ratios to the official server. Not from this round's code: the code at the start of this round (0e21979) and
-after it, started alternately within the same hour at 32 clients, gave stateless 168.5 and 189.0 runs/s
-against 187.8 and 161.5 (CPU per run 5.46, 4.83 against 4.89, 5.68 ms), threaded 80.7 and 82.1 against 91.1
-and 77.6 (11.58, 11.08 against 10.40, 12.01 ms): the same, within the spread.
+This round changes no hot path: it sizes an API process's pool for what it does, shares psycopg's JSON loaders
+between connections, and looks again at where open streams' memory goes (the full run above is of the code
+before the pool's sizing; that change's figures are by hand, below). Compared with the last full run, ours moved
+with the machine, not with code (the agent's first token at 1 conversation 13.3 against 18.4 ms, the floor's
+9.9 against 9.6; CPU per threaded run at 32 clients 8.49 against 10.47 ms), and the official server moved more
+at 32 clients (threaded 86.0 runs/s against 63.8): ours went up (109.4 against 90.9 runs/s), its ratio down.
 
-- **The agent floor** (`bench/floor.py --agent`, rows in the agent table): the same graph, conversations and
-  checks in one process with no server. It shows where the agent targets stand: at 100 conversations the graph
-  alone, on one core, adds more than 5 ms per token at p99 (see "Where the time goes").
-- **Lost tokens with Redis (fixed).** Each Redis publish took a connection of its own from redis-py's pool, which
-  since redis-py 8 holds at most 100 and fails the rest at once: with 250 runs streaming in split mode, a burst of
-  publishes failed and their tokens never reached the followers (seen in a side-by-side run: 112 of 1,000
-  clients missed a token). Now one task sends every publish on one connection, pipelined with what was published
-  meanwhile; and a follower of a resumable run that sees an event number skipped reads the missing events from
-  storage (they are stored before they are published), so a publish lost to Redis itself loses nothing either.
-- **Stored events, up to 3 statements in flight** (was 1): a run's events wait for less than a whole statement
-  before theirs goes. Side by side in split mode (250 runs × 4 clients), the delay from the graph emitting a token
-  to its publish was lower at p50 in 7 of 8 pairs (for example 8.1 against 9.3 ms, 2.5 against 7.7 ms)."""
+- **An API process without the queue sizes its pool for its requests** (10 connections, not two per run slot
+  it does not have). With `N_JOBS_PER_WORKER=300` set for both processes, as the split-mode streams scenario
+  does, each could open 610 connections against PostgreSQL's 100, and both logged 'too many clients' during a
+  wave of 1,000 streams. With 10, neither did, the 1,000 joins connected as fast (1.1–1.7 s against 1.4–1.6 s),
+  and the delays stayed within the spread (first wave p99 100.3 and 122.6 ms against 133.7 and 122.2 ms, fresh
+  processes started alternately). A process whose pool could pass what the database accepts says so at start.
+- **Our JSON loaders in one adapters map** that every pooled connection starts from, instead of registered on
+  each connection as it opens (a copy of psycopg's loaders map per connection, about 4.7 kB each).
+- **Where open streams' memory goes** (tracemalloc in the process while 1,000 clients connected to 250 runs,
+  against the same process between waves): about 60 MB more of Python objects. By the nearest library frame
+  that allocated them: the HTTP frameworks' per-request structures about 28 MB (FastAPI's two exit stacks and
+  route frames, Starlette's middleware and the response's task group with its anyio events, uvicorn's parser and
+  request cycle), langgraph's 250 runs in flight about 12 MB, ours about 15 MB (the follower and its
+  subscription, the SSE response, the pool's waiting requests). Once the clients have left, a full collection
+  finds nothing more to free and `malloc_trim` gives back 12 MB of the 93 MB above idle: the rest is CPython's
+  arenas, pinned by the few blocks that outlive the burst (see "Where the time goes").
+- **Young collections in the token phase** (gc callbacks, by hand): 20–37 ms in the API process and up to 77 ms
+  in the worker, with the young generation collected every 50,000 allocations: every token emitted or relayed
+  during one waits for it, which is in the p99 of both streams scenarios."""
 
 
 def loaded_warning(meta: dict) -> str:
