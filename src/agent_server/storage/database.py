@@ -78,15 +78,21 @@ async def open_pool(uri: str, max_size: int = 20) -> AsyncConnectionPool:
     # One direct connection first: a wrong address fails at once with its real cause, where a
     # pool would retry quietly until its timeout.
     try:
-        async with await psycopg.AsyncConnection.connect(uri, connect_timeout=5) as conn:
-            allowed = (await (await conn.execute(ALLOWED_CONNECTIONS)).fetchone())[0]
+        conn = await psycopg.AsyncConnection.connect(uri, connect_timeout=5)
     except Exception as exc:
         raise ConfigError(f"cannot connect to PostgreSQL at {_redact(uri)}: {exc}") from None
+    async with conn:
+        try:
+            allowed = (await (await conn.execute(ALLOWED_CONNECTIONS)).fetchone())[0]
+        except psycopg.Error as exc:  # a pooler in front that does not pass it on: no check, not a failure
+            log.debug("could not read the database's connection limit: %s", exc)
+            allowed = max_size
     if max_size > allowed:
         # past the server's limit, a burst meets 'too many clients' and waits on the pool's retries
         log.warning("this process may open up to %d PostgreSQL connections, but %s accepts %d in all (max_connections "
                     "less those reserved), for every process using it: set LANGGRAPH_POSTGRES_POOL_MAX_SIZE (by default "
-                    "2 x N_JOBS_PER_WORKER + 10) so that the processes' sum fits, or raise max_connections",
+                    "2 x N_JOBS_PER_WORKER + 10, 10 with --no-queue) so that the processes' sum fits, or raise "
+                    "max_connections (behind a pooler such as PgBouncer, its limits apply instead)",
                     max_size, _redact(uri), allowed)
     # autocommit + dict rows: what AsyncPostgresSaver expects of its pool; statements are prepared on
     # first use (PostgreSQL plans the queue's queries once per connection, not once per run).
