@@ -92,6 +92,7 @@ def stop_stray_postgres(under: Path) -> list[str]:
 @pytest.fixture(scope="session", autouse=True)
 def _no_stray_processes(tmp_path_factory):
     """The suite's safety net: at its end, no server process or embedded PostgreSQL of ours runs."""
+    ServerProcess.log_dir = tmp_path_factory.mktemp("server-logs")
     yield
     for srv in list(ServerProcess.started):
         srv.stop()
@@ -167,13 +168,15 @@ class ServerProcess:
     Stop it with stop(); one left running is stopped at the end of the test (or the session) that started it."""
 
     started: list["ServerProcess"] = []  # those running: stop() takes them off
+    log_dir: Path | None = None  # this run's temporary folder (pytest keeps the last 3 runs'): the logs go there
 
     def __init__(
         self, config: Path = CONFIG, env: dict | None = None, args: list[str] | None = None, command: str = "dev"
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile("w+", prefix=f"agent-server-{command}-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile("w+", prefix=f"agent-server-{command}-", suffix=".log", delete=False,
+                                               dir=ServerProcess.log_dir)
         listen = ["--port", str(self.port)] if command in ("dev", "serve") else []
         self.proc = subprocess.Popen(
             [*AGENT_SERVER, command, "--config", str(config), *listen, *(args or [])],
