@@ -320,8 +320,10 @@ async def _recheck(rt: Runtime, run_ids: list[UUID]) -> None:
 class RunFollower:
     """Subscribed to a run's events before the run can produce any: nothing is missed."""
 
-    def __init__(self, rt: Runtime, run_id: UUID) -> None:
-        self.rt, self.run_id = rt, run_id
+    def __init__(self, rt: Runtime, run_id: UUID, from_start: bool = False) -> None:
+        """`from_start`: subscribed before the run existed, so a resumable run's first event (number 0) is one
+        to get too: one whose publish was lost is read back like any other."""
+        self.rt, self.run_id, self.from_start = rt, run_id, from_start
         self._subscription = rt.broker.subscribe(run_channel(run_id), limit=MAX_BEHIND)
         self.sub: Subscription | None = None
         self.result: dict | None = None  # {"status", "output"} once the run has ended
@@ -360,7 +362,8 @@ class RunFollower:
         A resumable run numbers its events one after another and stores each before publishing it: a number
         skipped live is an event whose publish was lost on the way (Redis away for a moment), read from storage
         before the one that came."""
-        seen = replay_after  # the id of the last event given; None: not known yet (following from now on)
+        # the id of the last event given; None: not known yet (following from now on)
+        seen = replay_after if replay_after is not None else (-1 if self.from_start else None)
         if replay_after is not None:
             async for item in self._stored(replay_after):
                 seen = int(item[2])
@@ -601,10 +604,10 @@ async def delete(rt: Runtime, ctx: Context, thread_id: UUID, run_id: UUID) -> No
     await rt.runs.delete(run_id, thread_id, filter=visible)
 
 
-async def _subscribed(rt: Runtime, run_id: UUID, then: Awaitable) -> tuple["RunFollower", object]:
+async def _subscribed(rt: Runtime, run_id: UUID, then: Awaitable, from_start: bool = False) -> tuple["RunFollower", object]:
     """Subscribe to a run's events, then await what may start it (so no event is missed); a failure
     here unsubscribes at once, else the caller's stream does when it ends."""
-    follower = await RunFollower(rt, run_id).__aenter__()
+    follower = await RunFollower(rt, run_id, from_start).__aenter__()
     try:
         return follower, await then
     except BaseException:
@@ -617,7 +620,7 @@ async def stream(
 ) -> tuple[dict, "RunFollower"]:
     """Create a run and follow it from its first event. The caller closes the follower."""
     run_id = uuid6()
-    follower, run = await _subscribed(rt, run_id, create(rt, ctx, thread_id, assistant_id, payload, run_id))
+    follower, run = await _subscribed(rt, run_id, create(rt, ctx, thread_id, assistant_id, payload, run_id), True)
     return run, follower
 
 
