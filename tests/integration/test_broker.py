@@ -143,3 +143,18 @@ async def test_many_publishers_at_once_lose_nothing_and_keep_each_channels_order
                 i = int(message.rsplit(b":", 1)[1])
                 counts[i] += 1
                 assert i == 0 or counts[i] <= counts[i - 1]
+
+
+async def test_a_publish_while_redis_is_away_returns_says_so_and_the_next_ones_go_through(private_redis, caplog):
+    broker = await RedisBroker.connect(private_redis.uri)
+    try:
+        ch = channel()
+        private_redis.stop()
+        await asyncio.wait_for(broker.publish(ch, b"lost"), 30)  # best effort: no exception to the publisher
+        assert f"Redis publish of 1 message(s) on {ch} failed" in caplog.text
+        private_redis.start()
+        async with broker.subscribe(ch) as sub:
+            await broker.publish(ch, b"after")
+            assert await sub.get(timeout=10) == b"after"
+    finally:
+        await broker.close()

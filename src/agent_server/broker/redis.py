@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ..aio import GroupCommit
 from ..errors import ConfigError
 from .base import Broker, Subscription
 
@@ -25,8 +25,8 @@ class RedisBroker(Broker):
         self._confirmed: dict[str, asyncio.Event] = {}
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task | None = None
-        self._outbox: list[tuple[str, bytes, asyncio.Future]] = []  # published, not yet sent
-        self._sender: asyncio.Task | None = None
+        # published, not yet sent: one task sends them on one connection, in order, a pipeline at a time
+        self._outbox: GroupCommit[tuple[str, bytes], None] = GroupCommit(self._send, size=lambda item: len(item[1]))
 
     @classmethod
     async def connect(cls, uri: str) -> "RedisBroker":
@@ -45,32 +45,22 @@ class RedisBroker(Broker):
         """Sent by one task on one connection, in order, with what else was published meanwhile in the same round
         trip: a publish per caller would take a connection each, and past the client's pool (100 connections in
         redis-py) fail at once, losing the message for every follower of that stream."""
-        loop = asyncio.get_running_loop()
-        sent = loop.create_future()
-        self._outbox.append((PREFIX + channel, message, sent))
-        if self._sender is None or self._sender.done() or self._sender.get_loop() is not loop:
-            # in no caller's task (a caller cancelled stops no one else's messages) nor its context (logs)
-            self._sender = loop.create_task(self._send(), context=contextvars.Context())
-        await asyncio.shield(sent)
-
-    async def _send(self) -> None:
         try:
-            while self._outbox:
-                batch, self._outbox = self._outbox, []
-                try:
-                    pipe = self.client.pipeline(transaction=False)
-                    for key, message, _ in batch:
-                        pipe.publish(key, message)
-                    await pipe.execute()
-                except (RedisError, OSError) as exc:
-                    # Best effort, like every signal here: the truth is in PostgreSQL, and waiters re-check it.
-                    log.warning("Redis publish of %d message(s) on %s failed: %s", len(batch),
-                                ", ".join(sorted({key.removeprefix(PREFIX) for key, _, _ in batch})[:3]), exc)
-                finally:
-                    _resolve(batch)
-        finally:
-            _resolve(self._outbox)  # stopped with the loop: nobody is left waiting
-            self._outbox = []
+            await self._outbox.submit((PREFIX + channel, message))
+        except ConnectionError:
+            pass  # stopped with the loop: best effort, like every signal here
+
+    async def _send(self, batch: list[tuple[str, bytes]]) -> list[None]:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key, message in batch:
+                pipe.publish(key, message)
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            # Best effort, like every signal here: the truth is in PostgreSQL, and waiters re-check it.
+            log.warning("Redis publish of %d message(s) on %s failed: %s", len(batch),
+                        ", ".join(sorted({key.removeprefix(PREFIX) for key, _ in batch})[:3]), exc)
+        return [None] * len(batch)
 
     @asynccontextmanager
     async def subscribe(self, channel: str, limit: int | None = None):
@@ -137,8 +127,7 @@ class RedisBroker(Broker):
                 await self._unsubscribe_unused(channel)  # its last reader fell behind and was ended
 
     async def close(self) -> None:
-        if self._sender:
-            await asyncio.gather(self._sender, return_exceptions=True)  # what was published is sent
+        await self._outbox.flush()  # what was published is sent
         if self._reader:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
@@ -146,9 +135,3 @@ class RedisBroker(Broker):
             await self.pubsub.aclose()
         finally:
             await self.client.aclose()
-
-
-def _resolve(batch: list[tuple[str, bytes, asyncio.Future]]) -> None:
-    for _, _, sent in batch:
-        if not sent.done():
-            sent.set_result(None)
