@@ -93,8 +93,8 @@ class GroupCommit(Generic[Item, Result]):
                 _fail(group, lambda exc=exc: exc)
                 continue
             except BaseException:
-                # the loop stopping (a CancelledError): to every caller, the database went away, those still
-                # waiting too (no writer is left for them)
+                # the loop stopping (a CancelledError): every caller gets stopped(), those still waiting too (no
+                # writer is left for them)
                 _fail(group + self._waiting, self.stopped)
                 self._waiting = []
                 raise
