@@ -158,3 +158,9 @@ async def test_a_malformed_cancel_signal_does_not_stop_a_worker_from_cancelling(
     await cluster.client.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
     assert (await cluster.client.runs.get(thread["thread_id"], run["run_id"]))["status"] == "interrupted"
     assert "malformed cancel message" in cluster.workers[0].output()
+
+
+def test_an_api_process_without_the_queue_sizes_its_pool_for_its_requests_alone(cluster):
+    """No run slots of its own: 10 PostgreSQL connections at most, where a worker with the same settings has 30."""
+    metrics = httpx.get(f"{cluster.api.wait_ready().url}/metrics", params={"format": "json"}).json()
+    assert (metrics["worker_capacity"], metrics["pool_max"]) == (0, 10)

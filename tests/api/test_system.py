@@ -98,6 +98,7 @@ def test_metrics_report_the_queue_in_prometheus_text_and_json(http):
     assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
     lines = dict(line.split(" ") for line in text.text.splitlines() if not line.startswith("#"))
     assert float(lines["agent_server_worker_capacity"]) == 10
+    assert float(lines["agent_server_pool_max"]) == 30  # two per run slot and ten more
     assert "agent_server_runs_pending" in lines and "agent_server_pool_size" in lines
     data = http.get("/metrics", params={"format": "json"}).json()
     assert data["worker_capacity"] == 10 and data["runs_pending"] >= 0

@@ -21,6 +21,7 @@ async def metrics(rt, worker=None) -> dict[str, float]:
         "worker_active_runs": float(len(worker.active) if worker else 0),
         "worker_capacity": float(worker.concurrency if worker else 0),
         "pool_size": float(pool.get("pool_size", 0)),
+        "pool_max": float(rt.pool.max_size),  # what it may grow to (LANGGRAPH_POSTGRES_POOL_MAX_SIZE, or from the slots)
         "pool_available": float(pool.get("pool_available", 0)),
         "pool_requests_waiting": float(pool.get("requests_waiting", 0)),
         "broker_subscriptions": float(rt.broker.subscription_count),
