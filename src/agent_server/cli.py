@@ -56,7 +56,6 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
     rt = await Runtime.start(settings)
     try:
         app = create_app(settings, runtime=rt)
-        settle_gc()
         # An idle keep-alive connection is closed after 5 s; a request's head may take at most 64 KiB (h11)
         # and AGENT_SERVER_BODY_TIMEOUT_SECS to arrive (uvicorn has no such limit of its own); the body's
         # size and read timeout are BodyLimitMiddleware's (api/limits.py).
@@ -70,6 +69,10 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
 
         class Server(uvicorn.Server):
+            async def startup(self, sockets=None) -> None:
+                await super().startup(sockets)
+                settle_gc()  # once its lifespan (the queue, webhooks) and protocol modules are loaded too
+
             def handle_exit(self, sig, frame) -> None:
                 # Open streams end cleanly first; else uvicorn would wait on them forever.
                 loop.call_soon_threadsafe(rt.broker.end_subscriptions)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import sys
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -10,7 +11,8 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel
 
-_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
+_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+_WITH_NUMPY = _OPTS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def _default(obj: Any) -> Any:
@@ -38,7 +40,10 @@ def _default(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj, default=_default, option=_OPTS)
+    # numpy arrays as lists once numpy is loaded (a value can only be one then). Asked for before, orjson imports
+    # numpy the first time it meets an object it does not know (a LangChain message): about 100 ms and 16 MB in a
+    # process's first run, for a library no graph of it may use.
+    return orjson.dumps(obj, default=_default, option=_WITH_NUMPY if "numpy" in sys.modules else _OPTS)
 
 
 def to_jsonable(obj: Any) -> Any:
