@@ -1,6 +1,8 @@
 """The SSE response in-process: its cleanup runs whether or not its body ever starts."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from starlette.requests import ClientDisconnect
 
@@ -58,3 +60,68 @@ async def test_events_ready_together_go_in_one_write_and_none_waits_for_a_batch(
         b"event: late\ndata: {}\nid: 7\n\n",
     ]
     assert asked_after_last == [True]
+
+
+def _waiting_stream(closed: list[str]):
+    """A stream that sends one event, then waits for a next one that never comes."""
+
+    async def events():
+        try:
+            yield "metadata", b"{}", "0"
+            await asyncio.Event().wait()
+            yield "never", b"{}", "1"
+        finally:
+            closed.append("events")
+
+    async def on_close():
+        closed.append("on_close")
+
+    return EventStream(events(), on_close=on_close)
+
+
+async def test_a_client_leaving_mid_stream_ends_the_response_quietly():
+    """The disconnect stops the stream where it waits; the response returns (no error for the server to log),
+    lets go of what it held, and leaves its task with no cancellation pending."""
+    closed: list[str] = []
+    sent: list[bytes] = []
+    left = asyncio.Event()
+
+    async def send(message):
+        if message.get("body"):
+            sent.append(message["body"])
+            left.set()  # the client goes once it has the first event
+
+    async def receive():
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def respond():
+        await _waiting_stream(closed)(SCOPE_23, receive, send)
+        return asyncio.current_task().cancelling()
+
+    assert await asyncio.wait_for(respond(), 5) == 0
+    assert sent == [b"event: metadata\ndata: {}\nid: 0\n\n"]
+    assert closed == ["events", "on_close"]
+
+
+async def test_a_stream_cancelled_by_the_server_stays_cancelled():
+    """Not the client leaving: a cancellation from outside (the server stopping) goes through, cleanup first."""
+    closed: list[str] = []
+    first = asyncio.Event()
+
+    async def send(message):
+        if message.get("body"):
+            first.set()
+
+    async def receive():
+        await asyncio.Event().wait()  # the client stays
+
+    task = asyncio.ensure_future(_waiting_stream(closed)(SCOPE_23, receive, send))
+    await asyncio.wait_for(first.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert closed == ["events", "on_close"]
+
+
+SCOPE_23 = {"type": "http", "asgi": {"spec_version": "2.3"}, "method": "GET", "headers": []}  # uvicorn's
