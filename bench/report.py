@@ -521,37 +521,46 @@ def modes_section(data: dict) -> str:
 # Measured by hand on 2026-12-02/03 (night), beside the full run of that time: scratch drivers of the streams scenario
 # (bench/agent_bench.py's many_streams) with gc callbacks, tracemalloc snapshots and API processes started alternately.
 THIS_ROUND = """\
-This round changes no hot path: it sizes an API process's pool for what it does, shares psycopg's JSON loaders
-between connections, and looks again at where open streams' memory goes (the full run above is of the code
-before the pool's sizing; that change's figures are by hand, below). Compared with the last full run, ours moved
-with the machine, not with code (the agent's first token at 1 conversation 13.3 against 18.4 ms, the floor's
-9.9 against 9.6; CPU per threaded run at 32 clients 8.49 against 10.47 ms), and the official server moved more
-at 32 clients (threaded 86.0 runs/s against 63.8): ours went up (109.4 against 90.9 runs/s), its ratio down.
+This round takes out two costs every server process paid once started, and looks at when in a wave of 1,000
+streams the late tokens come. The machine was slower for this full run than for the last one, for both servers
+and for the floor (the echo floor at 1 client 125.5 runs/s against a usual 140–170; ours 10.0 ms of CPU per
+threaded run at 32 clients against 8.5, the official server 12.1 against 11.5), so the rates and ratios moved with
+it; the figures that moved with the code are the memory ones and the agent's rate against the official server
+(3.30× against 2.78×).
 
-- **An API process without the queue sizes its pool for its requests** (10 connections, not two per run slot
-  it does not have). With `N_JOBS_PER_WORKER=300` set for both processes, as the split-mode streams scenario
-  does, each could open 610 connections against PostgreSQL's 100, and both logged 'too many clients' during a
-  wave of 1,000 streams. With 10, neither did, the 1,000 joins connected as fast (1.1–1.7 s against 1.4–1.6 s),
-  and the delays stayed within the spread (first wave p99 100.3 and 122.6 ms against 133.7 and 122.2 ms, fresh
-  processes started alternately). A process whose pool could pass what the database accepts says so at start.
-- **Our JSON loaders in one adapters map** that every pooled connection starts from, instead of registered on
-  each connection as it opens (a copy of psycopg's loaders map per connection, about 4.7 kB each).
-- **Where open streams' memory goes** (tracemalloc in the process while 1,000 clients connected to 250 runs,
-  against the same process between waves): about 60 MB more of Python objects. By the nearest library frame
-  that allocated them: the HTTP frameworks' per-request structures about 28 MB (FastAPI's two exit stacks and
-  route frames, Starlette's middleware and the response's task group with its anyio events, uvicorn's parser and
-  request cycle), langgraph's 250 runs in flight about 12 MB, ours about 15 MB (the follower and its
-  subscription, the SSE response, the pool's waiting requests). Once the clients have left, a full collection
-  finds nothing more to free and `malloc_trim` gives back 12 MB of the 93 MB above idle: the rest is CPython's
-  arenas, pinned by the few blocks that outlive the burst (see "Where the time goes").
-- **Young collections in the token phase** (gc callbacks, by hand): 20–37 ms in the API process and up to 77 ms
-  in the worker, with the young generation collected every 50,000 allocations: every token emitted or relayed
-  during one waits for it, which is in the p99 of both streams scenarios.
-- **The Redis broker's publishes go through the saver's group commit** (one implementation instead of a sender
-  of their own doing the same). In split mode, 250 runs × 4 clients, fresh processes started alternately (4 and 3
-  pairs of waves): p50 7.1–12.6 ms against 7.9–15.2 ms before, p99 57–311 ms against 63–128 ms (median 108
-  against 121): within the spread. And a `runs/stream` of a resumable run reads back its first event when that
-  one's publish was lost, as it did any later one."""
+- **No numpy in a process that does not use it.** Our JSON of events and answers asked orjson to turn numpy
+  arrays into lists; with that option orjson imports numpy the first time it meets an object it does not know,
+  and the first LangChain message a process streams is one. So every server process imported numpy (88 modules)
+  at its first run's first token: about 100 ms with the event loop held (in the streams scenario, in the middle
+  of the first wave's first tokens) and 16 MB of memory allocated mid-burst, counted in "back to idle" and
+  pinning the allocator's arenas. Now the option is asked for only once numpy is loaded (a graph's state can hold
+  an array only then); tested in a fresh process both ways. With it, and the next item, the streams scenario's
+  RSS after the clients leave is 78.9 MB above idle in this run against 92.8 (peak 186.0 against 199.7 MB), and
+  in split mode 43.3 against 51.5.
+- **The API server freezes its start later**: the garbage collector's settling (`cli.settle_gc`, last round) now
+  comes after uvicorn's startup instead of before it, so the modules the app's lifespan loads (the queue, its
+  executor, the webhook deliverer with httpx) and uvicorn's protocol modules are frozen too: 171 modules were
+  imported after the freeze in a first run, now 10 (langchain's tracers and anyio's streams, on the first run).
+- **One task per SSE stream instead of a task group.** Starlette runs every streaming response as a task group
+  (anyio) of the stream and a listener for the client leaving. Our SSE response now runs the stream in the
+  request's own task beside one plain listener task, which cancels it when the client leaves, as before (tested:
+  a client leaving ends the response quietly with no cancellation left pending; a cancellation by the server
+  goes through; the cleanup runs either way). In-process, 1,000 streams of 20 events: 5–6 ms to open them
+  against 37–43 ms, 15–25 ms to stream and end them against 55–74 ms, 3.9 kB each against 10.4 kB.
+- **When the late tokens of a wave come** (a wave of 250 runs × 4 clients on one process, each token's delay
+  against when it was emitted, in 50 ms bins): the slow bins are at the start of the token phase (every run's
+  first token: the model's first call sets up langchain's callbacks) and at its end (runs ending: their last
+  checkpoint, the run's end, 4 responses closing each), not spread through it; one token's emission across the
+  250 runs spans 1.5–2.4 s, several of the 250 ms gaps, so the runs do not emit in step. Young collections in the token phase
+  were one or two pauses of 25–60 ms per wave. The same code gave p99 78–354 ms from one wave to the next on
+  this machine, so the figures above are one draw.
+- **Tried, not kept**: PostgreSQL's generic plans forced for every statement (`plan_cache_mode`): at 1 client
+  the run's creation and the checkpoint read are planned on each of their first five uses on each pooled
+  connection (0.3–0.4 ms of planning each, seen in PostgreSQL's log); at 32 clients PostgreSQL's CPU per run was
+  the same either way (4.87 s against 4.73 and 5.23 against 5.17 over a window of about 1,300 runs), and forcing them would give up custom plans for
+  the searches (a LIMIT or a filter the planner should see). Split mode for threaded runs at 32 clients (API +
+  one worker, 2 cores shared with PostgreSQL and the load generator): 102–123 runs/s against 115–119 for one
+  process, within the spread."""
 
 
 def loaded_warning(meta: dict) -> str:
