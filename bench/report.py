@@ -263,7 +263,16 @@ def agent_analysis(data: dict) -> str:
   event) costs on one core of this machine, before any server; ours adds {_f(a100.get('token_delay_p99_ms'))} ms at p99 with
   {_f(a100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run. At 1 conversation the floor's first token comes at
   {_f(f1.get('first_token_p50_ms'))} ms p50 and ours at {_f(a1.get('first_token_p50_ms'))} ms: the difference is the HTTP request, the run's
-  creation and claim (one round trip, with its commit's flush to disk) and the SSE response. Each run is 3 × 60
+  creation and claim (one round trip, with its commit's flush to disk) and the SSE response. Timed inside the
+  server this round (1 conversation, median of 21 runs, from the request reaching the app): the service is
+  called at 0.9 ms (middleware, routing, the body's validation); the run's creation with its thread's latest
+  checkpoint pipelined after it takes 2.9 ms, of which PostgreSQL plans both statements for 0.7 ms while they are
+  new to the pooled connection they go on (its first five uses each; its log); the run starts at 4.2 ms and
+  reads that checkpoint from what came with its creation, 1.4 ms to decode the conversation's history (the floor
+  pays it too); the response's head and first event at 7.3 ms, beside the graph; its first token at 10.4 ms, and
+  about 1.4 ms more to the client's reader. So no one step is the gap: what would move it is the creation's
+  round trip (planning it once, which PostgreSQL's plan cache does only per connection), and less to decode at a
+  run's start (the history grows with every turn). Each run is 3 × 60
   tokens, each token one SSE event: at 100 conversations that is over 30,000 events a second asked of 2 cores shared
   with PostgreSQL and the load generator, so the server is CPU-bound and tokens queue: ours spends
   {_f(a100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run ({_f(o100.get('cpu_ms_per_op'), '.1f')} ms the official one) and the
