@@ -50,7 +50,12 @@ async def test_events_ready_together_go_in_one_write_and_none_waits_for_a_batch(
         if message["type"] == "http.response.body" and message.get("body"):
             sent.append(message["body"])
 
-    async def receive():
+    asked = []
+
+    async def receive():  # the (empty) body, then nothing until the client leaves, as a server gives them
+        asked.append(True)
+        if len(asked) > 1:
+            await asyncio.Event().wait()
         return {"type": "http.request", "body": b"", "more_body": False}
 
     scope = {"type": "http", "asgi": {"spec_version": "2.4"}, "method": "GET", "headers": []}
@@ -121,6 +126,46 @@ async def test_a_stream_cancelled_by_the_server_stays_cancelled():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert closed == ["events", "on_close"]
+
+
+async def test_a_server_cancelling_as_the_client_leaves_still_cancels():
+    """Both at once, before the stream runs again: the client's leaving is no reason to drop the server's."""
+    closed: list[str] = []
+    go = asyncio.Event()
+    task: asyncio.Task | None = None
+
+    async def send(message):
+        if message.get("body"):
+            go.set()
+
+    async def receive():
+        await go.wait()
+        asyncio.get_running_loop().call_soon(task.cancel)  # in the same loop pass as the leaving below
+        return {"type": "http.disconnect"}
+
+    task = asyncio.ensure_future(_waiting_stream(closed)(SCOPE_23, receive, send))
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(task), 5)
+    assert task.cancelled() and closed == ["events", "on_close"]
+
+
+async def test_a_request_that_fails_to_read_ends_its_stream_with_that_error():
+    """Reading the request can fail under way (a body refused: api/limits.py); the stream stops, lets go of what
+    it held and the error comes out, as with Starlette's own streaming response."""
+    closed: list[str] = []
+    first = asyncio.Event()
+
+    async def send(message):
+        if message.get("body"):
+            first.set()
+
+    async def receive():
+        await first.wait()
+        raise ValueError("the body was refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await asyncio.wait_for(_waiting_stream(closed)(SCOPE_23, receive, send), 5)
     assert closed == ["events", "on_close"]
 
 

@@ -74,15 +74,16 @@ class EventStream(StreamingResponse):
 
     async def _stream_until_gone(self, receive: Receive, send: Send) -> None:
         """The events until they end or the client leaves (the stream is then cancelled where it waits, and this
-        returns). Starlette does it with a task group running the stream and a disconnect listener; one plain task
-        listening beside the request's own costs a fifth of that to open and close, and less than half the memory,
-        which counts with a thousand streams open (bench/RESULTS.md, many open streams)."""
+        returns; if reading the request failed instead, it raises that). Starlette does it with a task group
+        running the stream and a disconnect listener; one plain task listening beside the request's own costs a
+        fifth of that to open and close, and less than half the memory, which counts with a thousand streams open
+        (bench/RESULTS.md, many open streams)."""
         stream = asyncio.current_task()
         over = left = False
 
         def leave(listener: asyncio.Future) -> None:
             nonlocal left
-            if not over and not listener.cancelled() and listener.exception() is None:
+            if not over and not listener.cancelled():  # gone, or reading the request failed (raised below)
                 left = True
                 stream.cancel()
 
@@ -101,6 +102,10 @@ class EventStream(StreamingResponse):
         finally:  # no await between the stream's end and here: `leave` cannot cancel a stream that is over
             over = True
             listener.cancel()
+        if left and (error := listener.exception()) is not None:
+            raise error  # e.g. a body refused on the way in (limits.py): as Starlette, the response ends with it
+        if self.background is not None:
+            await self.background()
 
 
 async def _disconnected(receive: Receive) -> None:
