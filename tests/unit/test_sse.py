@@ -169,4 +169,31 @@ async def test_a_request_that_fails_to_read_ends_its_stream_with_that_error():
     assert closed == ["events", "on_close"]
 
 
+@pytest.mark.parametrize("passes", range(5))
+async def test_a_client_leaving_as_the_stream_ends_leaves_nothing_behind(passes):
+    """The client goes a few loop passes either side of the stream's end: the request goes on after the response
+    with no cancellation pending or to come."""
+
+    async def events():
+        yield "values", b"{}", "1"
+        for _ in range(passes):
+            await asyncio.sleep(0)
+
+    async def receive():
+        for _ in range(2):
+            await asyncio.sleep(0)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        pass
+
+    async def request():
+        await EventStream(events())(SCOPE_23, receive, send)
+        for _ in range(3):
+            await asyncio.sleep(0)  # where a stray cancellation would land
+        return asyncio.current_task().cancelling()
+
+    assert await asyncio.wait_for(request(), 5) == 0
+
+
 SCOPE_23 = {"type": "http", "asgi": {"spec_version": "2.3"}, "method": "GET", "headers": []}  # uvicorn's
