@@ -14,6 +14,7 @@ from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 
 from agent_server.errors import Invalid
+from agent_server.storage import savers
 from agent_server.storage.savers import SaverCheckpointOps, SqlCheckpointOps, missing_methods, thread_config
 from persistence.sqlite_saver import ReadOnlySaver
 
@@ -92,6 +93,38 @@ async def test_prune_by_reinserting_keeps_the_latest_checkpoint_only(saver):
     assert history[0].interrupts[0].value == "go on?"
     done = await graph.ainvoke(Command(resume="ok"), thread_config(thread_id))
     assert done["steps"] == ["one", "two", "answer ok"]
+
+
+class FlakySaver(AsyncSqliteSaver):
+    """Its next `failures` puts fail, as a saver's database away for a moment would make them."""
+
+    failures = 0
+
+    async def aput(self, *args, **kwargs):
+        if self.failures:
+            self.failures -= 1
+            raise OSError("the saver's database is away")
+        return await super().aput(*args, **kwargs)
+
+
+@pytest.mark.parametrize("failures, kept", [(2, True), (9, False)])
+async def test_prune_by_reinserting_retries_putting_the_latest_back(monkeypatch, failures, kept):
+    """The thread is deleted before its latest checkpoint goes back: a put that fails is tried again rather than
+    losing the thread's state; only past the last try does the prune fail (and say so)."""
+    monkeypatch.setattr(savers, "PUT_BACK_DELAYS", (0, 0, 0))
+    async with aiosqlite.connect(":memory:") as conn:
+        saver = FlakySaver(conn)
+        await saver.setup()
+        thread_id = await _thread(saver)
+        latest = await _graph(saver).aget_state(thread_config(thread_id))
+        saver.failures = failures
+        if kept:
+            await SaverCheckpointOps(saver).prune([thread_id])
+        else:
+            with pytest.raises(OSError, match="away"):
+                await SaverCheckpointOps(saver).prune([thread_id])
+        history = [s async for s in _graph(saver).aget_state_history(thread_config(thread_id))]
+        assert [h.values for h in history] == ([latest.values] if kept else [])
 
 
 async def test_storage_report_through_the_saver(saver):

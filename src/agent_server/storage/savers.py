@@ -11,6 +11,7 @@ delete threads (the TTL sweep), the storage report, collecting orphans. One inte
 What each saver can do is found at start (`capabilities`), logged, and shown in /info."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections import defaultdict
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 # Without these a saver cannot run graphs, show states or delete threads: the server refuses to start.
 REQUIRED = ("aput", "aput_writes", "aget_tuple", "alist", "adelete_thread")
+# Pruning through a saver's required methods puts a thread's latest checkpoints back after deleting the thread:
+# what it holds in memory then is all there is, so a failing put is tried again (puts are upserts) before it is
+# given up, with ~6 s between the first try and the last.
+PUT_BACK_DELAYS = (0.2, 0.4, 0.8, 1.6, 3.2)
 
 
 def implements(saver: BaseCheckpointSaver, method: str) -> bool:
@@ -154,13 +159,28 @@ class SaverCheckpointOps:
             return
         for thread_id in thread_ids:
             # The fallback: read the latest checkpoint of each namespace (with its pending writes), delete the
-            # thread's checkpoints, put those back. Not atomic: a failure in between loses the thread's state.
+            # thread's checkpoints, put those back. Not atomic: the puts are retried, but a process that dies in
+            # between loses the thread's state.
             latest: dict[str, CheckpointTuple] = {}
             async for saved in self.saver.alist(thread_config(thread_id)):
                 latest.setdefault(saved.config["configurable"].get("checkpoint_ns", ""), saved)
             await self.saver.adelete_thread(str(thread_id))
             for ns in sorted(latest):  # the root namespace ("") first
-                await self._put(thread_id, latest[ns], None, latest[ns].metadata or {})
+                await self._put_back(thread_id, latest[ns])
+
+    async def _put_back(self, thread_id: UUID, saved: CheckpointTuple) -> None:
+        for delay in (*PUT_BACK_DELAYS, None):
+            try:
+                await self._put(thread_id, saved, None, saved.metadata or {})
+                return
+            except Exception as exc:
+                if delay is None:
+                    log.error("thread %s: pruned, but its latest checkpoint could not be put back (%r): its state "
+                              "is lost", thread_id, exc)
+                    raise
+                log.warning("thread %s: putting its latest checkpoint back after pruning failed (%r); retrying in "
+                            "%.1fs", thread_id, exc, delay)
+                await asyncio.sleep(delay)
 
     async def _put(self, thread_id, saved: CheckpointTuple, parent_id: str | None, metadata: dict) -> None:
         """`saved` again under `thread_id` (after `parent_id`), its pending writes with it."""
