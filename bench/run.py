@@ -1,6 +1,6 @@
 """Benchmark our server against the official `langgraph dev` server and the in-process floor, in one run.
 
-    .venv/bin/python bench/run.py [--quick]
+    .venv/bin/python bench/run.py [--quick] [--only PART,...]
 
 Starts our server on a fresh database (the local PostgreSQL on 127.0.0.1:5432 when reachable, else an
 embedded one), runs the load generator against it, then the soak (10,000 stateless runs, RSS sampled every
@@ -14,7 +14,8 @@ floor (the same graph and checks, no server: bench/floor.py --agent, on a fresh 
 streams on ours (250 runs × 4 join_stream clients), on one process and then on an API process with the runs in
 a worker (two waves); then the deployment modes side by side (bench/modes.py:
 single host, split, distributed). Everything runs one at a time. Writes
-bench/results.json and bench/RESULTS.md.
+bench/results.json and bench/RESULTS.md. `--only streams,streams_split` (say) runs just those parts, for a
+measurement side by side, into bench/partial.json.
 """
 from __future__ import annotations
 
@@ -386,13 +387,44 @@ def run_floor(dsn: str, quick: bool, *args: str, title: str = "floor") -> dict:
         return json.loads(Path(out.name).read_text())
 
 
+def _ours(db: str, quick: bool) -> dict:
+    port = free_port()
+    cmd = [AGENT_SERVER, "dev", "--config", str(CONFIG), "--port", str(port)]
+    return bench_server("ours", cmd, port, {"DATABASE_URI": db}, quick, soak_runs=2_000 if quick else 10_000)
+
+
+def _official(quick: bool) -> dict:
+    port = free_port()
+    return bench_server("official", official_cmd(CONFIG, port), port, {}, quick)
+
+
+# The run's parts in order: each its fresh databases, and what measures it (given them, then --quick).
+PARTS = {
+    "ours": (["server"], lambda dbs, quick: _ours(dbs[0], quick)),
+    "official": ([], lambda dbs, quick: _official(quick)),
+    "floor": (["floor"], lambda dbs, quick: run_floor(dbs[0], quick)),
+    "split": (["split"], lambda dbs, quick: bench_split(dbs[0], quick)),
+    "chaos": (["chaos"], lambda dbs, quick: bench_chaos(dbs[0])),
+    "bodies": (["bodies"], lambda dbs, quick: bench_big_bodies(dbs[0])),
+    "agent": (["agent", "agent_floor"], lambda dbs, quick: bench_agent(dbs[0], dbs[1], quick)),
+    "streams": (["streams"], lambda dbs, quick: bench_streams(dbs[0], quick)),
+    "streams_split": (["streams_split"], lambda dbs, quick: bench_streams_split(dbs[0], quick)),
+    "modes": (["modes_single", "modes_split", "modes_distributed"], lambda dbs, quick: run_modes(dbs, quick)),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter measurements (a smoke test)")
+    parser.add_argument("--only", metavar="PART,...", help=f"just these parts ({', '.join(PARTS)}), printed and written "
+                        "to bench/partial.json; RESULTS.md and results.json are left as they are (side-by-side runs)")
     args = parser.parse_args()
+    parts = list(PARTS) if not args.only else args.only.split(",")
+    if unknown := [part for part in parts if part not in PARTS]:
+        parser.error(f"unknown part(s) {', '.join(unknown)}: choose from {', '.join(PARTS)}")
     started = time.monotonic()
     meta = {
-        "command": "bench/run.py" + (" --quick" if args.quick else ""),
+        "command": "bench/run.py" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else ""),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                  text=True).stdout.strip(),
@@ -401,30 +433,19 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         "load_average_at_start": round(os.getloadavg()[0], 2),
     }
-    with fresh_databases(["server", "floor", "split", "chaos", "bodies", "agent", "agent_floor", "streams", "streams_split",
-                          "modes_single", "modes_split", "modes_distributed"]) as (
-        [server_db, floor_db, split_db, chaos_db, bodies_db, agent_db, agent_floor_db, streams_db, streams_split_db,
-         *modes_dbs], db_note
-    ):
+    names = [name for part in parts for name in PARTS[part][0]]
+    with fresh_databases(names) as (dbs, db_note):
         meta["database"] = db_note
         log(f"database: {db_note}")
-        port = free_port()
-        ours_cmd = [AGENT_SERVER, "dev", "--config", str(CONFIG), "--port", str(port)]
-        ours = bench_server("ours", ours_cmd, port, {"DATABASE_URI": server_db}, args.quick,
-                            soak_runs=2_000 if args.quick else 10_000)
-        port = free_port()
-        official = bench_server("official", official_cmd(CONFIG, port), port, {}, args.quick)
-        floor = run_floor(floor_db, args.quick)
-        split = bench_split(split_db, args.quick)
-        chaos = bench_chaos(chaos_db)
-        bodies = bench_big_bodies(bodies_db)
-        agent = bench_agent(agent_db, agent_floor_db, args.quick)
-        streams = bench_streams(streams_db, args.quick)
-        streams_split = bench_streams_split(streams_split_db, args.quick)
-        modes = run_modes(modes_dbs, args.quick)
+        data: dict = {"meta": meta}
+        for part in parts:
+            wanted, measure = PARTS[part]
+            data[part], dbs = measure(dbs[:len(wanted)], args.quick), dbs[len(wanted):]
     meta["seconds"] = round(time.monotonic() - started)
-    data = {"meta": meta, "ours": ours, "official": official, "floor": floor, "split": split, "chaos": chaos, "bodies": bodies,
-            "agent": agent, "streams": streams, "streams_split": streams_split, "modes": modes}
+    if args.only:
+        (BENCH / "partial.json").write_text(json.dumps(data, indent=2))
+        log(f"\nwrote bench/partial.json ({args.only}) in {meta['seconds']} s")
+        return
     (BENCH / "results.json").write_text(json.dumps(data, indent=2))
     from report import render
 

@@ -77,3 +77,13 @@ def test_the_report_renders_the_deployment_modes():
     section = report.modes_section({"modes": modes, "settings": settings})
     assert "| distributed | 10.0 | 1.0 / 2.5 / 4.0 | 1.0 / 2.5 / 4.0 |" in section
     assert report.modes_section({}) == "(not run)"
+
+
+def test_a_partial_run_names_the_parts_it_knows():
+    """`bench/run.py --only` (a side-by-side measurement of some parts) refuses a part it does not have, listing
+    those it has, before it touches a database."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(BENCH / "run.py"), "--only", "streams,nope"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "unknown part(s) nope: choose from ours, official, floor, split, chaos, bodies, agent, streams" in out.stderr
