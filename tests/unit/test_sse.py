@@ -84,6 +84,16 @@ def _waiting_stream(closed: list[str]):
     return EventStream(events(), on_close=on_close)
 
 
+def _sender(first: asyncio.Event):
+    """A server's send that sets `first` once the response's first bytes of body are out."""
+
+    async def send(message):
+        if message.get("body"):
+            first.set()
+
+    return send
+
+
 async def test_a_client_leaving_mid_stream_ends_the_response_quietly():
     """The disconnect stops the stream where it waits; the response returns (no error for the server to log),
     lets go of what it held, and leaves its task with no cancellation pending."""
@@ -114,14 +124,10 @@ async def test_a_stream_cancelled_by_the_server_stays_cancelled():
     closed: list[str] = []
     first = asyncio.Event()
 
-    async def send(message):
-        if message.get("body"):
-            first.set()
-
     async def receive():
         await asyncio.Event().wait()  # the client stays
 
-    task = asyncio.ensure_future(_waiting_stream(closed)(SCOPE_23, receive, send))
+    task = asyncio.ensure_future(_waiting_stream(closed)(SCOPE_23, receive, _sender(first)))
     await asyncio.wait_for(first.wait(), 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -135,16 +141,12 @@ async def test_a_server_cancelling_as_the_client_leaves_still_cancels():
     go = asyncio.Event()
     task: asyncio.Task | None = None
 
-    async def send(message):
-        if message.get("body"):
-            go.set()
-
     async def receive():
         await go.wait()
         asyncio.get_running_loop().call_soon(task.cancel)  # in the same loop pass as the leaving below
         return {"type": "http.disconnect"}
 
-    task = asyncio.ensure_future(_waiting_stream(closed)(SCOPE_23, receive, send))
+    task = asyncio.ensure_future(_waiting_stream(closed)(SCOPE_23, receive, _sender(go)))
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(asyncio.shield(task), 5)
     assert task.cancelled() and closed == ["events", "on_close"]
@@ -156,16 +158,12 @@ async def test_a_request_that_fails_to_read_ends_its_stream_with_that_error():
     closed: list[str] = []
     first = asyncio.Event()
 
-    async def send(message):
-        if message.get("body"):
-            first.set()
-
     async def receive():
         await first.wait()
         raise ValueError("the body was refused")
 
     with pytest.raises(ValueError, match="refused"):
-        await asyncio.wait_for(_waiting_stream(closed)(SCOPE_23, receive, send), 5)
+        await asyncio.wait_for(_waiting_stream(closed)(SCOPE_23, receive, _sender(first)), 5)
     assert closed == ["events", "on_close"]
 
 
