@@ -28,6 +28,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 import agent_bench as A
+from agent_server.storage.database import migrate
 from loadgen import HEADER, ServerProbe, check_echo, echo_input, format_row, run_scenario, tag
 
 GRAPHS = Path(__file__).resolve().parent.parent / "examples" / "graphs"
@@ -54,8 +55,8 @@ async def run_floor(dsn: str, quick: bool = False, log=print) -> dict:
     )
     await pool.open(wait=True)
     try:
+        await migrate(pool)  # the server's tables, as the server migrates them (the values' compression too)
         saver = AsyncPostgresSaver(pool)
-        await saver.setup()
         builder = load_echo_graph().builder
         graphs = {"async": builder.compile(checkpointer=saver), "exit": builder.compile(checkpointer=saver),
                   "no checkpointer": builder.compile()}
@@ -132,8 +133,8 @@ async def run_agent_floor(dsn: str, quick: bool = False, clients: tuple[int, ...
     )
     await pool.open(wait=True)
     try:
+        await migrate(pool)  # the server's tables, as the server migrates them (the values' compression too)
         saver = PooledPostgresSaver(pool)
-        await saver.setup()
         graph = load_graph(AGENT).builder.compile(checkpointer=saver)
 
         async def new_thread(_client: Any) -> dict:

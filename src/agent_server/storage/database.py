@@ -225,6 +225,12 @@ async def _apply(conn: psycopg.AsyncConnection, store_index: dict | None = None)
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from langgraph.store.postgres.aio import AsyncPostgresStore
 
+    # The libraries' tables first: ours may alter theirs (0010 sets the compression of their values).
+    await AsyncPostgresSaver(conn).setup()
+    try:
+        await AsyncPostgresStore(conn, index=store_index).setup()
+    except psycopg.errors.InsufficientPrivilege as exc:  # CREATE EXTENSION vector needs a privileged role
+        raise ConfigError(f"store.index: cannot set up pgvector ({exc}); run CREATE EXTENSION vector; as a superuser") from None
     await conn.execute(
         "CREATE TABLE IF NOT EXISTS agent_server_migrations "
         "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
@@ -239,11 +245,6 @@ async def _apply(conn: psycopg.AsyncConnection, store_index: dict | None = None)
             await conn.execute(
                 "INSERT INTO agent_server_migrations (version, name) VALUES (%s, %s)", (version, name)
             )
-    await AsyncPostgresSaver(conn).setup()
-    try:
-        await AsyncPostgresStore(conn, index=store_index).setup()
-    except psycopg.errors.InsufficientPrivilege as exc:  # CREATE EXTENSION vector needs a privileged role
-        raise ConfigError(f"store.index: cannot set up pgvector ({exc}); run CREATE EXTENSION vector; as a superuser") from None
 
 
 async def connect(database_uri: str | None, data_dir: Path, max_size: int = 20) -> AsyncConnectionPool:

@@ -1,0 +1,46 @@
+"""Migration 0010: the columns holding a graph's values compress with lz4 where the PostgreSQL server has it (the
+system one here), and keep pglz where it does not (the embedded one is built without lz4); either way the
+migration goes through and a large value reads back as written."""
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from agent_server.storage import database
+from conftest import create_database, drop_database
+
+COLUMNS = {
+    ("checkpoints", "checkpoint"), ("checkpoint_blobs", "blob"), ("checkpoint_writes", "blob"), ("store", "value"),
+    ("thread", "values"), ("thread", "interrupts"), ("run", "kwargs"), ("run", "output"), ("run_event", "data"),
+    ("thread_event", "event"), ("webhook_outbox", "payload"),
+}
+
+
+@pytest.fixture(params=["system", "embedded"])
+def admin_uri(request):
+    if request.param == "system":
+        return request.getfixturevalue("postgres_server")
+    return request.getfixturevalue("private_postgres").get_uri()
+
+
+async def test_values_compress_with_lz4_where_the_server_has_it(admin_uri):
+    db = create_database(admin_uri)
+    pool = await database.open_pool(db, max_size=2)
+    try:
+        await database.migrate(pool)
+        with psycopg.connect(db, autocommit=True) as conn:
+            has_lz4 = "lz4" in conn.execute(
+                "SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'").fetchone()[0]
+            columns = conn.execute(
+                "SELECT attrelid::regclass::text, attname, attcompression FROM pg_attribute"
+                " WHERE attrelid::regclass::text = ANY(%s) AND attnum > 0", ([t for t, _ in COLUMNS],)).fetchall()
+            assert {(t, c): m for t, c, m in columns if (t, c) in COLUMNS} == {col: "l" if has_lz4 else "" for col in COLUMNS}
+            blob = b"a checkpoint's history, turn after turn; " * 5000  # 200 kB: compressed as it is stored
+            conn.execute("INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)"
+                         " VALUES ('t', '', 'messages', '1', 'msgpack', %s)", (blob,))
+            stored, method = conn.execute(
+                "SELECT blob, pg_column_compression(blob) FROM checkpoint_blobs WHERE thread_id = 't'").fetchone()
+            assert (bytes(stored), method) == (blob, "lz4" if has_lz4 else "pglz")
+    finally:
+        await pool.close()
+        drop_database(admin_uri, db)
