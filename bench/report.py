@@ -530,8 +530,8 @@ def modes_section(data: dict) -> str:
 # Measured by hand on 2026-12-02/03 (night), beside the full run of that time: scratch drivers of the streams scenario
 # (bench/agent_bench.py's many_streams) with gc callbacks, tracemalloc snapshots and API processes started alternately.
 THIS_ROUND = """\
-This round takes out two costs every server process paid once started, and looks at when in a wave of 1,000
-streams the late tokens come. The machine was slower for this full run than for the last one, for both servers
+This round takes out two costs every server process paid once started, makes open streams lighter, has
+PostgreSQL compress graph values with lz4, and looks at when in a wave of 1,000 streams the late tokens come. The machine was slower for this full run than for the last one, for both servers
 and for the floor (the echo floor at 1 client 125.5 runs/s against a usual 140–170; ours 10.0 ms of CPU per
 threaded run at 32 clients against 8.5, the official server 12.1 against 11.5), so the rates and ratios moved with
 it; the figures that moved with the code are the memory ones and the agent's rate against the official server
@@ -571,6 +571,14 @@ it; the figures that moved with the code are the memory ones and the agent's rat
   250 runs spans 1.5–2.4 s, several of the 250 ms gaps, so the runs do not emit in step. Young collections in the token phase
   were one or two pauses of 25–60 ms per wave. The same code gave p99 78–354 ms from one wave to the next on
   this machine, so the figures above are one draw.
+- **Graph values compressed with lz4 (migration 0010; after the full run above, measured by hand).** PostgreSQL
+  compresses a value over about 2 kB as it stores it, with pglz by default: each checkpoint's blob of a growing
+  message history, each run's end writing the thread's values. With 16 agent conversations on the external
+  PostgreSQL, PostgreSQL's own CPU over the same window was 3.57–4.01 s with pglz against 2.42–2.56 s with lz4
+  (about 19.7 against 12.4 ms per run; ours and the rate within the spread at 16, where the 2 cores are not yet
+  full). The columns that hold graph values now compress with lz4 where the server has it; the embedded
+  PostgreSQL is built without it and keeps pglz. The floor's database is migrated as the server's, so the
+  comparison stays like for like.
 - **Tried, not kept**: PostgreSQL's generic plans forced for every statement (`plan_cache_mode`): at 1 client
   the run's creation and the checkpoint read are planned on each of their first five uses on each pooled
   connection (0.3–0.4 ms of planning each, seen in PostgreSQL's log); at 32 clients PostgreSQL's CPU per run was
