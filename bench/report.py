@@ -578,7 +578,9 @@ it; the figures that moved with the code are the memory ones and the agent's rat
   (about 19.7 against 12.4 ms per run; ours and the rate within the spread at 16, where the 2 cores are not yet
   full). The columns that hold graph values now compress with lz4 where the server has it; the embedded
   PostgreSQL is built without it and keeps pglz. The floor's database is migrated as the server's, so the
-  comparison stays like for like.
+  comparison stays like for like. The agent part run again with it (`bench/run.py --only agent`): at 100
+  conversations ours on the external PostgreSQL 19.7 runs/s and a p99 added delay of 85.5 ms (20.1 and 83.2 in
+  the run above), within the spread: there our process's one core is what is full, not PostgreSQL's.
 - **Tried, not kept**: PostgreSQL's generic plans forced for every statement (`plan_cache_mode`): at 1 client
   the run's creation and the checkpoint read are planned on each of their first five uses on each pooled
   connection (0.3–0.4 ms of planning each, seen in PostgreSQL's log); at 32 clients PostgreSQL's CPU per run was
