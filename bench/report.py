@@ -118,6 +118,13 @@ def agent_targets(data: dict) -> list[tuple[str, str, str, bool]]:
     delay, ttft, p99 = a100.get("token_delay_p99_ms"), a1.get("first_token_p50_ms"), st.get("delay_p99_ms")
     agent_errors = sum(r["errors"] for server in (data.get("agent") or {}).values() for r in server["results"])
     back = None if st.get("after_rss_mb") is None else st["after_rss_mb"] - st["idle_rss_mb"]
+    waves = st.get("waves") or [st]  # results from before there were several waves have one
+    if len(waves) > 1:  # the median wave by each figure
+        p99 = sorted(w["delay_p99_ms"] for w in waves)[len(waves) // 2]
+        back = sorted(w["after_rss_mb"] - w["idle_rss_mb"] for w in waves)[len(waves) // 2]
+    clients = st.get("clients", 0) * len(waves)
+    complete, errors = sum(w.get("complete", 0) for w in waves), sum(w.get("errors", 0) for w in waves)
+    peak = max((w["peak_rss_mb"] for w in waves if w.get("peak_rss_mb") is not None), default=None)
     return [
         ("5-step floor in-process, 32 clients: our saver vs the stock saver", "≥ 1.5×", _ratio(ours.get("rate"), stock.get("rate")),
          bool(stock.get("rate")) and ours.get("rate", 0) >= 1.5 * stock["rate"]),
@@ -128,14 +135,27 @@ def agent_targets(data: dict) -> list[tuple[str, str, str, bool]]:
         ("agent: every run's tokens complete, in order, history intact", "0 errors", f"{agent_errors} errors",
          bool(data.get("agent")) and agent_errors == 0),
         (f"{st.get('clients', 0):,} open streams: every event delivered in order", "0 lost",
-         f"{st.get('complete', 0):,} of {st.get('clients', 0):,} complete", bool(st) and st.get("errors") == 0),
-        (f"{st.get('clients', 0):,} open streams: publish → client, p99", "≤ 50 ms", f"{_f(p99)} ms", p99 is not None and p99 <= 50),
-        (f"{st.get('clients', 0):,} open streams: API process RSS", "≤ 300 MB", f"{_f(st.get('peak_rss_mb'))} MB",
-         st.get("peak_rss_mb") is not None and st["peak_rss_mb"] <= 300),
-        ("open streams: RSS back to idle after they disconnect", "≤ idle + 10 MB",
-         f"{'–' if back is None else format(back, '+.1f')} MB", back is not None and back <= 10),
+         f"{complete:,} of {clients:,} complete", bool(st) and errors == 0),
+        (f"{st.get('clients', 0):,} open streams: publish → client, p99{_waves(waves)}", "≤ 50 ms",
+         f"{_f(p99)} ms{_each(waves, lambda w: _f(w.get('delay_p99_ms')))}", p99 is not None and p99 <= 50),
+        (f"{st.get('clients', 0):,} open streams: API process RSS", "≤ 300 MB", f"{_f(peak)} MB",
+         peak is not None and peak <= 300),
+        (f"open streams: RSS back to idle after they disconnect{_waves(waves)}", "≤ idle + 10 MB",
+         f"{'–' if back is None else format(back, '+.1f')} MB{_each(waves, _back)}", back is not None and back <= 10),
         *_split_stream_targets(data),
     ]
+
+
+def _waves(waves: list[dict]) -> str:
+    return f" (the median of {len(waves)} fresh processes)" if len(waves) > 1 else ""
+
+
+def _each(waves: list[dict], figure) -> str:
+    return f" (each: {', '.join(figure(w) for w in waves)})" if len(waves) > 1 else ""
+
+
+def _back(wave: dict) -> str:
+    return "–" if wave.get("after_rss_mb") is None else format(wave["after_rss_mb"] - wave["idle_rss_mb"], "+.1f")
 
 
 def _split_stream_targets(data: dict) -> list[tuple[str, str, str, bool]]:
@@ -245,6 +265,10 @@ def _streams_text(st: dict, setup: str) -> str:
         f"from storage, not published live): p50 {_f(st['delay_p50_ms'])} ms, p99 {_f(st['delay_p99_ms'])} ms, max {_f(st['delay_max_ms'])} ms; "
         f"{st['seconds']} s in all. API process RSS: idle {_f(st['idle_rss_mb'])} MB, all clients connected "
         f"{_f(st['connected_rss_mb'])} MB, peak {_f(st['peak_rss_mb'])} MB, 5 s after they disconnected {_f(st['after_rss_mb'])} MB."
+        + ("" if len(st.get("waves") or []) < 2 else
+           f" These are the wave with the median p99 of {len(st['waves'])}, each on a fresh process: p99 "
+           f"{', '.join(_f(w['delay_p99_ms']) for w in st['waves'])} ms; RSS after minus idle "
+           f"{', '.join(_back(w) for w in st['waves'])} MB.")
         + ("\n\nErrors (samples):\n" + "\n".join(f"- `{e}`" for e in st["error_samples"]) if st["error_samples"] else "")
     )
 

@@ -87,3 +87,20 @@ def test_a_partial_run_names_the_parts_it_knows():
     out = subprocess.run([sys.executable, str(BENCH / "run.py"), "--only", "streams,nope"], capture_output=True, text=True)
     assert out.returncode == 2
     assert "unknown part(s) nope: choose from ours, official, floor, split, chaos, bodies, agent, streams" in out.stderr
+
+
+def test_the_streams_targets_take_the_median_wave_and_count_every_wave():
+    def wave(p99: float, after: float, errors: int = 0) -> dict:
+        return {"complete": 1000 - errors, "errors": errors, "delay_p50_ms": 3.0, "delay_p99_ms": p99,
+                "idle_rss_mb": 100.0, "peak_rss_mb": 180.0 + p99 / 10, "after_rss_mb": after}
+
+    waves = [wave(80.0, 150.0), wave(30.0, 105.0, errors=2), wave(45.0, 112.0)]
+    streams = {**waves[2], "clients": 1000, "waves": waves}
+    rows = {name: (figure, met) for name, _, figure, met in
+            report.agent_targets({"floor": {"results": []}, "streams": streams})}
+    p99 = rows["1,000 open streams: publish → client, p99 (the median of 3 fresh processes)"]
+    assert p99 == ("45.0 ms (each: 80.0, 30.0, 45.0)", True)
+    assert rows["open streams: RSS back to idle after they disconnect (the median of 3 fresh processes)"] == (
+        "+12.0 MB (each: +50.0, +5.0, +12.0)", False)
+    assert rows["1,000 open streams: every event delivered in order"] == ("2,998 of 3,000 complete", False)
+    assert rows["1,000 open streams: API process RSS"] == ("188.0 MB", True)
