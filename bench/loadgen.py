@@ -534,7 +534,9 @@ async def store_ops(client: httpx.AsyncClient, state: dict) -> dict[str, float]:
 # --- the benchmark -----------------------------------------------------------------------------
 
 
-async def run_all(url: str, pid: int | None, quick: bool = False, log: Callable[[str], None] = print) -> dict:
+async def run_all(url: str, pid: int | None, quick: bool = False, log: Callable[[str], None] = print,
+                  groups: dict[str, Callable[[], list[psutil.Process]]] | None = None) -> dict:
+    """Every scenario in turn; with `groups`, each one's CPU use per group of processes (CpuMeter)."""
     probe = ServerProbe(pid)
     s = 2.0 if quick else 6.0
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -557,7 +559,8 @@ async def run_all(url: str, pid: int | None, quick: bool = False, log: Callable[
         results: list[Result] = []
         for name, conc, op, kw in plan:
             kw.setdefault("seconds", s)
-            res = await run_scenario(client, probe, name, conc, op, warmup=0.5 if quick else 1.0, **kw)
+            res = await run_scenario(client, probe, name, conc, op, warmup=0.5 if quick else 1.0,
+                                     meter=CpuMeter(groups) if groups else None, **kw)
             log(format_row(res))
             results.append(res)
         await probe.stop()

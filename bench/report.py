@@ -380,6 +380,18 @@ def _split_streams_note(data: dict) -> str:
             "reuses, not a ratchet)")
 
 
+def _cpu_split(ours: dict, official: dict) -> str:
+    """Where the machine's CPU went in a scenario, ours then the official server's (run.bench_server's groups)."""
+    def split(row: dict) -> str:
+        by = row.get("cpu_pct_by") or {}
+        parts = [f"{name} {by[name]:.0f} %" for name in ("server", "PostgreSQL", "load generator") if name in by]
+        return f"{', '.join(parts)}, the rest {by['anything else on the machine']:.0f} %"
+
+    if not (ours.get("cpu_pct_by") and official.get("cpu_pct_by")):
+        return ""
+    return f" (this run's CPU, of the machine's 200 %, ours: {split(ours)}; the official's: {split(official)})"
+
+
 def analysis(data: dict) -> str:
     """Where the time goes, for the targets a run may miss; numbers from this run, reasons from profiles."""
     ours, official, floor_rows = data["ours"]["results"], data["official"]["results"], data["floor"]["results"]
@@ -393,7 +405,7 @@ def analysis(data: dict) -> str:
   HTTP and no queue, reaches {_f(f5.get('rate'))} runs/s at 32 clients with our saver ({_f(f5stock.get('rate'))} with the
   stock saver), against {_f(ot32.get('rate'))} for the in-memory official server; 1.5× official would be
   {_ratio(1.5 * (ot32.get('rate') or 0), f5.get('rate'))} the floor. Each run commits 6 checkpoints and 5 sets of writes
-  to PostgreSQL (durability `async`), and PostgreSQL shares the 2 cores with the server and the load generator.
+  to PostgreSQL (durability `async`), and PostgreSQL shares the 2 cores with the server and the load generator{_cpu_split(t32, ot32)}.
   Ours reaches {_f(t32.get('rate'))} runs/s = {_ratio(t32.get('rate'), f5.get('rate'))} of that floor, spending
   {_f(t32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run against {_f(f5.get('cpu_ms_per_op'), '.1f')} for the floor, on one
   core (one process: API and queue). py-spy at 32 clients (last round): the graph's run (langgraph's loop and the

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
+import psutil
 import psycopg
 
 import agent_bench as A
@@ -141,9 +142,14 @@ def server(name: str, cmd: list[str], port: int | None, env: dict[str, str], tim
 
 
 def bench_server(name: str, cmd: list[str], port: int, env: dict[str, str], quick: bool, soak_runs: int = 0) -> dict:
+    """The scenarios on one server, each with the machine's CPU split between the server, its PostgreSQL (if it has
+    one: DATABASE_URI) and the load generator; then the soak."""
     with server(f"{name} server", cmd, port, env) as pid:
         log(f"\n== {name}  (load average {os.getloadavg()[0]:.2f})\n{HEADER}")
-        data = asyncio.run(run_all(f"http://127.0.0.1:{port}", pid, quick, log))
+        dsn = env.get("DATABASE_URI")
+        groups = {"server": L.tree(pid), **({"PostgreSQL": lambda: pg_backends(dsn)} if dsn else {}),
+                  "load generator": lambda: [psutil.Process()]}
+        data = asyncio.run(run_all(f"http://127.0.0.1:{port}", pid, quick, log, groups=groups))
         log(f"{name} server: idle CPU {data['idle_cpu_pct']} %, RSS idle {data['idle_rss_mb']} MB, peak {data['peak_rss_mb']} MB")
         if soak_runs:
             log(f"\n== {name}: soak, {soak_runs} stateless echo runs/wait at 16 clients  (load average {os.getloadavg()[0]:.2f})")
@@ -155,8 +161,6 @@ def bench_server(name: str, cmd: list[str], port: int, env: dict[str, str], quic
 
 def pg_backends(dsn: str) -> list:
     """The PostgreSQL backend processes connected to the database of `dsn` (the server's, not others')."""
-    import psutil
-
     db = dsn.rsplit("/", 1)[-1].split("?")[0]
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
@@ -175,8 +179,6 @@ def pg_backends(dsn: str) -> list:
 
 def bench_split(dsn: str, quick: bool, clients: int = 32) -> dict:
     """Split mode: `serve --no-queue` plus 1 `worker`, then a 2nd worker, under CPU-burning stateless runs."""
-    import psutil
-
     env = {"DATABASE_URI": dsn, "REDIS_URI": REDIS, "N_JOBS_PER_WORKER": None}  # the default N_JOBS_PER_WORKER
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -274,8 +276,6 @@ def bench_big_bodies(dsn: str, big: int = 5, mb: int = 100, ok_mb: int = 12) -> 
     """Oversized requests: `big` bodies of `mb` MB (over AGENT_SERVER_MAX_BODY_BYTES, 16 MiB by default) must
     be answered 413 without being read, and `big` accepted bodies of `ok_mb` MB must not ratchet the
     server's memory: its RSS (process and children) idle, after each batch, and after a pause."""
-    import psutil
-
     port = free_port()
     cmd = [AGENT_SERVER, "dev", "--config", str(CONFIG), "--port", str(port)]
     log(f"\n== ours, big bodies: {big} × {mb} MB (refused), {big} × {ok_mb} MB (accepted)")
