@@ -279,7 +279,7 @@ def agent_analysis(data: dict) -> str:
     f1, f100 = _agent_row(data, "floor", 1), _agent_row(data, "floor", 100)
     st = data.get("streams") or {}
     return f"""\
-- **Agent-shaped load (first token, added delay per token, 2× official at 100).** The floor rows (this round) answer
+- **Agent-shaped load (first token, added delay per token, 2× official at 100).** The floor rows answer
   how much of it is the server's: the same graph, conversations and checks in one process, with no HTTP, queue or
   server, on our saver. At 100 conversations the floor alone adds {_f(f100.get('token_delay_p50_ms'))} ms per token at p50 and
   {_f(f100.get('token_delay_p99_ms'))} ms at p99 ({_f(f100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run, one core busy): the 5 ms target is
@@ -288,7 +288,7 @@ def agent_analysis(data: dict) -> str:
   {_f(a100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run. At 1 conversation the floor's first token comes at
   {_f(f1.get('first_token_p50_ms'))} ms p50 and ours at {_f(a1.get('first_token_p50_ms'))} ms: the difference is the HTTP request, the run's
   creation and claim (one round trip, with its commit's flush to disk) and the SSE response. Timed inside the
-  server this round (1 conversation, median of 21 runs, from the request reaching the app): the service is
+  server last round (1 conversation, median of 21 runs, from the request reaching the app): the service is
   called at 0.9 ms (middleware, routing, the body's validation); the run's creation with its thread's latest
   checkpoint pipelined after it takes 2.9 ms, of which PostgreSQL plans both statements for 0.7 ms while they are
   new to the pooled connection they go on (its first five uses each; its log); the run starts at 4.2 ms and
@@ -302,7 +302,7 @@ def agent_analysis(data: dict) -> str:
   {_f(a100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run ({_f(o100.get('cpu_ms_per_op'), '.1f')} ms the official one) and the
   added delay is the queueing. The settled garbage collector (last round) took the p99 from about 240 ms to
   75 ms and the rate up by about a quarter (CPython's default thresholds walked the young objects of 100 runs in
-  flight every few hundred allocations); measured as this round measures (bytes stamped on arrival, no
+  flight every few hundred allocations); measured as the bench now measures (bytes stamped on arrival, no
   collections in the load generator) and on this run's machine, it is {_f(a100.get('token_delay_p99_ms'))} ms. py-spy at 16 conversations (an earlier round): langgraph's loop with our run stream about
   28 %, the fake model and langchain's callback chain per token about 20 % (graph code: the official server pays
   it too), the checkpoint saver about 13 % (since cut: its writes are group-committed across runs, and its array
@@ -311,8 +311,8 @@ def agent_analysis(data: dict) -> str:
   conversation is per run: every checkpoint writes the whole `messages` list again, and the run's end writes the
   thread's values. What would move it: split mode (runs in worker processes, the API only relaying), and a saver
   that writes only a list channel's new items. Time to first token at 1 conversation
-  ({_f(a1.get('first_token_p50_ms'))} ms p50 in this run; 9.4–10.6 ms at the full runs of a faster morning), timed by hand this
-  round inside the server on the same slow afternoon (32 runs in a row on one thread, medians from the request
+  ({_f(a1.get('first_token_p50_ms'))} ms p50 in this run), timed by hand two rounds ago inside the server on a slow
+  afternoon (32 runs in a row on one thread, medians from the request
   reaching the app): the route 0.7 ms; the run created and claimed and its thread's latest checkpoint read, one
   round trip with its commit's flush to disk, 4.0 ms (to 4.9); the history decoded 1.7 ms (up to about 190 messages,
   6 more a run); langgraph's start, the input's checkpoints and the first task's writes, to the model's call at
@@ -328,10 +328,10 @@ def agent_analysis(data: dict) -> str:
   are resumable) and written to {st.get('joiners', 4)} sockets, {st.get('runs', 0)} runs at 4 tokens a second each, on
   2 cores shared with PostgreSQL and the load generator's readers. Earlier rounds: resumable events went from one
   awaited INSERT per token to a writer task grouping every run's events (p50 from about 2 s to a few ms), and the
-  settled garbage collector took the p99 from 105–410 ms to 40–220 ms. This round the load generator stamps bytes
+  settled garbage collector took the p99 from 105–410 ms to 40–220 ms. Since an earlier round the load generator stamps bytes
   as they reach its socket reader and does not collect garbage while it measures (before, its own pauses of up to
   90 ms and the parsing of the other readers were timed as the server's); repeated runs of the scenario alone
-  gave p99 37–73 ms (this run: {_f(st.get('delay_p99_ms'))} ms). Where the rest goes, measured by hand this round:
+  gave p99 37–73 ms (this run: {_f(st.get('delay_p99_ms'))} ms). Where the rest goes, measured by hand in earlier rounds:
   timed at the server's socket write, the p99 was 34 ms against 49 ms at the clients in the same run, so most of
   it is the server's. A monitor of the event loop saw it busy for stretches of 10–28 ms (a long ready queue, no
   single slow callback) and about 8 young collections of 20–25 ms in the token phase. py-spy over the token
@@ -341,7 +341,7 @@ def agent_analysis(data: dict) -> str:
   about a quarter. Tried and not kept, as both stayed within the run-to-run spread: a 1–2 ms wait before each
   group to make it larger, and young-generation thresholds of 5,000, 10,000 and 20,000 (shorter young pauses, but
   second-generation ones of 40–140 ms). What moves it: the runs in a worker process (split mode), the API
-  process only relaying{_split_streams_note(data)}; and readers on another machine. This round, in split mode,
+  process only relaying{_split_streams_note(data)}; and readers on another machine. In an earlier round, in split mode,
   each token was stamped in both processes (by hand, 13 runs of 250 runs × 4 clients): from the graph emitting
   it to its publish in the worker, p50 2.5–13 ms and p99 18–250 ms (the worker's loop runs the 250 runs' graph
   work, and a resumable run's event is stored before it is published); from the publish to its write to each
@@ -349,7 +349,7 @@ def agent_analysis(data: dict) -> str:
   (median of the runs 83 ms). So "publish → client", the issue's measure, is the smaller part, near the target
   in the quieter runs; what the clients see (the figures above) also holds the emitting side. The worker
   collected its second generation once per wave (116–142 ms) and its young one in pauses of up to 38–98 ms:
-  each such pause delays every token emitted meanwhile. Tried on one process this round: a young threshold of
+  each such pause delays every token emitted meanwhile. Tried on one process in an earlier round: a young threshold of
   10,000 with the older ones scaled to match (10,000, 100, 10), and no automatic full collections (a third
   threshold of 1,000); both stayed within the run-to-run spread. The clients' connection burst
   ({_f(st.get('connect_all_s'))} s for {st.get('clients', 0):,} `join_stream` requests, two queries each) ends before
@@ -360,10 +360,10 @@ def agent_analysis(data: dict) -> str:
   are 0.6 MB above what they were between the waves, but CPython's object allocator holds 121 arenas of 1 MB
   instead of 59, some 40 MB of them in wholly unused pools: an arena goes back to the system only when every
   block in it is free, and a few blocks that outlive the burst pin each one. The pool's extra connections are
-  not what holds it: with the pool capped at 20 or 40 connections (this round) RSS after was 198 MB, as
+  not what holds it: with the pool capped at 20 or 40 connections (an earlier round) RSS after was 198 MB, as
   without. `malloc_trim` gave back 9 MB; `PYTHONMALLOC=malloc` (an earlier round) 46 MB, still 55 MB above idle
-  and slower. What would lower it: fewer objects per open stream (most are the HTTP frameworks' per request:
-  see "This round") and per running run, or the runs in worker processes of their own (at the peak the process holds 250 runs in flight as well as the 1,000 streams)."""
+  and slower; this round's census of the arenas (see "This round") found no one kind of survivor holding them.
+  What would lower it: fewer objects per open stream (most are the HTTP frameworks' per request) and per running run, or the runs in worker processes of their own (at the peak the process holds 250 runs in flight as well as the 1,000 streams)."""
 
 
 def _split_stream_note(wave: dict) -> str:
@@ -411,10 +411,10 @@ def analysis(data: dict) -> str:
   core (one process: API and queue). py-spy at 32 clients (last round): the graph's run (langgraph's loop and the
   nodes) over a third, the HTTP request about a fifth (creating the run about half of that), the saver's grouped
   writes a tenth, the queue's loop and the run's end under a tenth, psycopg's per-statement work spread through all
-  of these. The ratio moves with the machine more than with our code: the last round's full run had the official
-  server at 79.2 runs/s (ours 1.11×), this one at {_f(ot32.get('rate'), '.1f')} with its CPU per run down by a third as
-  well; this machine's speed moves by up to 2× between full runs, for both servers and for the floor. What moved
-  ours last round (CPU per run from 9.3 to 6.4 ms): most of it, the
+  of these. The ratio moves with the machine more than with our code: full runs have had the official server at
+  79.2 to {_f(ot32.get('rate'), '.1f')} runs/s (this run), ours between 1.05× and 1.27× of it; this machine's speed moves by up to 2×
+  between full runs, for both servers and for the floor. What moved ours two rounds ago (CPU per run from 9.3 to
+  6.4 ms): most of it, the
   garbage collector settled at start (what is alive once the process has started is frozen out of collections,
   and the youngest generation is collected every 50,000 allocations instead of 700: CPython's default thresholds
   made it walk the young objects of every run in flight every few hundred allocations); a run's end in one
@@ -425,9 +425,10 @@ def analysis(data: dict) -> str:
   check per checkout, no read of the final state after a run, no idle spin of the webhook deliverer, no query per
   run for thread event readers or webhooks, a run on an idle thread queued in one statement. Ours now spends less
   CPU per run than the official server ({_f(ot32.get('cpu_ms_per_op'), '.1f')} ms), durable, but 1.5× its rate (more than the
-  in-process floor in some runs) needs about a quarter less CPU per run than ours, or a second core: what would move it is the runs in worker processes (split mode: the API
-  process only takes requests), and less of langgraph's per-step work (its loop, not ours, is now the largest
-  part). This round: no assistant read per run (see above: 87.6 → 101.3 runs/s side by side).
+  in-process floor in some runs) needs about a third less CPU per run than ours. A second process did not get it
+  this round (see "This round": split mode gave 157–169 runs/s, its worker not saturated, bound by the round
+  trips between the processes). What would move it is less of langgraph's per-step work: its loop, not ours, is
+  now the largest part of a run.
 - **Stateless runs, 3× official.** Stateless runs take no checkpoints (as the official server's), so the limit
   is CPU: ours spends {_f(s32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run against
   {_f(o32.get('cpu_ms_per_op'), '.1f')} ms for the official one, plus PostgreSQL's share for the statements that make a
@@ -437,7 +438,7 @@ def analysis(data: dict) -> str:
   FastAPI/pydantic about a quarter, psycopg round trips about a third, langgraph about a quarter.
 - **Latency at 1 client and the first SSE event.** Each is an HTTP request plus one query before the run
   starts (the run's creation, which also claims it for this process's free slot: no wake-up and no claim query;
-  since this round no read of the assistant either); both move with the machine's load and the disk's flush time
+  and no read of the assistant); both move with the machine's load and the disk's flush time
   (see "This round" above).
 - **Noise.** On this shared 2-core machine, two full runs a few minutes apart differed by up to ±30 % at 32
   clients, for both servers (compare the load average above); the CPU ms/op columns are steadier than rates.
@@ -566,64 +567,60 @@ def modes_section(data: dict) -> str:
 # Measured by hand on 2026-12-02/03 (night), beside the full run of that time: scratch drivers of the streams scenario
 # (bench/agent_bench.py's many_streams) with gc callbacks, tracemalloc snapshots and API processes started alternately.
 THIS_ROUND = """\
-This round takes out two costs every server process paid once started, makes open streams lighter, has
-PostgreSQL compress graph values with lz4, and looks at when in a wave of 1,000 streams the late tokens come. The machine was slower for this full run than for the last one, for both servers
-and for the floor (the echo floor at 1 client 125.5 runs/s against a usual 140–170; ours 10.0 ms of CPU per
-threaded run at 32 clients against 8.5, the official server 12.1 against 11.5), so the rates and ratios moved with
-it; the figures that moved with the code are the memory ones and the agent's rate against the official server
-(3.30× against 2.78×).
+This round changes no server code: it measures on a quiet, fast machine, makes the open-streams figures a median
+of three waves instead of one draw, splits the machine's CPU per scenario, and looks at what holds the memory
+after a wave object by object. The machine was about twice as fast as for the last full run (the echo floor at 1
+client 182.8 runs/s against 125.5; CPU per threaded run at 32 clients 6.1 ms for ours against 10.0, 6.4 for the
+official server against 12.1). With the last round's server code (the last full run came before only its lz4
+migration), three targets missed in that run are met in this one, by the machine: time to first token at 1 conversation (8.8 ms against 13.0), the 1,000
+streams' p99 (a median of 44.8 ms against 114.8) and split mode's (29.2 and 22.8 ms against 112.8 and 90.9). The
+ratios against the official server moved little (threaded 1.05× against 1.13×; stateless 1.48× against 1.49×;
+agent at 100 conversations 2.49× against 3.30×), since both servers moved with the machine.
 
-- **No numpy in a process that does not use it.** Our JSON of events and answers asked orjson to turn numpy
-  arrays into lists; with that option orjson imports numpy the first time it meets an object it does not know,
-  and the first LangChain message a process streams is one. So every server process imported numpy (88 modules)
-  at its first run's first token: about 100 ms with the event loop held (in the streams scenario, in the middle
-  of the first wave's first tokens) and 16 MB of memory allocated mid-burst, counted in "back to idle" and
-  pinning the allocator's arenas. Now the option is asked for only once numpy is loaded (a graph's state can hold
-  an array only then); tested in a fresh process both ways. With it, and the next item, the streams scenario's
-  RSS after the clients leave is 78.9 MB above idle in this run against 92.8 (peak 186.0 against 199.7 MB), and
-  in split mode 43.3 against 51.5.
-- **The API server freezes its start later**: the garbage collector's settling (`cli.settle_gc`, last round) now
-  comes after uvicorn's startup instead of before it, so the modules the app's lifespan loads (the queue, its
-  executor, the webhook deliverer with httpx) and uvicorn's protocol modules are frozen too: 171 modules were
-  imported after the freeze in a first run, now 10 (langchain's tracers and anyio's streams, on the first run).
-- **One task per SSE stream instead of a task group.** Starlette runs every streaming response as a task group
-  (anyio) of the stream and a listener for the client leaving. Our SSE response now runs the stream in the
-  request's own task beside one plain listener task, which cancels it when the client leaves, as before (tested:
-  a client leaving ends the response quietly with no cancellation left pending, also when it leaves as the
-  stream ends; a cancellation by the server goes through, also when the client leaves at the same moment; reading
-  the request failing under way ends the stream with that error, as Starlette's did (a second session's review
-  found that one); the cleanup runs in every case). In-process, 1,000 streams of 20 events: 5–6 ms to open them
-  against 37–43 ms, 15–25 ms to stream and end them against 55–74 ms, 3.9 kB each against 10.4 kB.
-- **What still holds the memory after a wave** (sys._debugmallocstats and mallinfo2 before and after one, by
-  hand): the objects still alive are 3.1 MB more than at idle (6.1 MB before this round's changes), yet the
-  object allocator went from 53 to 112 arenas of 1 MB and gave none back (30 MB of them in wholly unused pools);
-  glibc's heap grew by 23 MB with 16 MB of it free inside, of which `malloc_trim` returned 9.7 MB in 2.9 ms. So
-  what is left above idle is the allocators' high-water mark, pinned by a few surviving blocks in each arena,
-  not objects to free.
-- **When the late tokens of a wave come** (a wave of 250 runs × 4 clients on one process, each token's delay
-  against when it was emitted, in 50 ms bins): the slow bins are at the start of the token phase (every run's
-  first token: the model's first call sets up langchain's callbacks) and at its end (runs ending: their last
-  checkpoint, the run's end, 4 responses closing each), not spread through it; one token's emission across the
-  250 runs spans 1.5–2.4 s, several of the 250 ms gaps, so the runs do not emit in step. Young collections in the token phase
-  were one or two pauses of 25–60 ms per wave. The same code gave p99 78–354 ms from one wave to the next on
-  this machine, so the figures above are one draw.
-- **Graph values compressed with lz4 (migration 0010; after the full run above, measured by hand).** PostgreSQL
-  compresses a value over about 2 kB as it stores it, with pglz by default: each checkpoint's blob of a growing
-  message history, each run's end writing the thread's values. With 16 agent conversations on the external
-  PostgreSQL, PostgreSQL's own CPU over the same window was 3.57–4.01 s with pglz against 2.42–2.56 s with lz4
-  (about 19.7 against 12.4 ms per run; ours and the rate within the spread at 16, where the 2 cores are not yet
-  full). The columns that hold graph values now compress with lz4 where the server has it; the embedded
-  PostgreSQL is built without it and keeps pglz. The floor's database is migrated as the server's, so the
-  comparison stays like for like. The agent part run again with it (`bench/run.py --only agent`): at 100
-  conversations ours on the external PostgreSQL 19.7 runs/s and a p99 added delay of 85.5 ms (20.1 and 83.2 in
-  the run above), within the spread: there our process's one core is what is full, not PostgreSQL's.
-- **Tried, not kept**: PostgreSQL's generic plans forced for every statement (`plan_cache_mode`): at 1 client
-  the run's creation and the checkpoint read are planned on each of their first five uses on each pooled
-  connection (0.3–0.4 ms of planning each, seen in PostgreSQL's log); at 32 clients PostgreSQL's CPU per run was
-  the same either way (4.87 s against 4.73 and 5.23 against 5.17 over a window of about 1,300 runs), and forcing them would give up custom plans for
-  the searches (a LIMIT or a filter the planner should see). Split mode for threaded runs at 32 clients (API +
-  one worker, 2 cores shared with PostgreSQL and the load generator): 102–123 runs/s against 115–119 for one
-  process, within the spread."""
+- **Open streams: three waves, each on a fresh process** (`bench_streams`). On the same code, four waves of
+  250 runs × 4 clients run by hand before the full run gave p99s of 27.1, 36.4, 53.8 and 52.9 ms; the full run's
+  three gave 55.1, 42.3 and 44.8. One wave decided the target by chance, so the full run now runs three one after
+  another and the targets take the median of each figure, with every wave's listed beside it; deliveries count
+  every wave's clients (3,000 here). Tested: the report takes the median p99 and the median return to idle and
+  counts every wave's losses (`tests/api/test_bench_smoke.py`).
+- **Where the machine's CPU goes, per scenario** (`CpuMeter` on ours and on the official server: the server's
+  process tree, its PostgreSQL backends, the load generator). From a side run of both servers
+  (`--only ours,official`, 160.4 against 141.6 threaded runs/s at 32 clients): with ours, the server 95 %,
+  PostgreSQL 42 %, the load generator 18 %, of the machine's 200 %; with the official server, the server 98 % and
+  the load generator 18 %. So ours is bound by its one process, as the official server is by its own, with some
+  40 % of the machine idle. Split mode on the same machine (by hand: `serve --no-queue`, one `worker`, Redis) did
+  not turn that idle share into runs: 139–142 runs/s with the worker's default 10 slots, 157–169 with 32 slots,
+  the worker at 73–76 % and the API at 30 %, so there the runs' round trips (API → Redis → worker → PostgreSQL →
+  Redis → API), not a core, are the limit. Stateless at 32 clients: ours 92 % + PostgreSQL 29 % + the load
+  generator 35 %; 3× the official server's rate would need 1.4 ms of server CPU per run (ours 2.6), about what
+  the in-process floor with no checkpointer and no HTTP spends (1.2).
+- **What holds the memory after a wave, object by object** (by hand, a `sitecustomize` in the server that on a
+  signal lists the live objects lying in the object allocator's arenas created since idle). Split mode's API
+  process with 1,000 streams opened and closed (runs pending, no tokens): 58 arenas at idle, 99 with the streams
+  open, 93 after; the new arenas still held about 870 objects after the clients left: the pool's connections
+  opened during the burst with their adapters and prepared-statement caches, new metric children for the
+  stream route, FastAPI's validators for the first request of a route, and, first, anyio's asyncio backend
+  (13 modules) imported by the first stream's cancel scope. One process with the whole wave: 53 → 112 arenas,
+  76 of the new ones holding some 5,400 objects after (84 pooled connections opened in the burst and their 1,500
+  prepared statements, closures, the routes' validators, the default executor's threads). Tried, each measured
+  and not kept: anyio's backend imported at start (the modules left the wave; RSS after the same, 156 against
+  155 MB); the pool capped at 3 and at 20 connections (RSS after the same: 157.6 and 183.4 MB); a warm-up of 8
+  runs × 4 clients before idle is read (still +74 MB after); and the 84 idle connections closed after the wave:
+  no arena was given back (112 before and after). Every new arena keeps a few survivors of several kinds, so no
+  one of them holds the memory. A second wave reuses those arenas (split mode, this run: +0.1 MB).
+- **Per token, with 16 conversations** (py-spy on one process, by hand): uvicorn's `send` (the socket write for
+  each token to each client) 7.7 % of the process, langchain's callbacks per token 5.7 %, langgraph's loop
+  waiting per tick 4.9 %, our serialization of each event 2.7 %. The first and the last two come with any server
+  that streams each token as it comes. In threaded runs, the three log lines of each run (its request, its start,
+  its end) cost 3.1 % of the process.
+
+The last round's changes, which this run measures as well: no numpy loaded by a process whose graphs do not use it
+(orjson's numpy option is asked for only once numpy is loaded: 100 ms and 16 MB a process paid at its first
+token); the garbage collector settled after uvicorn's startup rather than before it; one plain task per SSE stream
+listening for the client to leave instead of Starlette's task group (a fifth of the cost to open and close, 3.9
+against 10.4 kB per stream); graph values stored with lz4 where PostgreSQL has it (migration 0010: PostgreSQL's
+CPU per agent run 12.4 against 19.7 ms at 16 conversations); and, tried and not kept, PostgreSQL's generic plans
+for every statement (no change at 32 clients)."""
 
 
 def loaded_warning(meta: dict) -> str:
