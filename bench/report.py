@@ -589,9 +589,12 @@ agent at 100 conversations 2.49× against 3.30×), since both servers moved with
   PostgreSQL 42 %, the load generator 18 %, of the machine's 200 %; with the official server, the server 98 % and
   the load generator 18 %. So ours is bound by its one process, as the official server is by its own, with some
   40 % of the machine idle. Split mode on the same machine (by hand: `serve --no-queue`, one `worker`, Redis) did
-  not turn that idle share into runs: 139–142 runs/s with the worker's default 10 slots, 157–169 with 32 slots,
-  the worker at 73–76 % and the API at 30 %, so there the runs' round trips (API → Redis → worker → PostgreSQL →
-  Redis → API), not a core, are the limit. Stateless at 32 clients: ours 92 % + PostgreSQL 29 % + the load
+  not turn that idle share into runs: 139–142 runs/s with the worker's default 10 slots, 155–169 with 32 slots,
+  the worker at 73–76 % and the API at 30 %. With 32 slots a run spends 6 ms queued and 136–148 ms (p50, from the
+  run table) executing in the worker for about 4 ms of its CPU: its awaits (six checkpoint writes, each waiting on
+  the saver's grouped write in flight, 4–6 ms a group; its events' publishes; its claim and end) each wait on a
+  loop busy three quarters of the time. Tried, each measured and not kept: publishes that do not wait for their
+  send to Redis (161 runs/s), and two saver groups in flight instead of one (155 runs/s). Stateless at 32 clients: ours 92 % + PostgreSQL 29 % + the load
   generator 35 %; 3× the official server's rate would need 1.4 ms of server CPU per run (ours 2.6), about what
   the in-process floor with no checkpointer and no HTTP spends (1.2).
 - **What holds the memory after a wave, object by object** (by hand, a `sitecustomize` in the server that on a
