@@ -610,7 +610,11 @@ agent at 100 conversations 2.49× against 3.30×), since both servers moved with
   155 MB); the pool capped at 3 and at 20 connections (RSS after the same: 157.6 and 183.4 MB); a warm-up of 8
   runs × 4 clients before idle is read (still +74 MB after); and the 84 idle connections closed after the wave:
   no arena was given back (112 before and after). Every new arena keeps a few survivors of several kinds, so no
-  one of them holds the memory. A second wave reuses those arenas (split mode, this run: +0.1 MB).
+  one of them holds the memory. A second wave reuses those arenas (split mode, this run: +0.1 MB). Another
+  allocator, tried on the same scenario (three waves each, a venv of CPython 3.13, which bundles mimalloc): with
+  CPython's own allocator +76–77 MB after, as on 3.11; with `PYTHONMALLOC=mimalloc` +52–58 MB, and +50–53 MB with
+  mimalloc told to give freed pages back at once (`MIMALLOC_PURGE_DECOMMITS`' default, `MIMALLOC_PURGE_DELAY=0`);
+  p99 within the same spread. Smaller pages pin less, but not enough for the target, and it needs Python 3.13.
 - **Per token, with 16 conversations** (py-spy on one process, by hand): uvicorn's `send` (the socket write for
   each token to each client) 7.7 % of the process, langchain's callbacks per token 5.7 %, langgraph's loop
   waiting per tick 4.9 %, our serialization of each event 2.7 %. The first and the last two come with any server
