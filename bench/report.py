@@ -613,7 +613,7 @@ agent at 100 conversations 2.49× against 3.30×), since both servers moved with
   one of them holds the memory. A second wave reuses those arenas (split mode, this run: +0.1 MB). Another
   allocator, tried on the same scenario (three waves each, a venv of CPython 3.13, which bundles mimalloc): with
   CPython's own allocator +76–77 MB after, as on 3.11; with `PYTHONMALLOC=mimalloc` +52–58 MB, and +50–53 MB with
-  mimalloc told to give freed pages back at once (`MIMALLOC_PURGE_DECOMMITS`' default, `MIMALLOC_PURGE_DELAY=0`);
+  mimalloc told to give freed pages back at once (`MIMALLOC_PURGE_DELAY=0`);
   p99 within the same spread. Smaller pages pin less, but not enough for the target, and it needs Python 3.13.
 - **Per token, with 16 conversations** (py-spy on one process, by hand): uvicorn's `send` (the socket write for
   each token to each client) 7.7 % of the process, langchain's callbacks per token 5.7 %, langgraph's loop
