@@ -7,6 +7,8 @@ import os
 import signal
 from contextlib import asynccontextmanager
 
+import anyio
+import fastapi.routing
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -98,6 +100,17 @@ async def _exit_when_failed(app: FastAPI, worker) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _build_routes(app: FastAPI) -> None:
+    """FastAPI builds an included router's routes (handlers, validators) at the first request that reaches it:
+    about 10 ms on each router's first request, and objects made in the middle of the first burst, where the few
+    that live on keep the allocator's arenas from going back (bench/RESULTS.md). Built here, they are part of the
+    start (cli.settle_gc freezes them). Where a FastAPI builds them otherwise, nothing is left to do."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if contexts is not None:
+        for _ in contexts(app.routes):
+            pass
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
     """`runtime` given: the caller owns it (tests). Otherwise the app starts and stops its own."""
 
@@ -107,6 +120,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
 
         rt = runtime or await Runtime.start(settings)
         app.state.runtime = rt
+        with anyio.CancelScope():  # loads anyio's backend (9 ms of imports) now rather than in the first stream
+            pass
         worker = app.state.worker = QueueWorker(rt) if settings.run_queue else None
         watch = None
         if worker:
@@ -142,6 +157,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         app.include_router(http_config.served(module.router, settings.http))  # less what disable_* switch off
     http_config.serve_routes(app, settings.http)  # /openapi.json, /docs and /ok as disable_meta says
     app.include_router(console.router)  # /console: the web UI, a client of the routes above
+    _build_routes(app)
     custom = http_config.load_custom_app(settings)  # http.app: its routes before ours, its middleware below
     if custom:
         http_config.mount_custom_routes(app, custom, settings.http)
