@@ -567,9 +567,9 @@ def modes_section(data: dict) -> str:
 # Measured by hand on 2026-12-02/03 (night), beside the full run of that time: scratch drivers of the streams scenario
 # (bench/agent_bench.py's many_streams) with gc callbacks, tracemalloc snapshots and API processes started alternately.
 THIS_ROUND = """\
-This round changes no server code: it measures on a quiet, fast machine, makes the open-streams figures a median
-of three waves instead of one draw, splits the machine's CPU per scenario, and looks at what holds the memory
-after a wave object by object. The machine was about twice as fast as for the last full run (the echo floor at 1
+This round measures on a quiet, fast machine, makes the open-streams figures a median of three waves instead of
+one draw, splits the machine's CPU per scenario, and looks at what holds the memory after a wave object by
+object; the one server change it kept (after the full run: routes and anyio's backend ready at start) is below. The machine was about twice as fast as for the last full run (the echo floor at 1
 client 182.8 runs/s against 125.5; CPU per threaded run at 32 clients 6.1 ms for ours against 10.0, 6.4 for the
 official server against 12.1). With the last round's server code (the last full run came before only its lz4
 migration), three targets missed in that run are met in this one, by the machine: time to first token at 1 conversation (8.8 ms against 13.0), the 1,000
@@ -605,9 +605,11 @@ agent at 100 conversations 2.49× against 3.30×), since both servers moved with
   stream route, FastAPI's validators for the first request of a route, and, first, anyio's asyncio backend
   (13 modules) imported by the first stream's cancel scope. One process with the whole wave: 53 → 112 arenas,
   76 of the new ones holding some 5,400 objects after (84 pooled connections opened in the burst and their 1,500
-  prepared statements, closures, the routes' validators, the default executor's threads). Tried, each measured
-  and not kept: anyio's backend imported at start (the modules left the wave; RSS after the same, 156 against
-  155 MB); the pool capped at 3 and at 20 connections (RSS after the same: 157.6 and 183.4 MB); a warm-up of 8
+  prepared statements, closures (245 of them FastAPI's route handlers, built at a router's first request), the
+  routes' validators, the default executor's threads). Tried, each measured: the routes and anyio's backend made
+  ready at start (kept, see the next item: the survivors in the split API process fell from about 870 to 375, in
+  27 new arenas instead of 44, and RSS after stayed the same, 157.5 MB); the pool capped at 3 and at 20
+  connections (RSS after the same: 157.6 and 183.4 MB); a warm-up of 8
   runs × 4 clients before idle is read (still +74 MB after); and the 84 idle connections closed after the wave:
   no arena was given back (112 before and after). Every new arena keeps a few survivors of several kinds, so no
   one of them holds the memory. A second wave reuses those arenas (split mode, this run: +0.1 MB). Another
@@ -615,6 +617,16 @@ agent at 100 conversations 2.49× against 3.30×), since both servers moved with
   CPython's own allocator +76–77 MB after, as on 3.11; with `PYTHONMALLOC=mimalloc` +52–58 MB, and +50–53 MB with
   mimalloc told to give freed pages back at once (`MIMALLOC_PURGE_DELAY=0`);
   p99 within the same spread. Smaller pages pin less, but not enough for the target, and it needs Python 3.13.
+- **Routes and anyio's backend ready at start** (`api/app.py`, after the full run above). FastAPI builds an
+  included router's routes (each route's handler, its validators) at the first request that reaches the router,
+  and anyio loads its asyncio backend (13 modules, 9 ms) at its first use, a stream's close. The app now builds
+  every route as it is created and the lifespan loads the backend, before the process settles its collector
+  (`cli.settle_gc` freezes them with the rest of the start). A fresh server's first `POST /threads` took 5.0 ms
+  against 14–15 before, its first store search 2.7–3.0 ms against 13.3–14.0 (by hand, three fresh servers each);
+  creating the app takes about 22 ms more. Tested: the first requests to three routers build no route handler;
+  the lifespan loads the backend (in a fresh process); both fail without the change. The streams' p99 stayed
+  within its spread (six waves each way, side by side: 43–108 ms before, 43–105 after, the machine busier by
+  then) and their RSS after as it was.
 - **Per token, with 16 conversations** (py-spy on one process, by hand): uvicorn's `send` (the socket write for
   each token to each client) 7.7 % of the process, langchain's callbacks per token 5.7 %, langgraph's loop
   waiting per tick 4.9 %, our serialization of each event 2.7 %. The first and the last two come with any server
