@@ -8,7 +8,7 @@ import httpx
 import pytest
 from langgraph_sdk.errors import NotFoundError, UnprocessableEntityError
 
-from run_helpers import FINISHED, HI, collect, new_thread, run_status, slow, started
+from run_helpers import FINISHED, HI, collect, new_thread, run_status, slow, started, wait_for
 
 ANSWER = "Hello there, this answer streams token by token."
 
@@ -148,6 +148,11 @@ async def test_join_stream_follows_a_running_run_from_the_moment_of_joining(clie
     thread_id = await new_thread(client)
     run = await client.runs.create(thread_id, "slow", input={}, config=slow(0.1), stream_mode=["updates"])
     await started(client, thread_id, run["run_id"])
+
+    async def a_step_is_done():  # the run's metadata goes out before its graph starts: it has gone by then
+        return (await client.threads.get_state(thread_id))["values"].get("steps")
+
+    await wait_for(a_step_is_done)
     events = await collect(client.runs.join_stream(thread_id, run["run_id"]))
     assert "metadata" not in names(events)
     assert set(names(events)) == {"updates"} and events[-1][1] == {"step5": {"steps": ["step5"]}}
