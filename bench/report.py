@@ -566,28 +566,34 @@ def modes_section(data: dict) -> str:
 
 # Measured by hand on 2026-12-02/03 (night), beside the full run of that time: scratch drivers of the streams scenario
 # (bench/agent_bench.py's many_streams) with gc callbacks, tracemalloc snapshots and API processes started alternately.
-THIS_ROUND = """\
-This round measures on a quiet, fast machine, makes the open-streams figures a median of three waves instead of
-one draw, splits the machine's CPU per scenario, and looks at what holds the memory after a wave object by
-object; the one server change it kept (after the full run: routes and anyio's backend ready at start) is below. The machine was about twice as fast as for the last full run (the echo floor at 1
-client 182.8 runs/s against 125.5; CPU per threaded run at 32 clients 6.1 ms for ours against 10.0, 6.4 for the
-official server against 12.1). With the last round's server code (the last full run came before only its lz4
-migration), three targets missed in that run are met in this one, by the machine: time to first token at 1 conversation (8.8 ms against 13.0), the 1,000
-streams' p99 (a median of 44.8 ms against 114.8) and split mode's (29.2 and 22.8 ms against 112.8 and 90.9). The
-ratios against the official server moved little (threaded 1.05× against 1.13×; stateless 1.48× against 1.49×;
-agent at 100 conversations 2.49× against 3.30×), since both servers moved with the machine.
+def this_round(data: dict) -> str:
+    a1, f1 = _agent_row(data, "ours", 1), _agent_row(data, "floor", 1)
+    st = data.get("streams") or {}
+    return f"""\
+This round measures on a fast machine, makes the open-streams figures a median of three waves instead of one
+draw, splits the machine's CPU per scenario, and looks at what holds the memory after a wave object by object;
+its one server change (routes and anyio's backend ready at start) is below. Two full runs this round, an hour
+apart on the same machine: this one, at the round's last commit, and one at 6ba533d (the last round's server
+code). The machine was about twice as fast as for the last round's full run (the echo floor at 1 client 168.0
+runs/s here and 182.8 in the earlier run, against 125.5; CPU per threaded run at 32 clients 6.4 ms for ours and
+6.9 for the official server, against 10.0 and 12.1). The earlier run met two targets this one misses, by a
+little, with no server change between them that touches the runs: time to first token at 1 conversation (8.8
+ms there, {_f(a1.get('first_token_p50_ms'))} ms here; the floor 4.8 there and {_f(f1.get('first_token_p50_ms'))} here) and the 1,000 streams' p99 (a
+median of 44.8 ms there, {_f(st.get('delay_p99_ms'))} here), while split mode's p99 was met in both (29.2 and 22.8 ms there). The ratios
+against the official server stay where they were (threaded 1.05× there, stateless 1.48×, agent at 100
+conversations 2.49×), since both servers move with the machine.
 
 - **Open streams: three waves, each on a fresh process** (`bench_streams`). On the same code, four waves of
-  250 runs × 4 clients run by hand before the full run gave p99s of 27.1, 36.4, 53.8 and 52.9 ms; the full run's
-  three gave 55.1, 42.3 and 44.8. One wave decided the target by chance, so the full run now runs three one after
+  250 runs × 4 clients run by hand before the full run gave p99s of 27.1, 36.4, 53.8 and 52.9 ms; the earlier full
+  run's three gave 55.1, 42.3 and 44.8, this one's are in the targets above. One wave decided the target by chance, so the full run now runs three one after
   another and the targets take the median of each figure, with every wave's listed beside it; deliveries count
   every wave's clients (3,000 here). Tested: the report takes the median p99 and the median return to idle and
   counts every wave's losses (`tests/api/test_bench_smoke.py`).
 - **Where the machine's CPU goes, per scenario** (`CpuMeter` on ours and on the official server: the server's
-  process tree, its PostgreSQL backends, the load generator). From a side run of both servers
-  (`--only ours,official`, 160.4 against 141.6 threaded runs/s at 32 clients): with ours, the server 95 %,
-  PostgreSQL 42 %, the load generator 18 %, of the machine's 200 %; with the official server, the server 98 % and
-  the load generator 18 %. So ours is bound by its one process, as the official server is by its own, with some
+  process tree, its PostgreSQL backends, the load generator), in this run's analysis below; first measured in a
+  side run of both servers (`--only ours,official`, 160.4 against 141.6 threaded runs/s at 32 clients): with ours,
+  the server 95 %, PostgreSQL 42 %, the load generator 18 %, of the machine's 200 %; with the official server, the
+  server 98 % and the load generator 18 % (this run: much the same). So ours is bound by its one process, as the official server is by its own, with some
   40 % of the machine idle. Split mode on the same machine (by hand: `serve --no-queue`, one `worker`, Redis) did
   not turn that idle share into runs: 139–142 runs/s with the worker's default 10 slots, 155–169 with 32 slots,
   the worker at 73–76 % and the API at 30 %. With 32 slots a run spends 6 ms queued and 136–148 ms (p50, from the
@@ -617,7 +623,7 @@ agent at 100 conversations 2.49× against 3.30×), since both servers moved with
   CPython's own allocator +76–77 MB after, as on 3.11; with `PYTHONMALLOC=mimalloc` +52–58 MB, and +50–53 MB with
   mimalloc told to give freed pages back at once (`MIMALLOC_PURGE_DELAY=0`);
   p99 within the same spread. Smaller pages pin less, but not enough for the target, and it needs Python 3.13.
-- **Routes and anyio's backend ready at start** (`api/app.py`, after the full run above). FastAPI builds an
+- **Routes and anyio's backend ready at start** (`api/app.py`; in this run, not in the earlier one). FastAPI builds an
   included router's routes (each route's handler, its validators) at the first request that reaches the router,
   and anyio loads its asyncio backend (13 modules, 9 ms) at its first use, a stream's close. The app now builds
   every route as it is created and the lifespan loads the backend, before the process settles its collector
@@ -672,7 +678,7 @@ shared (load average above the core count), rates and latencies mostly measure c
 
 ## This round: what changed, measured side by side
 
-{THIS_ROUND}
+{this_round(data)}
 
 ## Where the time goes (targets not met)
 
