@@ -344,11 +344,11 @@ def bench_streams(dsn: str, quick: bool, repeats: int = 3) -> dict:
     runs = 25 if quick else 250
     jobs = runs + 50  # every run running at once
     env = {"DATABASE_URI": dsn, "N_JOBS_PER_WORKER": str(jobs)}
-    waves = []
-    for n in range(1 if quick else repeats):
+    waves, count = [], 1 if quick else repeats
+    for n in range(count):
         port = free_port()
         with server("ours (streams)", [*AGENT_CMD, "--port", str(port)], port, env) as pid:
-            log(f"\n== many open streams ({n + 1} of {1 if quick else repeats}, a fresh process): {runs} runs × 4 "
+            log(f"\n== many open streams ({n + 1} of {count}, a fresh process): {runs} runs × 4 "
                 f"join_stream clients  (load average {os.getloadavg()[0]:.2f})")
             waves.append(asyncio.run(A.many_streams(f"http://127.0.0.1:{port}", pid, runs=runs, log=log)))
     median = sorted(waves, key=lambda wave: wave["delay_p99_ms"] or 0)[len(waves) // 2]
