@@ -29,6 +29,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from .group import GroupCommit
+from .serializer import CheckpointSerializer
 
 log = logging.getLogger(__name__)
 _OURS = "_agent_server_storage"
@@ -97,14 +98,15 @@ class PooledPostgresSaver(_MarksStorageErrors, AsyncPostgresSaver):
     Writes are group-committed (storage/group.py): the checkpoints, their new blobs and the tasks' writes that
     every run of this process hands in while a statement is in flight go in the next one, so that under load a
     run's checkpoints cost a share of a round trip and of a commit, not one each. Each value is serialized once,
-    on the event loop (no thread hop per call), JSON by orjson; the latest checkpoint is read with its blobs and
+    on the event loop (no thread hop per call), JSON by orjson; messages are read back without being validated again
+    (storage/serializer.py); the latest checkpoint is read with its blobs and
     writes in one query (the library's; for a run claimed as it is created, in the round trip of that claim:
     `primed`). No lock: AsyncPostgresSaver's one lock per saver only makes every run's reads and writes wait for
     each other's. The rest (list, delete, prune, copy, delta channels, setup) is the
     library's."""
 
     def __init__(self, pool: AsyncConnectionPool, serde=None) -> None:
-        super().__init__(pool, serde=serde)  # serde: checkpointer.serde (persistence.make_serde), or the default
+        super().__init__(pool, serde=serde or CheckpointSerializer())  # serde: checkpointer.serde (persistence.make_serde)
         self.lock = contextlib.nullcontext()
         self._group: GroupCommit[_Rows, None] = GroupCommit(self._store, size=_Rows.size)
         self._primed: dict[str, LatestCheckpoint] = {}  # by run id: its thread's latest checkpoint, read with its claim
