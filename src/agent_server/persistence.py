@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 
 
 def make_serde(config: dict | None):
-    """checkpointer.serde as a JsonPlusSerializer (ours, which reads messages faster; None without it: each
-    saver's default). pickle_fallback defaults to true, as in the official schema; an absent
-    allowed_msgpack_modules keeps langgraph's default."""
+    """checkpointer.serde as a JsonPlusSerializer (ours, which reads messages faster; None without it: the built-in
+    savers then take ours with langgraph's defaults). pickle_fallback defaults to true, as in the official schema;
+    an absent allowed_msgpack_modules keeps langgraph's default."""
     if not config:
         return None
 
@@ -104,7 +104,7 @@ async def open_checkpointer(settings: Settings, pool, stack: contextlib.AsyncExi
         saver = PooledPostgresSaver(pool, serde=serde)
         return saver, checkpoint_ops(saver, ours=True)
     if backend == "mongo":
-        saver = await stack.enter_async_context(mongo_saver(config["uri"], serde))
+        saver = await stack.enter_async_context(mongo_saver(config["uri"], serde or CheckpointSerializer()))
     else:
         saver = await _enter(stack, config["path"], settings, "checkpointer.path", BaseCheckpointSaver)
     if missing := missing_methods(saver):
