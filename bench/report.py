@@ -289,19 +289,22 @@ def agent_analysis(data: dict) -> str:
   {_f(a100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run. At 1 conversation the floor's first token comes at
   {_f(f1.get('first_token_p50_ms'))} ms p50 and ours at {_f(a1.get('first_token_p50_ms'))} ms: the difference is the HTTP request, the run's
   creation and claim (one round trip, with its commit's flush to disk) and the SSE response. Timed inside the
-  server last round (1 conversation, median of 21 runs, from the request reaching the app): the service is
-  called at 0.9 ms (middleware, routing, the body's validation); the run's creation with its thread's latest
-  checkpoint pipelined after it takes 2.9 ms, of which PostgreSQL plans both statements for 0.7 ms while they are
-  new to the pooled connection they go on (its first five uses each; its log); the run starts at 4.2 ms and
-  reads that checkpoint from what came with its creation, 1.4 ms to decode the conversation's history (the floor
-  pays it too); the response's head and first event at 7.3 ms, beside the graph; its first token at 10.4 ms, and
-  about 1.4 ms more to the client's reader. So no one step is the gap: what would move it is the creation's
-  round trip (planning it once, which PostgreSQL's plan cache does only per connection), and less to decode at a
+  server this round (1 conversation, 30 turns on one thread, so 30 to 180 messages of history; marks in a scratch
+  copy, from the request reaching the app; on this round's slower machine): the service is called at 0.8–1.1 ms;
+  the run's creation, with its thread's latest checkpoint (and its blobs) read in the same round trip, is back at
+  4.1–7.0 ms (2.9–3.9 ms without that read, which the run then makes itself); the run starts 0.3 ms later and
+  decodes the history in 1.7–3.6 ms (the floor pays that too; about half the library's time, see "This round"); langgraph
+  writes the input's checkpoint (0.8 ms), the response's head goes out 1.5 ms later, the model's node starts
+  1.7 ms after that and makes its first token 0.9 ms later; then, before the token reaches the run's stream, the
+  checkpoint of the step before (the whole history encoded again, 1–1.5 ms) has its turn on the loop; first token
+  sent at 12–18 ms. Side by side (three fresh servers each, 30 turns), the checkpoint read with the creation or
+  without it gave first tokens of 19.1, 14.8, 16.6 ms against 14.5, 16.2, 16.3 (p50): within the spread. So no
+  one step is the gap: what would move it is the creation's round trip and less to encode and decode at a
   run's start (the history grows with every turn). Each run is 3 × 60
   tokens, each token one SSE event: at 100 conversations that is over 30,000 events a second asked of 2 cores shared
   with PostgreSQL and the load generator, so the server is CPU-bound and tokens queue: ours spends
   {_f(a100.get('cpu_ms_per_op'), '.1f')} ms of CPU per run ({_f(o100.get('cpu_ms_per_op'), '.1f')} ms the official one) and the
-  added delay is the queueing. The settled garbage collector (last round) took the p99 from about 240 ms to
+  added delay is the queueing. The settled garbage collector (an earlier round) took the p99 from about 240 ms to
   75 ms and the rate up by about a quarter (CPython's default thresholds walked the young objects of 100 runs in
   flight every few hundred allocations); measured as the bench now measures (bytes stamped on arrival, no
   collections in the load generator) and on this run's machine, it is {_f(a100.get('token_delay_p99_ms'))} ms. py-spy at 16 conversations (an earlier round): langgraph's loop with our run stream about
@@ -363,7 +366,10 @@ def agent_analysis(data: dict) -> str:
   block in it is free, and a few blocks that outlive the burst pin each one. The pool's extra connections are
   not what holds it: with the pool capped at 20 or 40 connections (an earlier round) RSS after was 198 MB, as
   without. `malloc_trim` gave back 9 MB; `PYTHONMALLOC=malloc` (an earlier round) 46 MB, still 55 MB above idle
-  and slower; this round's census of the arenas (see "This round") found no one kind of survivor holding them.
+  and slower; the last round's census of the arenas found no one kind of survivor holding them (each new arena
+  kept a few objects of several kinds: pool connections opened in the burst with their prepared statements, metric
+  children, closures; the pool capped at 3 or 20, a warm-up before idle, the idle connections closed after the
+  wave each left RSS where it was).
   What would lower it: fewer objects per open stream (most are the HTTP frameworks' per request) and per running run, or the runs in worker processes of their own (at the peak the process holds 250 runs in flight as well as the 1,000 streams)."""
 
 
@@ -393,6 +399,20 @@ def _cpu_split(ours: dict, official: dict) -> str:
     return f" (this run's CPU, of the machine's 200 %, ours: {split(ours)}; the official's: {split(official)})"
 
 
+def _threaded_this_run(ours: dict, official: dict) -> str:
+    """Why this run's threaded ratio is what it is, when the official server's CPU per run is far from ours."""
+    mine, theirs = ours.get("cpu_ms_per_op"), official.get("cpu_ms_per_op")
+    if not (mine and theirs) or theirs < 1.5 * mine:
+        return ""
+    return (f", the official server spending {theirs:.1f} ms of CPU per threaded run against {mine:.1f} for ours: in the "
+            "last round's full run they spent 6.9 and 6.4 ms. On this run's machine, about half as fast, the "
+            "official server's threaded runs (its runs execute on several event loops in threads of one process) cost it "
+            "2.5× their CPU of then and ours 1.4×, while its CRUD requests cost it what ours cost us. A side run of both "
+            "servers right after it (`--only ours,official`) gave 1.49× (88.0 against 59.1 runs/s; 10.7 and 16.6 ms of CPU "
+            "per run). So the target is met here by the official server slowing more than ours on this machine, not by a "
+            "change of ours")
+
+
 def analysis(data: dict) -> str:
     """Where the time goes, for the targets a run may miss; numbers from this run, reasons from profiles."""
     ours, official, floor_rows = data["ours"]["results"], data["official"]["results"], data["floor"]["results"]
@@ -409,12 +429,12 @@ def analysis(data: dict) -> str:
   to PostgreSQL (durability `async`), and PostgreSQL shares the 2 cores with the server and the load generator{_cpu_split(t32, ot32)}.
   Ours reaches {_f(t32.get('rate'))} runs/s = {_ratio(t32.get('rate'), f5.get('rate'))} of that floor, spending
   {_f(t32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run against {_f(f5.get('cpu_ms_per_op'), '.1f')} for the floor, on one
-  core (one process: API and queue). py-spy at 32 clients (last round): the graph's run (langgraph's loop and the
+  core (one process: API and queue). py-spy at 32 clients (an earlier round; this round's in "This round"): the graph's run (langgraph's loop and the
   nodes) over a third, the HTTP request about a fifth (creating the run about half of that), the saver's grouped
   writes a tenth, the queue's loop and the run's end under a tenth, psycopg's per-statement work spread through all
-  of these. The ratio moves with the machine more than with our code: full runs have had the official server at
-  79.2 to {_f(ot32.get('rate'), '.1f')} runs/s (this run), ours between 1.05× and 1.27× of it; this machine's speed moves by up to 2×
-  between full runs, for both servers and for the floor. What moved ours two rounds ago (CPU per run from 9.3 to
+  of these. The ratio moves with the machine more than with our code: earlier full runs had ours at 1.04× to 1.27×
+  the official server's rate; this run {_ratio(t32.get('rate'), ot32.get('rate'))}{_threaded_this_run(t32, ot32)}. This machine's speed moves by
+  up to 2× between full runs, for both servers and for the floor. What moved ours two rounds ago (CPU per run from 9.3 to
   6.4 ms): most of it, the
   garbage collector settled at start (what is alive once the process has started is frozen out of collections,
   and the youngest generation is collected every 50,000 allocations instead of 700: CPython's default thresholds
@@ -424,11 +444,12 @@ def analysis(data: dict) -> str:
   are full, so here it changes little: see the 1-client rows). Earlier rounds: the saver group-commits (the floor
   is {_ratio(f5.get('rate'), f5stock.get('rate'))} the stock saver's) and dumps its arrays binary; no saver lock, no connection
   check per checkout, no read of the final state after a run, no idle spin of the webhook deliverer, no query per
-  run for thread event readers or webhooks, a run on an idle thread queued in one statement. Ours now spends less
-  CPU per run than the official server ({_f(ot32.get('cpu_ms_per_op'), '.1f')} ms), durable, but 1.5× its rate (more than the
-  in-process floor in some runs) needs about a third less CPU per run than ours. A second process did not get it
-  this round (see "This round": split mode gave 157–169 runs/s, its worker not saturated, bound by the round
-  trips between the processes). What would move it is less of langgraph's per-step work: its loop, not ours, is
+  run for thread event readers or webhooks, a run on an idle thread queued in one statement. Ours spends less
+  CPU per run than the official server ({_f(t32.get('cpu_ms_per_op'), '.1f')} against {_f(ot32.get('cpu_ms_per_op'), '.1f')} ms here), durable; on a machine where
+  the official server runs as fast as ours, 1.5× its rate (more than the in-process floor in some runs) needs
+  about a third less CPU per run than ours. A second process did not get it (an earlier round: split mode gave
+  157–169 runs/s, its worker not saturated, bound by the round trips between the processes). What would move it
+  is less of langgraph's per-step work: its loop, not ours, is
   now the largest part of a run.
 - **Stateless runs, 3× official.** Stateless runs take no checkpoints (as the official server's), so the limit
   is CPU: ours spends {_f(s32.get('cpu_ms_per_op'), '.1f')} ms of server CPU per run against
@@ -573,82 +594,56 @@ def this_round(data: dict) -> str:
     echo1 = find(data["floor"]["results"], "floor echo, async", 1) or {}
     t32, ot32 = find(data["ours"]["results"], "threaded", 32) or {}, find(data["official"]["results"], "threaded", 32) or {}
     return f"""\
-This round measures on a fast machine, makes the open-streams figures a median of three waves instead of one
-draw, splits the machine's CPU per scenario, and looks at what holds the memory after a wave object by object;
-its one server change (routes and anyio's backend ready at start) is below. Two full runs this round, an hour
-apart on the same machine: this one, at the round's last commit, and one at 6ba533d (the last round's server
-code). The machine was about twice as fast as for the last round's full run (the echo floor at 1 client {_f(echo1.get('rate'))}
-runs/s here and 182.8 in the earlier run, against 125.5; CPU per threaded run at 32 clients {_f(t32.get('cpu_ms_per_op'), '.1f')} ms for ours and
-{_f(ot32.get('cpu_ms_per_op'), '.1f')} for the official server, against 10.0 and 12.1). The earlier run met two targets this one misses, by a
-little, with no server change between them that touches the runs: time to first token at 1 conversation (8.8
-ms there, {_f(a1.get('first_token_p50_ms'))} ms here; the floor 4.8 there and {_f(f1.get('first_token_p50_ms'))} here) and the 1,000 streams' p99 (a
-median of 44.8 ms there, {_f(st.get('delay_p99_ms'))} here), while split mode's p99 was met in both (29.2 and 22.8 ms there). The ratios
-against the official server stay where they were (threaded 1.05× there, stateless 1.48×, agent at 100
-conversations 2.49×), since both servers move with the machine.
+This round's one server change: LangChain's messages are read back from checkpoints without being validated a
+second time. It also times the first token inside the server step by step and profiles both kinds of runs
+again. The machine ran about half as fast as for the last round's full runs (the echo floor at 1 client
+{_f(echo1.get('rate'))} runs/s against 168.0 and 182.8; CPU per threaded run at 32 clients {_f(t32.get('cpu_ms_per_op'), '.1f')} ms for ours against 6.4):
+the figures that follow the machine's speed are worse than the last round's with no change of ours behind them
+(first token at 1 conversation {_f(a1.get('first_token_p50_ms'))} ms, the floor's {_f(f1.get('first_token_p50_ms'))}; the 1,000 streams' p99 a median of
+{_f(st.get('delay_p99_ms'))} ms, against 54.6 and 44.8 in the last round's two runs). The official server slowed more than
+ours on this machine: its CPU per threaded run at 32 clients was {_f(ot32.get('cpu_ms_per_op'), '.1f')} ms against 6.9, which puts the threaded
+ratio over its target in this run (see "Where the time goes").
 
-- **Open streams: three waves, each on a fresh process** (`bench_streams`). On the same code, four waves of
-  250 runs × 4 clients run by hand before the full run gave p99s of 27.1, 36.4, 53.8 and 52.9 ms; the earlier full
-  run's three gave 55.1, 42.3 and 44.8, this one's are in the targets above. One wave decided the target by chance, so the full run now runs three one after
-  another and the targets take the median of each figure, with every wave's listed beside it; deliveries count
-  every wave's clients (3,000 here). Tested: the report takes the median p99 and the median return to idle and
-  counts every wave's losses (`tests/api/test_bench_smoke.py`).
-- **Where the machine's CPU goes, per scenario** (`CpuMeter` on ours and on the official server: the server's
-  process tree, its PostgreSQL backends, the load generator), in this run's analysis below; first measured in a
-  side run of both servers (`--only ours,official`, 160.4 against 141.6 threaded runs/s at 32 clients): with ours,
-  the server 95 %, PostgreSQL 42 %, the load generator 18 %, of the machine's 200 %; with the official server, the
-  server 98 % and the load generator 18 % (this run: much the same). So ours is bound by its one process, as the official server is by its own, with some
-  40 % of the machine idle. Split mode on the same machine (by hand: `serve --no-queue`, one `worker`, Redis) did
-  not turn that idle share into runs: 139–142 runs/s with the worker's default 10 slots, 155–169 with 32 slots,
-  the worker at 73–76 % and the API at 30 %. With 32 slots a run spends 6 ms queued and 136–148 ms (p50, from the
-  run table) executing in the worker for about 4 ms of its CPU: its awaits (six checkpoint writes, each waiting on
-  the saver's grouped write in flight, 4–6 ms a group; its events' publishes; its claim and end) each wait on a
-  loop busy three quarters of the time. Tried, each measured and not kept: publishes that do not wait for their
-  send to Redis (161 runs/s), and two saver groups in flight instead of one (155 runs/s). Stateless at 32 clients: ours 92 % + PostgreSQL 29 % + the load
-  generator 35 %; 3× the official server's rate would need 1.4 ms of server CPU per run (ours 2.6), about what
-  the in-process floor with no checkpointer and no HTTP spends (1.2).
-- **What holds the memory after a wave, object by object** (by hand, a `sitecustomize` in the server that on a
-  signal lists the live objects lying in the object allocator's arenas created since idle). Split mode's API
-  process with 1,000 streams opened and closed (runs pending, no tokens): 58 arenas at idle, 99 with the streams
-  open, 93 after; the new arenas still held about 870 objects after the clients left: the pool's connections
-  opened during the burst with their adapters and prepared-statement caches, new metric children for the
-  stream route, FastAPI's validators for the first request of a route, and, first, anyio's asyncio backend
-  (13 modules) imported by the first stream's cancel scope. One process with the whole wave: 53 → 112 arenas,
-  76 of the new ones holding some 5,400 objects after (84 pooled connections opened in the burst and their 1,500
-  prepared statements, closures (245 of them FastAPI's route handlers, built at a router's first request), the
-  routes' validators, the default executor's threads). Tried, each measured: the routes and anyio's backend made
-  ready at start (kept, see the next item: the survivors in the split API process fell from about 870 to 375, in
-  27 new arenas instead of 44, and RSS after stayed the same, 157.5 MB); the pool capped at 3 and at 20
-  connections (RSS after the same: 157.6 and 183.4 MB); a warm-up of 8
-  runs × 4 clients before idle is read (still +74 MB after); and the 84 idle connections closed after the wave:
-  no arena was given back (112 before and after). Every new arena keeps a few survivors of several kinds, so no
-  one of them holds the memory. A second wave reuses those arenas (split mode, this run: +0.1 MB). Another
-  allocator, tried on the same scenario (three waves each, a venv of CPython 3.13, which bundles mimalloc): with
-  CPython's own allocator +76–77 MB after, as on 3.11; with `PYTHONMALLOC=mimalloc` +52–58 MB, and +50–53 MB with
-  mimalloc told to give freed pages back at once (`MIMALLOC_PURGE_DELAY=0`);
-  p99 within the same spread. Smaller pages pin less, but not enough for the target, and it needs Python 3.13.
-- **Routes and anyio's backend ready at start** (`api/app.py`; in this run, not in the earlier one). FastAPI builds an
-  included router's routes (each route's handler, its validators) at the first request that reaches the router,
-  and anyio loads its asyncio backend (13 modules, 9 ms) at its first use, a stream's close. The app now builds
-  every route as it is created and the lifespan loads the backend, before the process settles its collector
-  (`cli.settle_gc` freezes them with the rest of the start). A fresh server's first `POST /threads` took 5.0 ms
-  against 14–15 before, its first store search 2.7–3.0 ms against 13.3–14.0 (by hand, three fresh servers each);
-  creating the app takes about 22 ms more. Tested: the first requests to three routers build no route handler;
-  the lifespan loads the backend (in a fresh process); both fail without the change. The streams' p99 stayed
-  within its spread (six waves each way, side by side: 43–108 ms before, 43–105 after, the machine busier by
-  then) and their RSS after as it was.
-- **Per token, with 16 conversations** (py-spy on one process, by hand): uvicorn's `send` (the socket write for
-  each token to each client) 7.7 % of the process, langchain's callbacks per token 5.7 %, langgraph's loop
-  waiting per tick 4.9 %, our serialization of each event 2.7 %. The first and the last two come with any server
-  that streams each token as it comes. In threaded runs, the three log lines of each run (its request, its start,
-  its end) cost 3.1 % of the process.
+- **Messages read back without being validated again** (`storage/serializer.py`, our saver's serializer, and
+  `checkpointer.serde`'s). A run's start reads its thread's whole message history, and so does every state and
+  history read. langgraph's serializer rebuilds each stored message through its class's constructor, which
+  validates again what was validated when the message was made. Ours is JsonPlusSerializer with one change:
+  a LangChain message stored in its class's current shape (every field, as `model_dump` writes them) is rebuilt
+  with `model_construct`, pydantic's constructor for trusted data; any other shape (a message written by an
+  older langchain, say) and every other type go to the library's code, its allowlist included. It writes the
+  same bytes, so the library reads what it writes. Measured by hand, a history of 120 messages (human, AI with
+  tool calls, tool answers): 1.43 ms to read with the library's serializer, 0.80 ms with ours (0.16 ms of
+  either is msgpack itself). Also tried: setting each message's fields directly instead of `model_construct`
+  (0.45 ms), not kept, as it depends on pydantic's internals. In the server, the decode at a run's start took
+  1.7–3.6 ms at 30 to 180 messages on this machine (see the first token in "Where the time goes"); at 100
+  conversations (py-spy, short histories) decoding is 0.5 % of the process and encoding the checkpoints 2.2 %,
+  so this counts for long conversations and state reads, not for the rates above. Tested
+  (`tests/unit/test_checkpoint_serializer.py`): every kind of message, nested in other values, reads back
+  equal to the library's read, class, fields, set fields and extras alike; a message in the current shape is
+  not validated (its constructor is not called; the library's read calls it); a message in an older shape
+  goes through its constructor (tool calls derived from `additional_kwargs`); the allowlist still decides for
+  other classes, on a clone made by `with_msgpack_allowlist` too; our saver takes it by default and with
+  `checkpointer.serde`.
+- **The first token, step by step** (marks in a scratch copy of the server, 1 conversation): the run's creation
+  with its checkpoint read in the same round trip, the history's decode, the input's checkpoint, the node's
+  start, and the checkpoint of the step before the model's, whose encoding of the whole history runs on the
+  loop between the model making its first token and the run's stream sending it. Details and figures under
+  "Where the time goes"; reading the checkpoint with the creation or in the run's own query made no difference
+  beyond the spread (three fresh servers each way).
+- **Profiles** (py-spy, by hand, on this machine). Threaded 5-step runs at 32 clients: langgraph's loop with the
+  graph 32 % of the process; psycopg's statement machinery 17 % (the saver's grouped writes 7.4 %, of which
+  converting their array parameters 3.6 %; the run's creation 4.6 %); the HTTP stack around the handlers about
+  9 %; logging 2.8 %. No one part of ours is large enough that removing it would reach 1.5× the official server
+  on a machine where both run as fast (see "Where the time goes"). Agent-shaped, 100 conversations: the SSE
+  responses 8 %, langchain's callbacks per token 5.3 %, our JSON of each event 4.5 %, the checkpoints' encoding
+  2.2 %, the history's decoding 0.5 %.
 
-The last round's changes, which this run measures as well: no numpy loaded by a process whose graphs do not use it
-(orjson's numpy option is asked for only once numpy is loaded: 100 ms and 16 MB a process paid at its first
-token); the garbage collector settled after uvicorn's startup rather than before it; one plain task per SSE stream
-listening for the client to leave instead of Starlette's task group (a fifth of the cost to open and close, 3.9
-against 10.4 kB per stream); graph values stored with lz4 where PostgreSQL has it (migration 0010: PostgreSQL's
-CPU per agent run 12.4 against 19.7 ms at 16 conversations); and, tried and not kept, PostgreSQL's generic plans
-for every statement (no change at 32 clients)."""
+The last round's changes, which this run measures as well: the routes and anyio's backend made ready at start
+(a fresh server's first `POST /threads` 5.0 ms against 14–15); the 1,000 streams run as three waves on fresh
+processes, the targets taking the median; the machine's CPU split per scenario between the server, PostgreSQL
+and the load generator (in the analysis below). Tried in earlier rounds and not kept, each measured: another
+allocator (mimalloc on CPython 3.13: +50–58 MB after a wave instead of +76), a capped pool, closing the idle
+connections after a wave, publishes that do not wait for Redis, two saver groups in flight."""
 
 
 def loaded_warning(meta: dict) -> str:
