@@ -600,7 +600,10 @@ again. The machine ran about half as fast as for the last round's full runs (the
 {_f(echo1.get('rate'))} runs/s against 168.0 and 182.8; CPU per threaded run at 32 clients {_f(t32.get('cpu_ms_per_op'), '.1f')} ms for ours against 6.4):
 the figures that follow the machine's speed are worse than the last round's with no change of ours behind them
 (first token at 1 conversation {_f(a1.get('first_token_p50_ms'))} ms, the floor's {_f(f1.get('first_token_p50_ms'))}; the 1,000 streams' p99 a median of
-{_f(st.get('delay_p99_ms'))} ms, against 54.6 and 44.8 in the last round's two runs). The official server slowed more than
+{_f(st.get('delay_p99_ms'))} ms, against 54.6 and 44.8 in the last round's two runs; split mode's, 19.5 ms then, is
+{_f(((data.get('streams_split') or {}).get('first') or {}).get('delay_p99_ms'))} ms here, and side by side with the last round's code on this machine (eight runs each,
+a fresh API and worker each time), it came out the same: first-wave p99 76–254 ms (median 152) with that code, 81–312 (median 150)
+with this round's, the second wave's medians 88 and 122 ms within the same spread). The official server slowed more than
 ours on this machine: its CPU per threaded run at 32 clients was {_f(ot32.get('cpu_ms_per_op'), '.1f')} ms against 6.9, which puts the threaded
 ratio over its target in this run (see "Where the time goes").
 
