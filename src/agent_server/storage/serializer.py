@@ -37,9 +37,13 @@ class CheckpointSerializer(JsonPlusSerializer):
 
     def _ext_hook(self, code: int, data: bytes) -> Any:
         if code == EXT_PYDANTIC_V2 and data.startswith(_PREFIXES):
-            module, name, fields, *_ = ormsgpack.unpackb(data, ext_hook=self._ext_hook, option=_OPTION)
-            cls = _MESSAGE_CLASSES[(module, name)]
-            if fields.keys() == cls.model_fields.keys():
+            try:
+                module, name, fields, *_ = ormsgpack.unpackb(data, ext_hook=self._ext_hook, option=_OPTION)
+            except ValueError:  # not what the library writes (truncated, say): its read decides, as for any other
+                module = name = fields = None
+            cls = _MESSAGE_CLASSES.get((module, name))
+            if cls is not None and isinstance(fields, dict) and fields.keys() == cls.model_fields.keys():
                 return cls.model_construct(**fields)
-        # The library's (its allowlist included; a clone made by with_msgpack_allowlist holds its own).
-        return getattr(self, "_unpack_ext_hook", jsonplus._msgpack_ext_hook)(code, data)
+        # The library's (its allowlist included; a clone made by with_msgpack_allowlist holds its own); an older
+        # shape is unpacked once more there, a price only such messages pay.
+        return (getattr(self, "_unpack_ext_hook", None) or jsonplus._msgpack_ext_hook)(code, data)
