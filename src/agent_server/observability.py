@@ -40,6 +40,11 @@ def log_ids(**ids) -> Iterator[None]:
         _ids.reset(token)
 
 
+def request_id() -> str | None:
+    """The id of the request being handled (None outside one)."""
+    return _ids.get().get("request_id")
+
+
 def run_ids(run: dict) -> dict[str, str]:
     return {"run_id": run["run_id"], "thread_id": run["thread_id"], "assistant_id": run.get("assistant_id")}
 

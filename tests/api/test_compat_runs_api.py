@@ -90,9 +90,33 @@ async def test_context_user_id_reaches_the_graph_and_user_id_defaults_to_empty(c
     assert seen["user_id"] == "bob" and seen["k"] == 1
     seen = (await client.runs.wait(thread_id, "seen_config", input={}))["seen"]
     assert seen["user_id"] == ""  # no caller's user_id, no authenticated user: as the official server
-    assert "langgraph_auth_user_id" not in seen
+    # no authenticated user: the keys are there, empty (a graph reading them works with auth off too)
+    assert (seen["langgraph_auth_user_id"], seen["langgraph_auth_user"]) == ("", None)
+    assert seen["langgraph_request_id"]  # the creating request's id (X-Request-ID)
     run = (await client.runs.list(thread_id, select=["kwargs"]))[0]
     assert run["kwargs"]["config"]["configurable"]["user_id"] == ""
+    assert run["kwargs"]["config"]["configurable"]["langgraph_auth_permissions"] == []
+
+
+async def test_the_creating_requests_id_reaches_the_graph(client):
+    thread_id = await new_thread(client)
+    seen = (await client.runs.wait(thread_id, "seen_config", input={}, headers={"X-Request-ID": "req-42"}))["seen"]
+    assert seen["langgraph_request_id"] == "req-42"
+
+
+@pytest.mark.parametrize("graph_id", ["with_context", "with_context_dict"])
+async def test_without_a_context_the_runs_configurable_is_its_context(client, graph_id):
+    """As the official server: a graph reading runtime.context gets the caller's configurable when the run has
+    no context, on top of its assistant's context; a context given wins over the assistant's."""
+    out = await client.runs.wait(None, graph_id, input={}, config={"configurable": {"model": "large"}})
+    assert out == {"answer": "large"}
+    run = await client.runs.create(None, graph_id, input={}, config={"configurable": {"model": "large"}})
+    assert run["kwargs"]["context"] == {"model": "large"}
+    assistant = await client.assistants.create(graph_id, context={"model": "small"})
+    run = await client.runs.create(None, assistant["assistant_id"], input={}, config={"configurable": {"k": 1}})
+    assert run["kwargs"]["context"] == {"model": "small", "k": 1}
+    assert await client.runs.wait(None, assistant["assistant_id"], input={}) == {"answer": "small"}
+    assert await client.runs.wait(None, assistant["assistant_id"], input={}, context={"model": "large"}) == {"answer": "large"}
 
 
 # ---- schemas of a graph with a context schema -----------------------------------------------------

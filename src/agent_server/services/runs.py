@@ -17,7 +17,7 @@ from ..broker import (
     thread_channel, unpack,
 )
 from ..errors import BOTH_CONFIGURABLE_AND_CONTEXT, BadRequest, Invalid, NotFound, Unavailable
-from ..observability import trace_kwargs
+from ..observability import request_id, trace_kwargs
 from ..runtime import Runtime
 from ..serde import dumps, loads
 from ..status import FINISHED
@@ -42,8 +42,10 @@ def run_kwargs(
     """The run's kwargs as the official server records them: the config is merged here, once.
 
     The caller's configurable keys reach the graph unchanged, but for the run's own ids and the
-    authenticated user's id (`user`: the caller's, None without auth), which the server always sets;
-    `user_id` is the caller's own when given, else the authenticated user's ("" without one)."""
+    authenticated user (`user`: the caller's, None without auth), which the server always sets;
+    `user_id` is the caller's own when given, else the authenticated user's ("" without one). The run's
+    context is the assistant's with the caller's on top: its `context`, else (as the official server) its
+    configurable."""
     a_cfg, r_cfg = assistant.get("config") or {}, payload.get("config") or {}
     context = payload.get("context") or {}
     if context and r_cfg.get("configurable"):
@@ -54,7 +56,8 @@ def run_kwargs(
         **({**context, "__context_provided__": True} if context else {}),
         **(r_cfg.get("configurable") or {}),
         **dict(headers),  # the request's, as http.configurable_headers selects them
-        **(_auth_keys(user) if user is not None else {}),
+        **_auth_keys(user),
+        **({"langgraph_request_id": request_id()} if request_id() else {}),
         "run_id": str(run_id),
         "thread_id": str(thread_id),
         "graph_id": assistant["graph_id"],
@@ -71,7 +74,7 @@ def run_kwargs(
         "input": payload.get("input"),
         "command": payload.get("command"),
         "config": {**a_cfg, **r_cfg, "configurable": configurable, "metadata": metadata},
-        "context": {**(assistant.get("context") or {}), **context},
+        "context": {**(assistant.get("context") or {}), **(context or r_cfg.get("configurable") or {})},
         "stream_mode": payload.get("stream_mode") or ["values"],
         "interrupt_before": payload.get("interrupt_before"),
         "interrupt_after": payload.get("interrupt_after"),
@@ -87,7 +90,10 @@ def run_kwargs(
 
 
 def _auth_keys(user) -> dict:
-    """The authenticated user as graphs get it in their configurable (as the official server gives it)."""
+    """The authenticated user as graphs get it in their configurable (as the official server gives it): without
+    auth, no user and an empty id."""
+    if user is None:
+        return {"langgraph_auth_user": None, "langgraph_auth_user_id": "", "langgraph_auth_permissions": []}
     return {
         "langgraph_auth_user": dict(user) if isinstance(user, dict) else {"identity": _identity(user)},
         "langgraph_auth_user_id": _identity(user),
