@@ -63,3 +63,34 @@ async def test_streams_of_runs_that_are_not_resumable_carry_no_event_ids(client,
     r = http.post("/runs/stream", json={"assistant_id": "echo", "input": {"messages": []}, "stream_mode": "updates"})
     assert r.status_code == 200
     assert all("id" not in e for e in _sse(r.text))
+
+
+async def test_a_join_with_stream_modes_gets_only_those_modes_events(client, http):
+    """join_stream(stream_mode=...) as the official server answers it: only the events of the modes asked for
+    (both messages modes are `messages` events), not the run's metadata; replayed and live alike."""
+    thread = await client.threads.create()
+    run = await client.runs.create(
+        thread["thread_id"], "slow", input={}, stream_mode=["values", "updates"], stream_resumable=True,
+        config={"configurable": {"delay": 0.1}},
+    )
+    live = [part.event async for part in client.runs.join_stream(thread["thread_id"], run["run_id"], stream_mode="updates")]
+    assert live and set(live) == {"updates"}
+    path = f"/threads/{thread['thread_id']}/runs/{run['run_id']}/stream"
+    replayed = _sse(http.get(path, params={"stream_mode": "updates"}, headers={"Last-Event-ID": "-1"}).text)
+    assert [e["event"] for e in replayed] == ["updates"] * 5
+    both = _sse(http.get(path, params=[("stream_mode", "values"), ("stream_mode", "updates")],
+                         headers={"Last-Event-ID": "-1"}).text)
+    assert [e["event"] for e in both] == ["updates", "values"] * 5  # as the run streamed them, in order
+    everything = _sse(http.get(path, headers={"Last-Event-ID": "-1"}).text)
+    assert [e["event"] for e in everything] == ["metadata"] + ["updates", "values"] * 5
+    assert http.get(path, params={"stream_mode": "bogus"}).status_code == 422
+
+    chat = await client.runs.create(
+        thread["thread_id"], "chat", input={"messages": [{"role": "user", "content": "hi"}]},
+        stream_mode=["messages-tuple", "updates"], stream_resumable=True,
+    )
+    await client.runs.join(thread["thread_id"], chat["run_id"])
+    path = f"/threads/{thread['thread_id']}/runs/{chat['run_id']}/stream"
+    for mode in ("messages-tuple", "messages"):
+        events = _sse(http.get(path, params={"stream_mode": mode}, headers={"Last-Event-ID": "-1"}).text)
+        assert events and {e["event"] for e in events} == {"messages"}

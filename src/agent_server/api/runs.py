@@ -106,7 +106,7 @@ async def _create(request: Request, thread_id: UUID | None, body: RunCreate) -> 
 
 def _events(
     rt, ctx: Context, follower: service.RunFollower, cancel_on_disconnect: bool, headers: dict[str, str],
-    check_first=False, replay_after: int | None = None,
+    check_first=False, replay_after: int | None = None, modes: list[str] | None = None,
 ) -> EventStream:
     """The run's events as SSE. When the response is over, however it ended, unsubscribe; and if the client
     left before the end, cancel the run when asked to."""
@@ -116,7 +116,8 @@ def _events(
         if cancel_on_disconnect and not follower.over:
             service.spawn_cancel(rt, ctx, follower.run_id)
 
-    return EventStream(follower.events(check_first, replay_after), headers, on_close=close, ready=follower.ready)
+    events = service.of_modes(follower.events(check_first, replay_after), modes, follower.ready)
+    return EventStream(events, headers, on_close=close, ready=follower.ready)
 
 
 async def _stream(request: Request, thread_id: UUID | None, body: RunCreate) -> EventStream:
@@ -186,12 +187,13 @@ async def join_run(request: Request, thread_id: UUID, run_id: UUID):
 @router.get("/threads/{thread_id}/runs/{run_id}/stream", response_class=EventStream, status_code=200)
 async def join_stream(
     request: Request, thread_id: UUID, run_id: UUID, cancel_on_disconnect: bool = False,
-    last_event_id: str | None = Header(None),
+    stream_mode: list[StreamMode] | None = Query(None), last_event_id: str | None = Header(None),
 ):
-    """Live events from now on; with Last-Event-ID on a resumable run, first every event after it."""
+    """Live events from now on; with Last-Event-ID on a resumable run, first every event after it; with
+    stream_mode, only the events of those modes."""
     rt, ctx = runtime(request), caller(request)
     run, follower, replay_after = await service.join_stream(rt, ctx, thread_id, run_id, last_event_id)
-    return _events(rt, ctx, follower, cancel_on_disconnect, _location(run, "stream"), True, replay_after)
+    return _events(rt, ctx, follower, cancel_on_disconnect, _location(run, "stream"), True, replay_after, stream_mode)
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
