@@ -81,8 +81,11 @@ async def test_a_join_with_stream_modes_gets_only_those_modes_events(client, htt
     both = _sse(http.get(path, params=[("stream_mode", "values"), ("stream_mode", "updates")],
                          headers={"Last-Event-ID": "-1"}).text)
     assert [e["event"] for e in both] == ["updates", "values"] * 5  # as the run streamed them, in order
-    everything = _sse(http.get(path, headers={"Last-Event-ID": "-1"}).text)
-    assert [e["event"] for e in everything] == ["metadata"] + ["updates", "values"] * 5
+    everything = ["metadata"] + ["updates", "values"] * 5
+    assert [e["event"] for e in _sse(http.get(path, headers={"Last-Event-ID": "-1"}).text)] == everything
+    # the SDK's join_stream without stream_mode sends an empty one
+    empty = _sse(http.get(path, params={"stream_mode": ""}, headers={"Last-Event-ID": "-1"}).text)
+    assert [e["event"] for e in empty] == everything
     assert http.get(path, params={"stream_mode": "bogus"}).status_code == 422
 
     chat = await client.runs.create(
