@@ -119,6 +119,32 @@ async def test_without_a_context_the_runs_configurable_is_its_context(client, gr
     assert await client.runs.wait(None, assistant["assistant_id"], input={}, context={"model": "large"}) == {"answer": "large"}
 
 
+async def test_a_runs_metadata_is_its_assistants_then_its_threads_then_its_own(client):
+    """As the official server: the thread's metadata goes into its runs' (over the assistant's, under the
+    run's own), so into their config and checkpoints too: a thread's keys filter its history."""
+    assistant = await client.assistants.create("echo", metadata={"owner": "assistant", "am": 1, "graph_id": "no"})
+    thread = await client.threads.create(metadata={"owner": "thread", "tm": 2, "assistant_id": "no"})
+    tid, aid = thread["thread_id"], assistant["assistant_id"]
+    ids = {"graph_id": "echo", "assistant_id": aid}
+    run = await client.runs.create(tid, aid, input=HI, metadata={"rm": 3})
+    assert run["metadata"] == {"am": 1, "owner": "thread", "tm": 2, "rm": 3, **ids}
+    await client.runs.join(tid, run["run_id"])
+    stored = await client.runs.get(tid, run["run_id"])
+    assert stored["metadata"] == run["metadata"] == stored["kwargs"]["config"]["metadata"]
+    state = await client.threads.get_state(tid)
+    assert (state["metadata"]["tm"], state["metadata"]["owner"]) == (2, "thread")
+    assert len(await client.threads.get_history(tid, metadata={"tm": 2})) >= 1
+    # the run's own keys win; so on a busy thread (the run queued behind another, in a transaction of its own)
+    first = await client.runs.create(tid, "slow", input={}, config={"configurable": {"delay": 0.2}})
+    queued = await client.runs.create(tid, aid, input=HI, metadata={"owner": "run"}, multitask_strategy="enqueue")
+    assert queued["metadata"] == {"am": 1, "owner": "run", "tm": 2, **ids}
+    await client.runs.join(tid, queued["run_id"])
+    assert (await client.runs.get(tid, first["run_id"]))["metadata"]["tm"] == 2
+    # a stateless run has no thread of the caller's: its assistant's and its own
+    run = await client.runs.create(None, aid, input=HI, metadata={"rm": 3})
+    assert run["metadata"] == {"am": 1, "owner": "assistant", "rm": 3, **ids}
+
+
 # ---- schemas of a graph with a context schema -----------------------------------------------------
 
 CONTEXT = {

@@ -262,12 +262,9 @@ async def _new_run(rt: Runtime, ctx: Context, asked: _Asked, cached: bool = Fals
         await _check_checkpoint(rt, thread_id, payload)
     temporary = stateless and (payload.get("on_completion") or "delete") == "delete"
     thread_id = thread_id or uuid4()
-    metadata = {
-        **(assistant.get("metadata") or {}),
-        "graph_id": assistant["graph_id"],
-        "assistant_id": str(assistant_id),
-        **(payload.get("metadata") or {}),
-    }
+    under = assistant.get("metadata") or {}  # a thread's metadata goes between (storage: NewRun)
+    own = {"graph_id": assistant["graph_id"], "assistant_id": str(assistant_id), **(payload.get("metadata") or {})}
+    metadata = {**under, **own}
     return NewRun(
         run_id=run_id,
         thread_id=thread_id,
@@ -275,7 +272,8 @@ async def _new_run(rt: Runtime, ctx: Context, asked: _Asked, cached: bool = Fals
         graph_id=assistant["graph_id"],
         # with tracing on, the request's trace context too: the worker's span of the run continues its trace
         kwargs=run_kwargs(assistant, run_id, thread_id, metadata, payload, temporary, ctx.user, ctx.headers) | trace_kwargs(),
-        metadata=metadata,
+        metadata=own,
+        assistant_metadata=under,
         multitask_strategy=payload.get("multitask_strategy") or "enqueue",
         after_seconds=payload.get("after_seconds") or 0,
         if_not_exists="create" if stateless else payload.get("if_not_exists") or "reject",

@@ -39,7 +39,10 @@ class NewRun:
     assistant_id: UUID
     graph_id: str
     kwargs: dict
+    # The run's metadata: its assistant's, then its thread's (a run on a thread), then `metadata` (the run's own
+    # keys, on top), as the official server merges them; kwargs' config.metadata is the same.
     metadata: dict = field(default_factory=dict)
+    assistant_metadata: dict = field(default_factory=dict)
     multitask_strategy: str = "enqueue"
     after_seconds: float = 0
     if_not_exists: str = "reject"
@@ -118,24 +121,28 @@ class RunRepo(Repository):
         checkpoint (checkpointer.LatestCheckpoint)."""
         params = {
             "run": new.run_id, "thread": new.thread_id, "assistant": new.assistant_id,
-            "metadata": jsonb(new.metadata), "kwargs": jsonb(new.kwargs), "strategy": new.multitask_strategy,
+            "metadata": jsonb(new.metadata), "under": jsonb(new.assistant_metadata), "kwargs": jsonb(new.kwargs),
+            "strategy": new.multitask_strategy,
             "after": new.after_seconds, "graph_id": new.graph_id, "owner": jsonb(new.owner), **(start or {}),
             **(new.assistant_seen or {}),
         }
         unchanged = UNCHANGED if new.assistant_seen else "true"
 
-        def insert_run(claimed: bool) -> str:
+        def insert_run(claimed: bool, between: str = "") -> str:
             """The run, on the row of its thread's statement (`thread_row`): none, no run. `claimed`: claimed by
-            `start`'s worker at once (the columns claim_next sets, and its answer)."""
+            `start`'s worker at once (the columns claim_next sets, and its answer). `between`: the thread's metadata,
+            which goes between the assistant's and the run's own."""
+            md = f"%(under)s::jsonb || {between + ' || ' if between else ''}%(metadata)s::jsonb"
+            values = f"""%(run)s, %(thread)s, %(assistant)s, m.md, jsonb_set(%(kwargs)s, '{{config,metadata}}', m.md),
+                %(strategy)s"""
+            rows = f"FROM thread_row, LATERAL (SELECT {md} AS md) m"
             if not claimed:
                 return f"""INSERT INTO run (run_id, thread_id, assistant_id, metadata, kwargs, multitask_strategy, available_at)
-                    SELECT %(run)s, %(thread)s, %(assistant)s, %(metadata)s, %(kwargs)s, %(strategy)s,
-                           now() + %(after)s * interval '1 second' FROM thread_row
+                    SELECT {values}, now() + %(after)s * interval '1 second' {rows}
                     RETURNING {PUBLIC}"""
             return f"""INSERT INTO run (run_id, thread_id, assistant_id, metadata, kwargs, multitask_strategy,
                                         status, attempt, lease_owner, lease_expires_at, started_at)
-                SELECT %(run)s, %(thread)s, %(assistant)s, %(metadata)s, %(kwargs)s, %(strategy)s,
-                       'running', 1, %(worker)s, now() + %(lease)s * interval '1 second', now() FROM thread_row
+                SELECT {values}, 'running', 1, %(worker)s, now() + %(lease)s * interval '1 second', now() {rows}
                 RETURNING run.*, {watched("run")} AS thread_watched"""
 
         thread_metadata = (
@@ -165,8 +172,8 @@ class RunRepo(Repository):
                         'configurable', coalesce(
                             (SELECT a.config->'configurable' FROM assistant a WHERE a.assistant_id = %(assistant)s),
                             '{{}}'::jsonb))
-                WHERE thread_id = %(thread)s {only_if_idle} RETURNING thread_id)
-            {insert_run(claimed)}"""
+                WHERE thread_id = %(thread)s {only_if_idle} RETURNING thread_id, metadata)
+            {insert_run(claimed, "thread_row.metadata")}"""
         if conn is None:
             # A thread that is not busy has no run in flight (busy is set with the first, kept while any is
             # pending or running, under the thread's row lock): nothing for the multitask strategy to decide,
