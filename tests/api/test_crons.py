@@ -100,6 +100,7 @@ async def test_bad_cron_requests_are_refused_with_the_right_status(client, http)
         ("POST", "/runs/crons", {"assistant_id": ECHO, "schedule": "0 0 30 2 *"}, 422),  # February 30th
         ("POST", "/runs/crons", {"assistant_id": ECHO}, 422),
         ("POST", "/runs/crons", {"assistant_id": NOBODY, "schedule": "* * * * *"}, 404),
+        ("POST", "/runs/crons", {"assistant_id": "no-such-graph", "schedule": "* * * * *"}, 404),  # as the official
         ("POST", "/runs/crons", {"assistant_id": ECHO, "schedule": "* * * * *", "timezone": "Mars/Base"}, 422),
         ("POST", "/runs/crons", {"assistant_id": ECHO, "schedule": "* * * * *", "on_run_completed": "never"}, 422),
         ("POST", "/runs/crons", {"assistant_id": ECHO, "schedule": "* * * * *", "end_time": "soon"}, 422),

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
+from ..errors import Invalid, NotFound
 from ..services import crons as service
 from ..storage.crons import COLUMNS, SORTABLE
 from .common import JSONResponse, caller, no_content, page, resolve_assistant_id, runtime
@@ -61,8 +62,12 @@ class CronCount(BaseModel):
 async def _create(request: Request, thread_id: UUID | None, body: CronCreate) -> dict:
     rt = runtime(request)
     payload: dict[str, Any] = body.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+    try:
+        assistant_id = resolve_assistant_id(rt, body.assistant_id)
+    except Invalid:  # neither an id nor a graph: for a cron, the official server says it is not found
+        raise NotFound(f"Assistant '{body.assistant_id}' not found") from None
     return await service.create(
-        rt, caller(request), thread_id, resolve_assistant_id(rt, body.assistant_id), payload,
+        rt, caller(request), thread_id, assistant_id, payload,
         schedule=body.schedule, timezone=body.timezone, end_time=body.end_time, enabled=body.enabled,
         on_run_completed=body.on_run_completed if thread_id is None else None,
     )
