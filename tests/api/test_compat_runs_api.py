@@ -95,6 +95,10 @@ async def test_context_user_id_reaches_the_graph_and_user_id_defaults_to_empty(c
     assert seen["langgraph_request_id"]  # the creating request's id (X-Request-ID)
     run = (await client.runs.list(thread_id, select=["kwargs"]))[0]
     assert run["kwargs"]["config"]["configurable"]["user_id"] == ""
+    assert sorted(run["kwargs"]) == [  # the official server's keys, no more
+        "checkpoint_during", "command", "config", "context", "durability", "feedback_keys", "input",
+        "interrupt_after", "interrupt_before", "resumable", "stream_mode", "subgraphs", "temporary", "webhook",
+    ]
     assert run["kwargs"]["config"]["configurable"]["langgraph_auth_permissions"] == []
 
 

@@ -83,7 +83,8 @@ def run_kwargs(
         "temporary": temporary,
         "subgraphs": bool(payload.get("stream_subgraphs")),
         "resumable": bool(payload.get("stream_resumable")),
-        "protocol": bool(payload.get("protocol")),  # started by /threads/{id}/commands: feeds thread event streams
+        # started by /threads/{id}/commands: feeds thread event streams (absent otherwise, as the official kwargs)
+        **({"protocol": True} if payload.get("protocol") else {}),
         "checkpoint_during": payload.get("checkpoint_during", True),
         "durability": payload.get("durability") or "async",
     }
