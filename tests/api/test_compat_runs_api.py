@@ -149,6 +149,15 @@ async def test_a_runs_metadata_is_its_assistants_then_its_threads_then_its_own(c
     assert run["metadata"] == {"am": 1, "owner": "assistant", "rm": 3, **ids}
 
 
+async def test_a_dataclass_context_takes_the_keys_it_has_fields_for_and_its_defaults(client):
+    """As the official server: keys the dataclass has no field for are left out (a caller's configurable holds
+    many), and a run with no context gets the schema's defaults rather than none."""
+    wait = lambda **kw: client.runs.wait(None, "with_context", input={}, **kw)  # noqa: E731
+    assert await wait(config={"configurable": {"model": "large", "foo": 1}}) == {"answer": "large"}
+    assert await wait(context={"foo": 1}) == {"answer": "small"}
+    assert await wait() == {"answer": "small"}
+
+
 # ---- schemas of a graph with a context schema -----------------------------------------------------
 
 CONTEXT = {

@@ -4,10 +4,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from importlib.metadata import version
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 import psycopg
+from pydantic import BaseModel
 from langgraph.errors import GraphInterrupt
 from langgraph.types import Command, Send
 
@@ -41,6 +42,20 @@ def run_config(run: dict) -> dict:
         "run_id": str(run["run_id"]),
     }
     return config
+
+
+def graph_context(graph, context: dict | None) -> dict | None:
+    """The run's context as the official server hands it to its graph. A dataclass context schema gets the keys
+    it has fields for (a caller's configurable, its context when it had none, may hold others: its constructor
+    would refuse them), and an empty one for none (the schema's defaults); a pydantic one ignores other keys
+    itself. Without a class schema, a context only when there is one."""
+    schema = getattr(graph, "context_schema", None)
+    if is_dataclass(schema):
+        names = {field.name for field in fields(schema) if field.init}
+        return {key: value for key, value in (context or {}).items() if key in names}
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return context or {}
+    return context or None
 
 
 def graph_input(kwargs: dict) -> Any:
@@ -285,8 +300,8 @@ async def _run_graph(rt: Runtime, run: dict, emit: Emitter, stream: RunStream, c
                 "interrupt_after": kwargs.get("interrupt_after"),
                 "durability": kwargs.get("durability") or "async",
             }
-            if kwargs.get("context"):
-                extra["context"] = kwargs["context"]
+            if (context := graph_context(graph, kwargs.get("context"))) is not None:
+                extra["context"] = context
             with rt.checkpoints.primed(run_id, control.latest if checkpointer else None):
                 value = await _input_for_attempt(rt, graph, config, run)
                 async for event, data in stream.events(graph, value, config, **extra):
