@@ -93,6 +93,9 @@ async def test_context_user_id_reaches_the_graph_and_user_id_defaults_to_empty(c
     # no authenticated user: the keys are there, empty (a graph reading them works with auth off too)
     assert (seen["langgraph_auth_user_id"], seen["langgraph_auth_user"]) == ("", None)
     assert seen["langgraph_request_id"]  # the creating request's id (X-Request-ID)
+    spoofed = {"configurable": {"langgraph_auth_user_id": "mallory", "langgraph_auth_user": {"identity": "mallory"}}}
+    seen = (await client.runs.wait(thread_id, "seen_config", input={}, config=spoofed))["seen"]
+    assert (seen["langgraph_auth_user_id"], seen["langgraph_auth_user"]) == ("", None)  # the server's, not the caller's
     run = (await client.runs.list(thread_id, select=["kwargs"]))[0]
     assert run["kwargs"]["config"]["configurable"]["user_id"] == ""
     assert sorted(run["kwargs"]) == [  # the official server's keys, no more
@@ -149,10 +152,11 @@ async def test_a_runs_metadata_is_its_assistants_then_its_threads_then_its_own(c
     assert run["metadata"] == {"am": 1, "owner": "assistant", "rm": 3, **ids}
 
 
-async def test_a_dataclass_context_takes_the_keys_it_has_fields_for_and_its_defaults(client):
-    """As the official server: keys the dataclass has no field for are left out (a caller's configurable holds
-    many), and a run with no context gets the schema's defaults rather than none."""
-    wait = lambda **kw: client.runs.wait(None, "with_context", input={}, **kw)  # noqa: E731
+@pytest.mark.parametrize("graph_id", ["with_context", "with_context_pydantic"])
+async def test_a_class_context_takes_the_keys_it_has_fields_for_and_its_defaults(client, graph_id):
+    """As the official server: keys a dataclass or a pydantic model (this one refusing others) has no field for
+    are left out (a caller's configurable holds many), and a run with no context gets its defaults."""
+    wait = lambda **kw: client.runs.wait(None, graph_id, input={}, **kw)  # noqa: E731
     assert await wait(config={"configurable": {"model": "large", "foo": 1}}) == {"answer": "large"}
     assert await wait(context={"foo": 1}) == {"answer": "small"}
     assert await wait() == {"answer": "small"}

@@ -97,3 +97,24 @@ async def test_a_join_with_stream_modes_gets_only_those_modes_events(client, htt
     for mode in ("messages-tuple", "messages"):
         events = _sse(http.get(path, params={"stream_mode": mode}, headers={"Last-Event-ID": "-1"}).text)
         assert events and {e["event"] for e in events} == {"messages"}
+
+
+async def test_a_join_with_stream_modes_passes_over_events_without_heartbeats_and_keeps_errors(client, server):
+    """Events of other modes are passed over, not replaced by anything; a run's error reaches every client."""
+    thread = await client.threads.create()
+    run = await client.runs.create(
+        thread["thread_id"], "chat", input={"messages": [{"role": "user", "content": "hi"}]},
+        stream_mode=["messages-tuple", "updates"], stream_resumable=True,
+    )
+    await client.runs.join(thread["thread_id"], run["run_id"])
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        r = http.get(f"/threads/{thread['thread_id']}/runs/{run['run_id']}/stream", params={"stream_mode": "updates"},
+                     headers={"Last-Event-ID": "-1"})
+    assert ": heartbeat" not in r.text and [e["event"] for e in _sse(r.text)] == ["updates"]
+    failing = await client.runs.create(thread["thread_id"], "failing", input={"fail": True}, stream_mode="updates",
+                                       stream_resumable=True)
+    await client.runs.join(thread["thread_id"], failing["run_id"])
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        r = http.get(f"/threads/{thread['thread_id']}/runs/{failing['run_id']}/stream",
+                     params={"stream_mode": "values"}, headers={"Last-Event-ID": "-1"})
+    assert [e["event"] for e in _sse(r.text)] == ["error"]

@@ -116,8 +116,8 @@ def _events(
         if cancel_on_disconnect and not follower.over:
             service.spawn_cancel(rt, ctx, follower.run_id)
 
-    events = service.of_modes(follower.events(check_first, replay_after), modes, follower.ready)
-    return EventStream(events, headers, on_close=close, ready=follower.ready)
+    return EventStream(follower.events(check_first, replay_after), headers, on_close=close, ready=follower.ready,
+                       keep=service.of_modes(modes))
 
 
 async def _stream(request: Request, thread_id: UUID | None, body: RunCreate) -> EventStream:

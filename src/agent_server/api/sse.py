@@ -17,6 +17,10 @@ HEARTBEAT = b": heartbeat\n\n"
 BATCH = 256  # events in one write at most
 
 
+def _every(event: str) -> bool:
+    return True
+
+
 def _frame(event: str, data: bytes, event_id: str) -> bytes:
     return frame(event, data, event_id) if event else HEARTBEAT
 
@@ -33,6 +37,9 @@ class EventStream(StreamingResponse):
     write (a loaded process, or a fast run, has several waiting when the stream gets its turn): one pass through
     the middleware and one send per batch rather than per event. Nothing waits to fill a batch.
 
+    `keep`: which events (by name) this client gets; the others are passed over, and a batch never waits for
+    one it keeps.
+
     `on_close` runs once the response is over, however it ended: the events ran out, the client left, an
     error. A `finally` in the events generator is not enough: a client gone before the first byte makes
     Starlette cancel the response before it ever starts the generator, and then its `finally` never runs."""
@@ -42,23 +49,28 @@ class EventStream(StreamingResponse):
     def __init__(
         self, events: AsyncGenerator[tuple[str, bytes, str], None], headers: dict[str, str] | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None, ready: Callable[[], bool] | None = None,
+        keep: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__(
-            self._frames(events, ready),
+            self._frames(events, ready, keep or _every),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **(headers or {})},
         )
         self._events, self._on_close = events, on_close
 
     @staticmethod
-    async def _frames(events, ready):
+    async def _frames(events, ready, keep):
         async for item in events:
+            if not keep(item[0]):
+                continue
             frames = [_frame(*item)]
             while ready is not None and ready() and len(frames) < BATCH:
                 try:
-                    frames.append(_frame(*await anext(events)))
+                    item = await anext(events)
                 except StopAsyncIteration:
                     break
+                if keep(item[0]):
+                    frames.append(_frame(*item))
             yield frames[0] if len(frames) == 1 else b"".join(frames)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -684,23 +684,14 @@ async def join_stream(
     return run, follower, replay_after
 
 
-async def of_modes(
-    events: AsyncIterator[tuple[str, bytes, str]], modes: list[str] | None, ready: Callable[[], bool]
-) -> AsyncIterator[tuple[str, bytes, str]]:
-    """A joined run's events of the stream modes its client asked for (every one when it asked for none), as the
-    official server picks them: by the mode an event's name starts with (`messages` for both messages modes),
-    its errors always, its metadata not. An event left out when nothing else is waiting gives a heartbeat
-    instead, so that a batch of ready events (api/sse.py) never waits for the next event of these modes."""
+def of_modes(modes: list[str] | None) -> Callable[[str], bool] | None:
+    """Which of a joined run's events (by name) go to a client that asked for these stream modes (None: every
+    one), as the official server picks them: by the mode an event's name starts with (`messages` for both
+    messages modes), its errors always, its metadata not."""
     if not modes:
-        async for item in events:
-            yield item
-        return
+        return None
     wanted = {"messages" if mode == "messages-tuple" else mode for mode in modes}
-    async for event, data, event_id in events:
-        if not event or event == "error" or event.split("|", 1)[0].split("/", 1)[0] in wanted:
-            yield event, data, event_id
-        elif not ready():
-            yield "", b"", ""
+    return lambda event: not event or event == "error" or event.split("|", 1)[0].split("/", 1)[0] in wanted
 
 
 async def cancel_one(rt: Runtime, ctx: Context, thread_id: UUID, run_id: UUID, action: str, wait: bool) -> None:

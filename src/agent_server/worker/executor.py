@@ -45,17 +45,18 @@ def run_config(run: dict) -> dict:
 
 
 def graph_context(graph, context: dict | None) -> dict | None:
-    """The run's context as the official server hands it to its graph. A dataclass context schema gets the keys
-    it has fields for (a caller's configurable, its context when it had none, may hold others: its constructor
-    would refuse them), and an empty one for none (the schema's defaults); a pydantic one ignores other keys
-    itself. Without a class schema, a context only when there is one."""
+    """The run's context as the official server hands it to its graph. A class context schema (a dataclass, a
+    pydantic model) gets the keys it has fields for (a caller's configurable, its context when it gave none,
+    holds others, which its constructor may refuse), and an empty one for none (its defaults; a required field
+    fails the run, as there). Without one, the context when there is one."""
     schema = getattr(graph, "context_schema", None)
     if is_dataclass(schema):
         names = {field.name for field in fields(schema) if field.init}
-        return {key: value for key, value in (context or {}).items() if key in names}
-    if isinstance(schema, type) and issubclass(schema, BaseModel):
-        return context or {}
-    return context or None
+    elif isinstance(schema, type) and issubclass(schema, BaseModel):
+        names = set(schema.model_fields)
+    else:
+        return context or None
+    return {key: value for key, value in (context or {}).items() if key in names}
 
 
 def graph_input(kwargs: dict) -> Any:
