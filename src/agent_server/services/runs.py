@@ -57,7 +57,7 @@ def run_kwargs(
         **(r_cfg.get("configurable") or {}),
         **dict(headers),  # the request's, as http.configurable_headers selects them
         **_auth_keys(user),
-        **({"langgraph_request_id": request_id()} if request_id() else {}),
+        **({"langgraph_request_id": request} if (request := request_id()) else {}),
         "run_id": str(run_id),
         "thread_id": str(thread_id),
         "graph_id": assistant["graph_id"],
